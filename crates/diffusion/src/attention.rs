@@ -1,0 +1,100 @@
+//! diffusers' `Attention` (`models/attention_processor.py`, `AttnProcessor2_0`): multi-head
+//! scaled dot-product attention with `to_q`, `to_k`, `to_v`, `to_out.0`. Used as self- and
+//! cross-attention (`attn1`, `attn2`) in the UNet's transformer blocks, and as the VAE's
+//! mid-block spatial attention (with `group_norm` and a residual connection).
+//!
+//! `upcast_attention` / `upcast_softmax` only matter for f16 compute; this module computes the
+//! scores in the activations' dtype, which is f32 in the reference path.
+
+use crate::nn::{GroupNorm, Linear};
+use crate::weights::WeightLoader;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::Tensor;
+
+#[derive(Debug, Clone)]
+pub struct Attention {
+    pub to_q: Linear,
+    pub to_k: Linear,
+    pub to_v: Linear,
+    /// `to_out.0` (`to_out.1` is dropout).
+    pub to_out: Linear,
+    pub heads: usize,
+    /// VAE only: normalises the input `[b, c, h*w]` before the projections.
+    pub group_norm: Option<GroupNorm>,
+    /// VAE only: adds the input back.
+    pub residual_connection: bool,
+    pub rescale_output_factor: f64,
+}
+
+/// Construction parameters of an [`Attention`].
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionConfig {
+    /// Width of the queries' input (and of the output).
+    pub query_dim: usize,
+    /// Width of the keys'/values' input (`cross_attention_dim`); `None` = self-attention.
+    pub cross_attention_dim: Option<usize>,
+    pub heads: usize,
+    pub dim_head: usize,
+    /// Bias on `to_q/k/v` (false in the UNet, true in the VAE).
+    pub bias: bool,
+    /// `(num_groups, eps)` of the VAE's group norm.
+    pub group_norm: Option<(usize, f64)>,
+    pub residual_connection: bool,
+    pub rescale_output_factor: f64,
+}
+
+impl Attention {
+    pub fn load(w: &mut WeightLoader, prefix: &str, c: AttentionConfig) -> Self {
+        let inner = c.heads * c.dim_head;
+        let kv_dim = c.cross_attention_dim.unwrap_or(c.query_dim);
+        let p = |s: &str| format!("{prefix}.{s}");
+        Self {
+            group_norm: c.group_norm.map(|(g, eps)| GroupNorm::load(w, &p("group_norm"), g, c.query_dim, eps)),
+            to_q: Linear::load(w, &p("to_q"), c.query_dim, inner, c.bias),
+            to_k: Linear::load(w, &p("to_k"), kv_dim, inner, c.bias),
+            to_v: Linear::load(w, &p("to_v"), kv_dim, inner, c.bias),
+            to_out: Linear::load(w, &p("to_out.0"), inner, c.query_dim, true),
+            heads: c.heads,
+            residual_connection: c.residual_connection,
+            rescale_output_factor: c.rescale_output_factor,
+        }
+    }
+
+    /// `hidden`: `[b, n, query_dim]`, `context`: `[b, m, cross_attention_dim]` (None for
+    /// self-attention) → `[b, n, query_dim]`. No group norm or residual here (see `forward_spatial`).
+    pub fn forward(&self, hidden: Tensor<3>, context: Option<&Tensor<3>>) -> Tensor<3> {
+        let ctx = context.cloned().unwrap_or_else(|| hidden.clone());
+        let q = self.to_q.forward(hidden);
+        let k = self.to_k.forward(ctx.clone());
+        let v = self.to_v.forward(ctx);
+        let out = self.attend(q, k, v);
+        self.to_out.forward(out)
+    }
+
+    /// Splits heads, computes softmax(QKᵀ/√d)V, merges heads: `[b, n, h*d]` → `[b, n, h*d]`.
+    pub fn attend(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
+        let [b, n, inner] = q.dims();
+        let m = k.dims()[1];
+        let h = self.heads;
+        let d = inner / h;
+        let split = |t: Tensor<3>, len: usize| t.reshape([b, len, h, d]).swap_dims(1, 2);
+        let out = attention(split(q, n), split(k, m), split(v, m), None, None, AttentionModuleOptions::default());
+        out.swap_dims(1, 2).reshape([b, n, inner])
+    }
+
+    /// VAE mid-block attention on `[b, c, h, w]`: group norm, self-attention over the `h*w`
+    /// positions, residual, rescale.
+    pub fn forward_spatial(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, hh, ww] = x.dims();
+        let flat = x.clone().reshape([b, c, hh * ww]);
+        let normed = match &self.group_norm {
+            Some(gn) => gn.forward3(flat),
+            None => flat,
+        };
+        let tokens = normed.swap_dims(1, 2); // [b, hw, c]
+        let out = self.forward(tokens, None).swap_dims(1, 2).reshape([b, c, hh, ww]);
+        let out = if self.residual_connection { out + x } else { out };
+        if self.rescale_output_factor == 1.0 { out } else { out / self.rescale_output_factor }
+    }
+}

@@ -1,0 +1,245 @@
+//! Filling a model's tensors by diffusers name.
+//!
+//! A model is built by walking its struct tree and asking a [`WeightLoader`] for each tensor by its
+//! diffusers key and expected shape. The loader collects *every* problem (missing, wrong shape,
+//! unexpected, unreadable dtype) and [`WeightLoader::finish`] reports them all in one error, so
+//! a user sees the whole picture at once ("this SPM was trained for SD 2.x").
+//!
+//! Remaps handled here (the only ones in the project):
+//! - `aliases`: alternative spellings of a key, tried in order (e.g. text encoders saved without
+//!   the `text_model.` prefix; old VAE attention names `query/key/value/proj_attn`).
+//! - a stored tensor whose shape is the expected one followed by trailing 1s (1×1 convolutions
+//!   stored for a linear layer, as in old VAE attention weights) is reshaped.
+
+use crate::error::{LoadError, TensorProblem};
+use crate::safetensors_file::{SafetensorsBytes, to_f32};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where tensors come from.
+pub trait TensorSource {
+    /// All tensor names the source holds.
+    fn names(&self) -> Vec<String>;
+    /// Shape of a stored tensor.
+    fn shape(&self, name: &str) -> Option<Vec<usize>>;
+    /// Reads a tensor as f32; `Err` carries the dtype name when it cannot be converted.
+    fn read(&mut self, name: &str) -> Result<Vec<f32>, String>;
+}
+
+/// Tensors from one or more in-memory safetensors files (sharded checkpoints are several).
+pub struct SafetensorsSource {
+    pub files: Vec<SafetensorsBytes>,
+}
+
+impl SafetensorsSource {
+    pub fn new(files: Vec<SafetensorsBytes>) -> Self {
+        Self { files }
+    }
+    fn find(&self, name: &str) -> Option<&SafetensorsBytes> {
+        self.files.iter().find(|f| f.header.tensors.contains_key(name))
+    }
+}
+
+impl TensorSource for SafetensorsSource {
+    fn names(&self) -> Vec<String> {
+        self.files.iter().flat_map(|f| f.header.tensors.keys().cloned()).collect()
+    }
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.find(name).map(|f| f.header.tensors[name].shape.clone())
+    }
+    fn read(&mut self, name: &str) -> Result<Vec<f32>, String> {
+        let f = self.find(name).ok_or_else(|| "missing".to_string())?;
+        let (info, raw) = f.raw(name).ok_or_else(|| "missing".to_string())?;
+        to_f32(info.dtype, raw).ok_or_else(|| info.dtype.name().to_string())
+    }
+}
+
+/// Random weights of whatever shape the model asks for, for benchmarks of real-size
+/// architectures without downloading them. Normal(0, std) with std = 1/sqrt(fan_in) keeps
+/// activations in a sane range through deep stacks; norms' weights are 1 and biases 0.
+pub struct RandomSource {
+    rng: StdRng,
+}
+
+impl RandomSource {
+    pub fn new(seed: u64) -> Self {
+        Self { rng: StdRng::seed_from_u64(seed) }
+    }
+}
+
+/// Where the loader reads from: a real source, or random values for every requested name.
+enum Backing<'a> {
+    Source(&'a mut dyn TensorSource),
+    Random(RandomSource),
+}
+
+pub struct WeightLoader<'a> {
+    backing: Backing<'a>,
+    device: Device,
+    component: String,
+    problems: Vec<TensorProblem>,
+    used: BTreeSet<String>,
+    /// `(prefix_in_model, prefix_in_file)` pairs tried when a key is not found as is.
+    prefix_aliases: Vec<(String, String)>,
+    /// Key-suffix renames tried when a key is not found (old name, e.g. `.to_q.` -> `.query.`).
+    infix_aliases: Vec<(String, String)>,
+}
+
+impl<'a> WeightLoader<'a> {
+    pub fn new(source: &'a mut dyn TensorSource, device: &Device, component: &str) -> Self {
+        Self {
+            backing: Backing::Source(source),
+            device: device.clone(),
+            component: component.into(),
+            problems: vec![],
+            used: BTreeSet::new(),
+            prefix_aliases: vec![],
+            infix_aliases: vec![],
+        }
+    }
+
+    pub fn random(seed: u64, device: &Device, component: &str) -> Self {
+        Self {
+            backing: Backing::Random(RandomSource::new(seed)),
+            device: device.clone(),
+            component: component.into(),
+            problems: vec![],
+            used: BTreeSet::new(),
+            prefix_aliases: vec![],
+            infix_aliases: vec![],
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// When `model_prefix…` is not in the file, also try `file_prefix…` (`file_prefix` may be "").
+    pub fn alias_prefix(&mut self, model_prefix: &str, file_prefix: &str) {
+        self.prefix_aliases.push((model_prefix.into(), file_prefix.into()));
+    }
+
+    /// When a key containing `model_infix` is not in the file, also try it with `file_infix`.
+    pub fn alias_infix(&mut self, model_infix: &str, file_infix: &str) {
+        self.infix_aliases.push((model_infix.into(), file_infix.into()));
+    }
+
+    fn candidates(&self, name: &str) -> Vec<String> {
+        let mut out = vec![name.to_string()];
+        for (m, f) in &self.prefix_aliases {
+            if let Some(rest) = name.strip_prefix(m.as_str()) {
+                out.push(format!("{f}{rest}"));
+            }
+        }
+        let base = out.clone();
+        for (m, f) in &self.infix_aliases {
+            for c in &base {
+                if c.contains(m.as_str()) {
+                    out.push(c.replacen(m.as_str(), f, 1));
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads `name` as f32 values of exactly `shape`, recording a problem (and returning zeros)
+    /// when it cannot.
+    pub fn values(&mut self, name: &str, shape: &[usize], init: Init) -> Vec<f32> {
+        let numel: usize = shape.iter().product();
+        let source = match &mut self.backing {
+            Backing::Random(r) => return init.sample(&mut r.rng, shape),
+            Backing::Source(s) => s,
+        };
+        let mut found = None;
+        for c in self.candidates(name) {
+            if let Some(s) = source.shape(&c) {
+                found = Some((c, s));
+                break;
+            }
+        }
+        let Some((key, found_shape)) = found else {
+            self.problems.push(TensorProblem::Missing { name: name.into(), expected: shape.to_vec() });
+            return vec![0.0; numel];
+        };
+        self.used.insert(key.clone());
+        let trailing_ones = found_shape.len() > shape.len()
+            && found_shape[..shape.len()] == *shape
+            && found_shape[shape.len()..].iter().all(|&d| d == 1);
+        if found_shape != shape && !trailing_ones {
+            self.problems.push(TensorProblem::WrongShape { name: key, expected: shape.to_vec(), found: found_shape });
+            return vec![0.0; numel];
+        }
+        match source.read(&key) {
+            Ok(v) => v,
+            Err(dtype) => {
+                self.problems.push(TensorProblem::Dtype { name: key, dtype });
+                vec![0.0; numel]
+            }
+        }
+    }
+
+    /// Reads a tensor of rank `D` onto the loader's device.
+    pub fn tensor<const D: usize>(&mut self, name: &str, shape: [usize; D], init: Init) -> Tensor<D> {
+        let v = self.values(name, &shape, init);
+        Tensor::from_data(TensorData::new(v, shape), &self.device)
+    }
+
+    /// Whether the file has a tensor (under any alias), for optional parts such as biases.
+    pub fn has(&self, name: &str) -> bool {
+        match &self.backing {
+            Backing::Random(_) => true,
+            Backing::Source(s) => self.candidates(name).iter().any(|c| s.shape(c).is_some()),
+        }
+    }
+
+    /// Checks for tensors the model did not use and returns every problem in one error.
+    /// `ignore` lists name prefixes that may be present unused (e.g. `position_ids` buffers).
+    pub fn finish(self, ignore: &[&str], hint: &str) -> Result<(), LoadError> {
+        let mut problems = self.problems;
+        if let Backing::Source(s) = self.backing {
+            for name in s.names() {
+                if !self.used.contains(&name) && !ignore.iter().any(|p| name.contains(p)) {
+                    let found = s.shape(&name).unwrap_or_default();
+                    problems.push(TensorProblem::Unexpected { name, found });
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(LoadError::Tensors { component: self.component, problems, hint: hint.into() })
+        }
+    }
+}
+
+/// How a tensor is initialised when weights are random (benchmarks only).
+#[derive(Debug, Clone, Copy)]
+pub enum Init {
+    /// Weight with fan-in `n`: Normal(0, 1/sqrt(n)).
+    FanIn(usize),
+    Zeros,
+    Ones,
+    /// Normal(0, std).
+    Normal(f32),
+}
+
+impl Init {
+    fn sample(self, rng: &mut StdRng, shape: &[usize]) -> Vec<f32> {
+        let numel: usize = shape.iter().product();
+        let std = match self {
+            Init::Zeros => return vec![0.0; numel],
+            Init::Ones => return vec![1.0; numel],
+            Init::FanIn(n) => 1.0 / (n.max(1) as f32).sqrt(),
+            Init::Normal(s) => s,
+        };
+        // Uniform with the same variance: cheaper than Box-Muller and just as good for timing.
+        let a = std * 3f32.sqrt();
+        (0..numel).map(|_| rng.random_range(-a..a)).collect()
+    }
+}
+
+/// Reads the tensors of a safetensors file as a name → (values, shape) map (for fixtures, edits).
+pub fn read_all_f32(file: &SafetensorsBytes) -> BTreeMap<String, (Vec<f32>, Vec<usize>)> {
+    file.header.tensors.keys().filter_map(|k| Some((k.clone(), file.f32(k)?))).collect()
+}
