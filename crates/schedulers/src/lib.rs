@@ -1,1 +1,1 @@
-
+//! Diffusion schedulers (being written).
