@@ -147,12 +147,13 @@ impl<'a> WeightLoader<'a> {
     /// when it cannot.
     pub fn values(&mut self, name: &str, shape: &[usize], init: Init) -> Vec<f32> {
         let numel: usize = shape.iter().product();
+        let candidates = self.candidates(name);
         let source = match &mut self.backing {
             Backing::Random(r) => return init.sample(&mut r.rng, shape),
             Backing::Source(s) => s,
         };
         let mut found = None;
-        for c in self.candidates(name) {
+        for c in candidates {
             if let Some(s) = source.shape(&c) {
                 found = Some((c, s));
                 break;
