@@ -10,15 +10,18 @@ Outputs, under tests/fixtures/reference/schedulers/:
                         list of cases; the Rust test builds each case from exactly this JSON.
   reference.safetensors tensors named after the cases:
       alphas_cumprod/<config>            f32 [T]     DDIMScheduler.alphas_cumprod (no zero-SNR clamp)
-      schedule/<case>/timesteps          f64 [n]     scheduler.timesteps after set_timesteps(n)
+      schedule/<case>/timesteps          f64 [m]     scheduler.timesteps after set_timesteps(n) (m = n except
+                                                     PNDM: n + 1 for PLMS, n + 9 with Runge-Kutta steps)
       schedule/<case>/sigmas             f32 [n+1]   scheduler.sigmas (Euler, Euler-a, DPM only)
       schedule/<case>/init_noise_sigma   f64 [1]
       run/<case>/latents0                f32 [1,4,8,8] initial noise, before init_noise_sigma
       run/<case>/noise/<k>               f32 [1,4,8,8] noise drawn by step k (Euler-a, LCM)
-      run/<case>/step/<k>                f32 [1,4,8,8] latents after step k
+      run/<case>/step/<k>                f32 [1,4,8,8] latents after step k (every k for PNDM)
+      run/<case>/timesteps               f64 [m]     the timesteps run (PNDM only: its list repeats entries)
   A run is the pipeline loop with a stand-in "UNet" both sides can compute:
       latents = latents0 * init_noise_sigma
       for t in timesteps: x = scale_model_input(latents, t); eps = 0.9*x + 0.01*t/1000; latents = step(eps, t, latents)
+  PNDM cases are appended after all others, so the existing cases and tensors stay byte-identical.
 """
 import copy
 import json
@@ -35,6 +38,7 @@ from diffusers import (
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     LCMScheduler,
+    PNDMScheduler,
 )
 from diffusers.schedulers import scheduling_euler_ancestral_discrete as mod_euler_a
 from diffusers.schedulers import scheduling_lcm as mod_lcm
@@ -51,7 +55,10 @@ CLASSES = {
     "euler-a": EulerAncestralDiscreteScheduler,
     "lcm": LCMScheduler,
     "dpm": DPMSolverMultistepScheduler,
+    "pndm": PNDMScheduler,
 }
+# The schedulers whose cases came first; PNDM's are appended at the end (see the docstring).
+BASE_KINDS = ("ddim", "euler", "euler-a", "lcm", "dpm")
 
 
 def load_json(path):
@@ -129,7 +136,7 @@ for kind in ("ddim", "euler", "euler-a", "dpm"):
             add_schedule(kind, "sd1", n, {"timestep_spacing": spacing})
 for n in STEPS:
     add_schedule("lcm", "sd1", n)
-for kind in CLASSES:
+for kind in BASE_KINDS:
     for config in ("sd15_pndm", "sd2", "linear", "cosine", "zsnr", "trained"):
         add_schedule(kind, config, 20)
 for kind in ("euler", "dpm"):
@@ -161,7 +168,7 @@ mod_lcm.randn_tensor = recording(mod_lcm.randn_tensor)
 latents0 = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(0), dtype=torch.float32)
 
 
-def add_run(kind, config, steps, overrides=None):
+def add_run(kind, config, steps, overrides=None, record_all=False):
     overrides = overrides or {}
     tag = "-".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "default"
     name = f"{kind}/{config}/{tag}/{steps}"
@@ -178,15 +185,17 @@ def add_run(kind, config, steps, overrides=None):
             latents = s.step(eps, t, latents, generator=gen).prev_sample
         else:
             latents = s.step(eps, t, latents).prev_sample
-        if steps <= 3 or k == steps - 1:
+        if steps <= 3 or k == steps - 1 or record_all:
             tensors[f"run/{name}/step/{k}"] = latents.clone().contiguous()
+    if record_all:
+        tensors[f"run/{name}/timesteps"] = f64(s.timesteps.numpy().astype(np.float64))
     for k, noise in enumerate(recorded):
         tensors[f"run/{name}/noise/{k}"] = noise.contiguous()
     runs.append({"name": name, "scheduler": kind, "config": config, "overrides": overrides, "steps": steps,
                  "noise_draws": len(recorded)})
 
 
-for kind in CLASSES:
+for kind in BASE_KINDS:
     add_run(kind, "sd1", 3)  # epsilon, leading
     add_run(kind, "sd2", 3)  # v_prediction, trailing
     if kind != "euler-a":  # diffusers: EulerAncestral raises NotImplementedError for "sample"
@@ -195,6 +204,34 @@ add_run("dpm", "sd1", 20)  # exercises the second-order multistep update
 add_run("euler", "zsnr", 3)
 add_run("ddim", "sd1", 3, {"clip_sample": True, "set_alpha_to_one": True})
 add_run("dpm", "sd1", 4, {"use_karras_sigmas": True})
+
+# --- PNDM (appended) ---------------------------------------------------------------------------------
+# sd15_pndm has skip_prk_steps true (PLMS); the DDIM-written configs lack the key, so PNDMScheduler's
+# default False applies there (Runge-Kutta warm-up, which needs >= 4 steps in diffusers).
+PLMS = {"skip_prk_steps": True}
+PRK = {"skip_prk_steps": False}
+for spacing in ("leading", "trailing", "linspace"):
+    for n in STEPS:
+        add_schedule("pndm", "sd15_pndm", n, {"timestep_spacing": spacing})
+    for n in STEPS[2:]:
+        add_schedule("pndm", "sd15_pndm", n, {**PRK, "timestep_spacing": spacing})
+add_schedule("pndm", "sd15_pndm", 2)
+for config in ("sd1", "sd2", "linear", "cosine", "zsnr", "trained"):
+    add_schedule("pndm", config, 20)
+    add_schedule("pndm", config, 20, PLMS)
+# Every step recorded: the PLMS warm-up (steps 0-1), AB2, AB3, then AB4; PRK's 12 Runge-Kutta evaluations.
+for n in (1, 2, 3, 20):
+    add_run("pndm", "sd15_pndm", n, record_all=True)  # epsilon, leading, PLMS
+for n in (3, 20):
+    add_run("pndm", "sd2", n, PLMS, record_all=True)  # v_prediction, trailing
+add_run("pndm", "sd15_pndm", 20, {"prediction_type": "v_prediction", "timestep_spacing": "linspace"}, record_all=True)
+add_run("pndm", "sd15_pndm", 4, {"set_alpha_to_one": True, "timestep_spacing": "trailing"}, record_all=True)
+add_run("pndm", "sd1", 4, record_all=True)  # PRK, epsilon
+add_run("pndm", "sd1", 20, record_all=True)  # PRK then 4th-order multistep
+add_run("pndm", "sd2", 6, record_all=True)  # PRK, v_prediction, trailing
+add_run("pndm", "zsnr", 3, PLMS, record_all=True)  # PNDM has no zero-SNR option: from_config drops it
+add_run("pndm", "trained", 20, PLMS, record_all=True)  # T = 100, trained betas, linspace
+add_run("pndm", "cosine", 5, record_all=True)  # PRK on the cosine schedule, trailing
 
 os.makedirs(OUT, exist_ok=True)
 save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "reference.safetensors"))

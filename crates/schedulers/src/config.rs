@@ -69,6 +69,9 @@ pub struct SchedulerConfig {
     pub original_inference_steps: Option<usize>,
     #[serde(deserialize_with = "lenient_f64")]
     pub timestep_scaling: Option<f64>,
+    // PNDM
+    /// PLMS (true, SD 1.x) instead of the Runge-Kutta warm-up (false, PNDMScheduler's default).
+    pub skip_prk_steps: Option<bool>,
 }
 
 /// Python's `json.dumps` writes `-Infinity` / `Infinity` / `NaN` (DPMSolver's `lambda_min_clipped`

@@ -22,7 +22,7 @@ pub enum SchedulerError {
     Steps { steps: usize, reason: String },
 
     /// An unknown `--scheduler` name.
-    #[error("unknown scheduler `{0}`: choose one of ddim, euler, euler-a, lcm, dpm")]
+    #[error("unknown scheduler `{0}`: choose one of ddim, euler, euler-a, lcm, dpm, pndm")]
     UnknownKind(String),
 
     /// `step` or `scale_model_input` was called with an index past the schedule.

@@ -24,6 +24,7 @@ pub mod euler;
 pub mod euler_ancestral;
 pub mod lcm;
 pub mod numeric;
+pub mod pndm;
 
 use burn::tensor::Tensor;
 use std::fmt;
@@ -36,8 +37,9 @@ pub use error::SchedulerError;
 pub use euler::EulerDiscreteScheduler;
 pub use euler_ancestral::EulerAncestralDiscreteScheduler;
 pub use lcm::LcmScheduler;
+pub use pndm::PndmScheduler;
 
-/// The schedulers the studio offers (`--scheduler ddim|euler|euler-a|lcm|dpm`).
+/// The schedulers the studio offers (`--scheduler ddim|euler|euler-a|lcm|dpm|pndm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SchedulerKind {
     /// DDIMScheduler, η = 0 (Song et al. 2021).
@@ -50,10 +52,13 @@ pub enum SchedulerKind {
     Lcm,
     /// DPMSolverMultistepScheduler, DPM-Solver++(2M) (Lu et al. 2022).
     DpmSolverMultistep,
+    /// PNDMScheduler: PLMS with `skip_prk_steps` (SD 1.x's default), else F-PNDM (Liu et al. 2022).
+    Pndm,
 }
 
 impl SchedulerKind {
-    pub const ALL: [SchedulerKind; 5] = [Self::Ddim, Self::Euler, Self::EulerAncestral, Self::Lcm, Self::DpmSolverMultistep];
+    pub const ALL: [SchedulerKind; 6] =
+        [Self::Ddim, Self::Euler, Self::EulerAncestral, Self::Lcm, Self::DpmSolverMultistep, Self::Pndm];
 
     /// The CLI / UI name.
     pub fn name(self) -> &'static str {
@@ -63,6 +68,7 @@ impl SchedulerKind {
             Self::EulerAncestral => "euler-a",
             Self::Lcm => "lcm",
             Self::DpmSolverMultistep => "dpm",
+            Self::Pndm => "pndm",
         }
     }
 
@@ -74,6 +80,7 @@ impl SchedulerKind {
             Self::EulerAncestral => "EulerAncestralDiscreteScheduler",
             Self::Lcm => "LCMScheduler",
             Self::DpmSolverMultistep => "DPMSolverMultistepScheduler",
+            Self::Pndm => "PNDMScheduler",
         }
     }
 }
@@ -99,8 +106,10 @@ impl FromStr for SchedulerKind {
 
 /// A configured noise schedule and its update rule. Build one per generation.
 pub trait Scheduler: Send {
-    /// The model timesteps `[num_inference_steps]`, in the order they are run (descending). Integers for
-    /// DDIM / LCM / DPM-Solver; may be fractional for Euler with "linspace" spacing.
+    /// The model timesteps, one per model evaluation, in the order they are run (descending):
+    /// `[num_inference_steps]` for most schedulers, more for PNDM, whose list repeats entries
+    /// (`n + 1` for PLMS, `n + 9` with Runge-Kutta warm-up). Integers for DDIM / LCM / DPM-Solver /
+    /// PNDM; may be fractional for Euler with "linspace" spacing.
     fn timesteps(&self) -> &[f64];
 
     /// Standard deviation of the initial noise: multiply fresh N(0, 1) latents by it.
@@ -113,7 +122,7 @@ pub trait Scheduler: Send {
     /// Whether `step` needs fresh Gaussian noise of the sample's shape (ancestral, LCM).
     fn needs_noise(&self) -> bool;
 
-    /// One denoising update from step `step_index` to the next; returns the new latents
+    /// One denoising update from step `step_index` (an index into `timesteps()`) to the next; returns the new latents
     /// `[batch, channels, height, width]`. `model_output` is the (guided) UNet output for
     /// `scale_model_input(sample, step_index)` at `timesteps()[step_index]`.
     fn step(
@@ -140,6 +149,7 @@ pub fn build(kind: SchedulerKind, config: &SchedulerConfig, num_inference_steps:
         SchedulerKind::EulerAncestral => Box::new(EulerAncestralDiscreteScheduler::new(config, num_inference_steps)?),
         SchedulerKind::Lcm => Box::new(LcmScheduler::new(config, num_inference_steps)?),
         SchedulerKind::DpmSolverMultistep => Box::new(DpmSolverMultistepScheduler::new(config, num_inference_steps)?),
+        SchedulerKind::Pndm => Box::new(PndmScheduler::new(config, num_inference_steps)?),
     })
 }
 

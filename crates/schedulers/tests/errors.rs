@@ -69,8 +69,9 @@ fn kind_names_parse() {
         assert_eq!(kind.diffusers_class().parse::<SchedulerKind>().unwrap(), kind);
     }
     assert_eq!("Euler-A".parse::<SchedulerKind>().unwrap(), SchedulerKind::EulerAncestral);
-    let e = "pndm".parse::<SchedulerKind>().unwrap_err();
-    assert_eq!(e.to_string(), "unknown scheduler `pndm`: choose one of ddim, euler, euler-a, lcm, dpm");
+    assert_eq!("pndmscheduler".parse::<SchedulerKind>().unwrap(), SchedulerKind::Pndm);
+    let e = "heun".parse::<SchedulerKind>().unwrap_err();
+    assert_eq!(e.to_string(), "unknown scheduler `heun`: choose one of ddim, euler, euler-a, lcm, dpm, pndm");
 }
 
 #[test]
@@ -81,6 +82,8 @@ fn unsupported_options_are_explained() {
     let third = SchedulerConfig { solver_order: Some(3), ..sd1() };
     let e = err_of(SchedulerKind::DpmSolverMultistep, &third, 10);
     assert!(e.to_string().contains("solver_order"), "{e}");
+    let e = err_of(SchedulerKind::Pndm, &sample, 10);
+    assert!(matches!(e, SchedulerError::Unsupported { key: "prediction_type", .. }), "{e:?}");
     let thresh = SchedulerConfig { thresholding: Some(true), ..sd1() };
     assert!(matches!(err_of(SchedulerKind::Ddim, &thresh, 10), SchedulerError::Unsupported { key: "thresholding", .. }));
 }

@@ -4,7 +4,7 @@
 //!
 //! Tolerances (all stated where asserted):
 //! - ᾱ: 1e-6 relative per value (float32 math reproduced operation for operation; zero-SNR 1e-5);
-//! - integer timesteps (DDIM, LCM, DPM-Solver): exactly equal; fractional ones (Euler): 1e-5 relative;
+//! - integer timesteps (DDIM, LCM, DPM-Solver, PNDM incl. its repeated entries): exactly equal; fractional ones (Euler): 1e-5 relative;
 //! - σ and init_noise_sigma: 1e-5 relative per value;
 //! - latents after each step: max |Δ| ≤ 1e-4 · max |reference| (zero-SNR: · max |step input|, see there).
 #![allow(deprecated)]
@@ -162,7 +162,14 @@ fn runs_match_diffusers() {
         assert_eq!(s.needs_noise(), draws > 0, "{name}: needs_noise");
         let mut latents = fx.latents(&format!("run/{name}/latents0"), &device).mul_scalar(s.init_noise_sigma());
         let timesteps = s.timesteps().to_vec();
-        assert_eq!(timesteps.len(), steps, "{name}");
+        // PNDM runs the model more often than `steps` (a repeated PLMS entry, PRK half steps): its runs
+        // carry the timesteps diffusers ran, which must be identical.
+        let ts_key = format!("run/{name}/timesteps");
+        if fx.has(&ts_key) {
+            assert_eq!(timesteps, fx.f64s(&ts_key), "{name}: timesteps must be identical");
+        } else {
+            assert_eq!(timesteps.len(), steps, "{name}");
+        }
         for (k, &t) in timesteps.iter().enumerate() {
             let input_scale = latents.clone().abs().max().into_scalar::<f32>() as f64;
             let x = s.scale_model_input(latents.clone(), k);
@@ -189,4 +196,65 @@ fn runs_match_diffusers() {
         }
     }
     eprintln!("{} runs: worst rel error {worst:e}", runs.len());
+}
+
+/// The PNDM cases cover what the SD 1.x default depends on: PLMS and PRK timesteps for every spacing
+/// and step count, and runs through each phase (warm-up, AB2, AB3, AB4; Runge-Kutta) for ε and v.
+#[test]
+fn pndm_cases_cover_plms_and_prk() {
+    let fx = Fixtures::load();
+    let of = |list: &str| -> Vec<Value> {
+        fx.cases[list].as_array().unwrap().iter().filter(|c| c["scheduler"] == "pndm").cloned().collect()
+    };
+    let schedules = of("schedules");
+    for spacing in ["leading", "trailing", "linspace"] {
+        for steps in [1, 3, 4, 20, 50] {
+            let plms = schedules.iter().any(|c| {
+                c["steps"] == steps && c["overrides"]["timestep_spacing"] == spacing && c["config"] == "sd15_pndm"
+                    && c["overrides"].get("skip_prk_steps").is_none()
+            });
+            assert!(plms, "no PLMS schedule for {spacing} × {steps}");
+            let prk = schedules.iter().any(|c| {
+                c["steps"] == steps && c["overrides"]["timestep_spacing"] == spacing && c["overrides"]["skip_prk_steps"] == false
+            });
+            assert_eq!(prk, steps >= 4, "PRK schedule for {spacing} × {steps}");
+        }
+    }
+    let runs = of("runs");
+    let longest = |pred: &str, prk: bool| {
+        runs.iter()
+            .filter(|c| {
+                let cfg = fx.config(c);
+                cfg.prediction_type.as_deref().unwrap_or("epsilon") == pred && cfg.skip_prk_steps.unwrap_or(false) != prk
+            })
+            .map(|c| c["steps"].as_u64().unwrap())
+            .max()
+            .unwrap_or(0)
+    };
+    for pred in ["epsilon", "v_prediction"] {
+        // PLMS reaches the 4th-order update at step 4, PRK's multistep phase starts after 12 evaluations.
+        assert!(longest(pred, false) >= 5, "no PLMS {pred} run through AB4");
+        assert!(longest(pred, true) >= 5, "no PRK {pred} run into the multistep phase");
+    }
+}
+
+/// diffusers' own PLMS bookkeeping, re-derived: step 1 (the repeated timestep) restarts from the
+/// sample of step 0, so feeding it a model output equal to step 0's reproduces step 0's result.
+#[test]
+fn plms_second_step_redoes_the_first_interval() {
+    let fx = Fixtures::load();
+    let device = Device::ndarray();
+    let cfg = fx.config(&serde_json::json!({"config": "sd15_pndm", "overrides": {}}));
+    let mut s = build(SchedulerKind::Pndm, &cfg, 10).unwrap();
+    let t = s.timesteps().to_vec();
+    assert_eq!((t.len(), t[0], t[1], t[2], t[10]), (11, 901.0, 801.0, 801.0, 1.0));
+    let x = fx.latents("run/pndm/sd15_pndm/default/3/latents0", &device);
+    let eps = x.clone().mul_scalar(0.5);
+    let first = s.step(eps.clone(), 0, x.clone(), None).unwrap();
+    // A different current sample must be ignored: step 1 uses x (kept from step 0).
+    let second = s.step(eps, 1, first.clone().mul_scalar(7.0), None).unwrap();
+    let diff = (first - second).abs().max().into_scalar::<f32>();
+    assert!(diff <= 1e-6, "step 1 must redo step 0's interval from step 0's sample (max |Δ| {diff:e})");
+    let e = s.step(x.clone(), 3, x.clone(), None).unwrap_err();
+    assert!(matches!(e, schedulers::SchedulerError::OutOfOrder { expected: 2, got: 3, .. }), "{e:?}");
 }
