@@ -8,5 +8,7 @@ bash scripts/install.sh
 echo "== cargo test (workspace)"
 cargo test --workspace --locked 2>&1
 
-echo "== wasm32 build of the core crates"
-cargo build --locked --target wasm32-unknown-unknown -p diffusion -p schedulers -p pipeline 2>&1
+if [ -d crates/studio-wasm ]; then
+  echo "== wasm32 build of the core crates with burn's WebGPU backend (crate studio-wasm)"
+  cargo build --locked --release --target wasm32-unknown-unknown -p studio-wasm 2>&1
+fi

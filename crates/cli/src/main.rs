@@ -1,1 +1,226 @@
-fn main() {}
+//! `studio`: the native command line of Erasure Studio (batch work, parity checks, benchmarks).
+
+mod bench;
+mod fs_files;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use clap::{Parser, Subcommand};
+use diffusion::safetensors_file::{Dtype, SafetensorsBytes, WriteTensor, serialize};
+use fs_files::FsFiles;
+use pipeline::{GenerateParams, StableDiffusion, StepInfo, to_rgb8};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "studio", about = "Erasure Studio: Stable Diffusion and concept erasure, natively")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Text → image with a diffusers model folder.
+    Generate(GenerateArgs),
+    /// Print a model folder's configuration, parameter counts and dtypes.
+    Inspect {
+        /// The model folder (diffusers layout).
+        dir: PathBuf,
+    },
+    /// Time text encoding, one UNet step and a VAE decode (SD 1.5-shaped random weights and the tiny fixture).
+    Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    prompt: String,
+    #[arg(long, default_value = "")]
+    negative_prompt: String,
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    #[arg(long, default_value_t = 7.5)]
+    guidance: f64,
+    /// auto (the folder's own scheduler, as diffusers loads it) | ddim | euler | euler-a | lcm | dpm | pndm
+    #[arg(long, default_value = "auto")]
+    scheduler: String,
+    /// Image height in pixels (default: the UNet's sample_size × the VAE scale factor).
+    #[arg(long)]
+    height: Option<usize>,
+    #[arg(long)]
+    width: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Initial noise: a safetensors file with a tensor `latents` [1, c, h, w].
+    #[arg(long)]
+    latents: Option<PathBuf>,
+    /// Take the text encoder's hidden state this many layers before the last.
+    #[arg(long)]
+    clip_skip: Option<usize>,
+    #[arg(long, default_value = "out.png")]
+    out: PathBuf,
+    /// Also write `latents` (final, before VAE scaling) and `image` (raw decoder output) here.
+    #[arg(long)]
+    dump: Option<PathBuf>,
+    /// ndarray (CPU) or wgpu (GPU through Vulkan/Metal/DX12).
+    #[arg(long, default_value = "ndarray")]
+    device: String,
+}
+
+#[allow(deprecated)]
+pub fn device(name: &str) -> Result<Device> {
+    Ok(match name {
+        "ndarray" | "cpu" => Device::ndarray(),
+        "wgpu" | "gpu" => Device::wgpu_options().init().context("no wgpu adapter (install a Vulkan driver, e.g. Debian mesa-vulkan-drivers)")?,
+        other => bail!("unknown device `{other}`: use ndarray or wgpu"),
+    })
+}
+
+pub fn load_model(dir: &PathBuf, device: &Device) -> Result<StableDiffusion> {
+    if !dir.is_dir() {
+        bail!("model folder {} does not exist", dir.display());
+    }
+    let mut files = FsFiles { root: dir.clone() };
+    Ok(StableDiffusion::load(&mut files, device).with_context(|| format!("loading {}", dir.display()))?)
+}
+
+fn read_latents(path: &PathBuf) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = SafetensorsBytes::parse(&path.display().to_string(), bytes)?;
+    let (v, shape) = file.f32("latents").with_context(|| format!("{} has no float tensor named `latents`", path.display()))?;
+    if shape.len() != 4 || shape[0] != 1 {
+        bail!("`latents` in {} has shape {shape:?}, expected [1, c, h, w]", path.display());
+    }
+    Ok(v)
+}
+
+/// `auto` picks the scheduler class named in `scheduler/scheduler_config.json`, as diffusers'
+/// `from_pretrained` does; a class we do not implement falls back to DDIM with a warning.
+fn scheduler_kind(name: &str, model: &std::path::Path) -> Result<schedulers::SchedulerKind> {
+    if name != "auto" {
+        return name.parse().map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    let text = std::fs::read_to_string(model.join("scheduler/scheduler_config.json")).unwrap_or_default();
+    let class = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("_class_name").and_then(|c| c.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    Ok(class.parse().unwrap_or_else(|_| {
+        eprintln!("note: scheduler `{class}` is not implemented; using DDIM (choose one with --scheduler)");
+        schedulers::SchedulerKind::Ddim
+    }))
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    let device = device(&a.device)?;
+    let model = load_model(&a.model, &device)?;
+    let default_size = model.unet.config().sample_size * model.vae.scale_factor();
+    let params = GenerateParams {
+        prompt: a.prompt,
+        negative_prompt: a.negative_prompt,
+        steps: a.steps,
+        guidance: a.guidance,
+        height: a.height.unwrap_or(default_size),
+        width: a.width.unwrap_or(default_size),
+        seed: a.seed,
+        scheduler: scheduler_kind(&a.scheduler, &a.model)?,
+        latents: a.latents.as_ref().map(read_latents).transpose()?,
+        clip_skip: a.clip_skip,
+    };
+    struct Progress;
+    impl pipeline::Hooks for Progress {
+        fn on_step(&mut self, info: &StepInfo) -> ControlFlow<()> {
+            eprint!("\rstep {}/{} (t = {:.1})", info.step, info.total, info.timestep);
+            ControlFlow::Continue(())
+        }
+    }
+    let start = std::time::Instant::now();
+    let out = model.generate(&params, &mut Progress)?;
+    eprintln!("\rgenerated {}×{} in {:.2} s", params.width, params.height, start.elapsed().as_secs_f64());
+    if out.prompt_truncated {
+        eprintln!("warning: the prompt is longer than 77 tokens and was truncated");
+    }
+    let (h, w, rgb) = to_rgb8(&out.image);
+    image::RgbImage::from_raw(w as u32, h as u32, rgb)
+        .context("image buffer")?
+        .save(&a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!("wrote {}", a.out.display());
+    if let Some(path) = a.dump {
+        let lat: Vec<f32> = out.latents.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        let img: Vec<f32> = out.image.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        let bytes = serialize(
+            &[
+                WriteTensor { name: "latents", shape: out.latents.dims().to_vec(), data: &lat, dtype: Dtype::F32 },
+                WriteTensor { name: "image", shape: out.image.dims().to_vec(), data: &img, dtype: Dtype::F32 },
+            ],
+            &BTreeMap::new(),
+        );
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn inspect(dir: PathBuf) -> Result<()> {
+    let mut files = FsFiles { root: dir.clone() };
+    for component in ["text_encoder", "unet", "vae"] {
+        let weights = pipeline::model::component_weights(&mut files, component)?;
+        let mut params = 0usize;
+        let mut dtypes = BTreeMap::new();
+        let mut bytes = 0usize;
+        for f in &weights {
+            for info in f.header.tensors.values() {
+                let n: usize = info.shape.iter().product();
+                params += n;
+                bytes += n * info.dtype.size();
+                *dtypes.entry(info.dtype.name()).or_insert(0usize) += 1;
+            }
+        }
+        let config = std::fs::read_to_string(dir.join(component).join("config.json")).unwrap_or_default();
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap_or_default();
+        let class = config.get("_class_name").or(config.get("architectures")).map(|v| v.to_string()).unwrap_or_default();
+        println!("{component}: {class}");
+        println!("  parameters: {params} ({:.1} M), {:.1} MB on disk, tensors by dtype: {dtypes:?}", params as f64 / 1e6, bytes as f64 / 1e6);
+        let keys: &[&str] = match component {
+            "text_encoder" => &["hidden_size", "num_hidden_layers", "num_attention_heads", "hidden_act", "vocab_size"],
+            "unet" => &["block_out_channels", "cross_attention_dim", "attention_head_dim", "use_linear_projection", "sample_size", "down_block_types"],
+            _ => &["block_out_channels", "latent_channels", "scaling_factor", "sample_size"],
+        };
+        for k in keys {
+            if let Some(v) = config.get(*k) {
+                println!("  {k}: {v}");
+            }
+        }
+    }
+    let sched = std::fs::read_to_string(dir.join("scheduler/scheduler_config.json")).context("scheduler/scheduler_config.json")?;
+    let sched: serde_json::Value = serde_json::from_str(&sched)?;
+    println!("scheduler: {}", sched.get("_class_name").map(|v| v.to_string()).unwrap_or_default());
+    for k in ["prediction_type", "timestep_spacing", "beta_schedule", "num_train_timesteps"] {
+        if let Some(v) = sched.get(k) {
+            println!("  {k}: {v}");
+        }
+    }
+    // Loading proves the folder is complete and consistent.
+    let device = device("ndarray")?;
+    load_model(&dir, &device)?;
+    println!("loads: ok");
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(a) => generate(a),
+        Command::Inspect { dir } => inspect(dir),
+        Command::Bench(a) => bench::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

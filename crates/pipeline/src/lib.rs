@@ -1,5 +1,11 @@
 //! Text → image: tokenizer, prompt encoding, the classifier-free-guidance loop with hooks.
 //! Core crate: no file system, network or printing.
 
+pub mod generate;
+pub mod model;
 pub mod noise;
+pub mod prompt;
 pub mod tokenizer;
+
+pub use generate::{GenerateError, GenerateOutput, GenerateParams, Hooks, NoHooks, Run, StepInfo, rgb8_from_f32, to_rgb8};
+pub use model::{ModelFiles, StableDiffusion};

@@ -1,0 +1,136 @@
+//! A whole Stable Diffusion model loaded from a diffusers folder layout.
+//!
+//! The folder is reached through [`ModelFiles`], so the same code loads from disk (CLI), from
+//! files the user dropped into the page, or from the hub cache (browser worker). Layout:
+//! `text_encoder/{config.json, *.safetensors}`, `tokenizer/{vocab.json, merges.txt, ...}`,
+//! `unet/…`, `vae/…`, `scheduler/scheduler_config.json` (`model_index.json` is optional).
+//! Weight files: every `*.safetensors` of the component (sharded checkpoints are several);
+//! when both `x.safetensors` and a variant `x.fp16.safetensors` are present, the plain one wins.
+
+use crate::tokenizer::ClipTokenizer;
+use burn::tensor::Device;
+use diffusion::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
+use diffusion::clip::{CLIPTextConfig, CLIPTextModel};
+use diffusion::error::LoadError;
+use diffusion::safetensors_file::SafetensorsBytes;
+use diffusion::unet_2d_condition::{UNet2DConditionConfig, UNet2DConditionModel};
+use diffusion::weights::{SafetensorsSource, WeightLoader};
+use schedulers::SchedulerConfig;
+
+/// Read access to a model folder.
+pub trait ModelFiles {
+    /// The bytes of `path` (relative to the folder, `/`-separated), `None` if absent.
+    fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, LoadError>;
+    /// File names (not paths) directly inside `dir`; empty if it does not exist.
+    fn list(&mut self, dir: &str) -> Result<Vec<String>, LoadError>;
+}
+
+/// The model parts a text-to-image run needs.
+pub struct StableDiffusion {
+    pub tokenizer: ClipTokenizer,
+    pub text_encoder: CLIPTextModel,
+    pub unet: UNet2DConditionModel,
+    pub vae: AutoencoderKL,
+    pub scheduler_config: SchedulerConfig,
+    pub device: Device,
+}
+
+fn read_text(files: &mut dyn ModelFiles, path: &str, component: &str) -> Result<String, LoadError> {
+    let bytes = files
+        .read(path)?
+        .ok_or_else(|| LoadError::MissingComponent { component: component.into(), path: path.into() })?;
+    String::from_utf8(bytes).map_err(|_| LoadError::Config { file: path.into(), reason: "not UTF-8 text".into() })
+}
+
+/// The weight files of a component, parsed.
+pub fn component_weights(files: &mut dyn ModelFiles, component: &str) -> Result<Vec<SafetensorsBytes>, LoadError> {
+    let names = files.list(component)?;
+    let mut chosen: Vec<&String> = names.iter().filter(|n| n.ends_with(".safetensors")).collect();
+    // Prefer full-precision files over `.fp16.`-style variants of the same weights.
+    let plain: Vec<&String> = chosen.iter().copied().filter(|n| n.matches('.').count() == 1).collect();
+    if !plain.is_empty() {
+        chosen = plain;
+    }
+    if chosen.is_empty() {
+        return Err(LoadError::MissingComponent {
+            component: component.into(),
+            path: format!("{component}/*.safetensors (only safetensors weights are supported; convert .bin/.ckpt files first)"),
+        });
+    }
+    let mut out = vec![];
+    for name in chosen {
+        let path = format!("{component}/{name}");
+        let bytes = files.read(&path)?.unwrap_or_default();
+        out.push(SafetensorsBytes::parse(&path, bytes)?);
+    }
+    Ok(out)
+}
+
+impl StableDiffusion {
+    /// Loads every component; all problems of one component are reported together.
+    pub fn load(files: &mut dyn ModelFiles, device: &Device) -> Result<Self, LoadError> {
+        let tokenizer = load_tokenizer(files)?;
+        let scheduler_config = SchedulerConfig::from_json(&read_text(files, "scheduler/scheduler_config.json", "scheduler")?)
+            .map_err(|e| LoadError::Config { file: "scheduler/scheduler_config.json".into(), reason: e.to_string() })?;
+
+        let te_config = CLIPTextConfig::from_json(&read_text(files, "text_encoder/config.json", "text_encoder")?)?;
+        let mut src = SafetensorsSource::new(component_weights(files, "text_encoder")?);
+        let mut w = WeightLoader::new(&mut src, device, "text_encoder");
+        let text_encoder = CLIPTextModel::load(&te_config, &mut w);
+        w.finish(diffusion::clip::IGNORED_KEYS, "check that text_encoder/ holds a CLIPTextModel matching its config.json")?;
+        if tokenizer.vocab_size() > te_config.vocab_size {
+            return Err(LoadError::Unsupported(format!(
+                "the tokenizer has {} tokens but the text encoder only {}: tokenizer/ and text_encoder/ come from different models",
+                tokenizer.vocab_size(),
+                te_config.vocab_size
+            )));
+        }
+
+        let unet_config = UNet2DConditionConfig::from_json(&read_text(files, "unet/config.json", "unet")?)?;
+        if unet_config.cross_attention_dim != te_config.hidden_size {
+            return Err(LoadError::Unsupported(format!(
+                "the UNet expects text embeddings {} wide but the text encoder makes {}: unet/ and text_encoder/ come from different models",
+                unet_config.cross_attention_dim, te_config.hidden_size
+            )));
+        }
+        let mut src = SafetensorsSource::new(component_weights(files, "unet")?);
+        let mut w = WeightLoader::new(&mut src, device, "unet");
+        let unet = UNet2DConditionModel::load(&unet_config, &mut w);
+        w.finish(&[], "check that unet/ holds a UNet2DConditionModel matching its config.json")?;
+
+        let vae_config = AutoencoderKLConfig::from_json(&read_text(files, "vae/config.json", "vae")?)?;
+        let mut src = SafetensorsSource::new(component_weights(files, "vae")?);
+        let mut w = WeightLoader::new(&mut src, device, "vae");
+        let vae = AutoencoderKL::load(&vae_config, &mut w);
+        w.finish(&[], "check that vae/ holds an AutoencoderKL matching its config.json")?;
+
+        Ok(Self { tokenizer, text_encoder, unet, vae, scheduler_config, device: device.clone() })
+    }
+
+    /// Latent height/width for an image size, or an error if the size does not divide.
+    pub fn latent_size(&self, height: usize, width: usize) -> Result<[usize; 2], LoadError> {
+        let f = self.vae.scale_factor();
+        if height == 0 || width == 0 || height % f != 0 || width % f != 0 {
+            return Err(LoadError::Unsupported(format!(
+                "height and width must be positive multiples of {f} for this model (got {height}×{width})"
+            )));
+        }
+        Ok([height / f, width / f])
+    }
+}
+
+/// The folder's tokenizer, or the built-in CLIP vocabulary when it ships none.
+pub fn load_tokenizer(files: &mut dyn ModelFiles) -> Result<ClipTokenizer, LoadError> {
+    let vocab = files.read("tokenizer/vocab.json")?;
+    let merges = files.read("tokenizer/merges.txt")?;
+    let as_text = |b: Option<Vec<u8>>| b.and_then(|b| String::from_utf8(b).ok());
+    let tok = match (as_text(vocab), as_text(merges)) {
+        (Some(v), Some(m)) => {
+            let special = as_text(files.read("tokenizer/special_tokens_map.json")?);
+            let config = as_text(files.read("tokenizer/tokenizer_config.json")?);
+            ClipTokenizer::from_files(&v, &m, special.as_deref(), config.as_deref())
+        }
+        _ => ClipTokenizer::builtin(),
+    };
+    tok.map_err(|e| LoadError::Config { file: "tokenizer/".into(), reason: e.to_string() })
+}
