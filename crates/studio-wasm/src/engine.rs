@@ -1,0 +1,299 @@
+//! The studio's generation loop, written once for the browser and for native tests.
+//!
+//! It steps a [`pipeline::generate::Run`] and, after every step, awaits a one-number read-back
+//! (the sum of the latents) and then [`Host::yield_now`]. The read-back makes the per-step
+//! progress and timings real on WebGPU, where kernels are only queued, and catches NaN/∞ at the
+//! step it appears; the yield lets the worker's event loop deliver a cancel message. Nothing here
+//! reads a tensor synchronously: a browser cannot.
+
+use diffusion::error::LoadError;
+use pipeline::generate::{GenerateError, GenerateParams};
+use pipeline::model::StableDiffusion;
+use schedulers::SchedulerKind;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+/// Largest image side the studio accepts (pixels): above it a single attention map no longer
+/// fits the WebGPU buffer limits of common adapters.
+pub const MAX_SIDE: usize = 2048;
+/// Most steps in one run.
+pub const MAX_STEPS: usize = 500;
+
+/// Generation parameters as the web worker sends them (JSON, camelCase).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StudioParams {
+    pub prompt: String,
+    #[serde(default)]
+    pub negative_prompt: String,
+    pub steps: usize,
+    pub guidance: f64,
+    pub width: usize,
+    pub height: usize,
+    pub seed: u64,
+    /// `ddim`, `euler`, `euler-a`, `lcm`, `dpm` (or a diffusers class name).
+    pub scheduler: String,
+    #[serde(default)]
+    pub clip_skip: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StudioError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+    #[error("invalid parameters: {0}")]
+    Params(String),
+    #[error("no model is loaded yet: load a model first")]
+    NoModel,
+    #[error("could not read the result back from the device: {0}. If the GPU was reset, reload the model")]
+    Readback(String),
+}
+
+impl StudioParams {
+    pub fn from_json(json: &str) -> Result<Self, StudioError> {
+        serde_json::from_str(json).map_err(|e| StudioError::Params(e.to_string()))
+    }
+
+    /// Validates and converts to the pipeline's parameters.
+    pub fn to_generate_params(&self) -> Result<GenerateParams, StudioError> {
+        let scheduler: SchedulerKind = self.scheduler.parse().map_err(|_| {
+            let names: Vec<&str> = SchedulerKind::ALL.iter().map(|k| k.name()).collect();
+            StudioError::Params(format!("unknown scheduler `{}`; choose one of {}", self.scheduler, names.join(", ")))
+        })?;
+        if self.steps == 0 || self.steps > MAX_STEPS {
+            return Err(StudioError::Params(format!("steps must be between 1 and {MAX_STEPS} (got {})", self.steps)));
+        }
+        if !(self.guidance.is_finite() && (0.0..=50.0).contains(&self.guidance)) {
+            return Err(StudioError::Params(format!("guidance must be between 0 and 50 (got {})", self.guidance)));
+        }
+        for (name, v) in [("width", self.width), ("height", self.height)] {
+            if v == 0 || v > MAX_SIDE {
+                return Err(StudioError::Params(format!("{name} must be between 1 and {MAX_SIDE} pixels (got {v})")));
+            }
+        }
+        Ok(GenerateParams {
+            prompt: self.prompt.clone(),
+            negative_prompt: self.negative_prompt.clone(),
+            steps: self.steps,
+            guidance: self.guidance,
+            height: self.height,
+            width: self.width,
+            seed: self.seed,
+            scheduler,
+            latents: None,
+            clip_skip: self.clip_skip,
+        })
+    }
+}
+
+/// What the UI needs to know about a loaded model (JSON, camelCase).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelInfo {
+    /// The size the UNet was trained at (`unet.sample_size × vae scale factor`).
+    pub default_width: usize,
+    pub default_height: usize,
+    /// Width and height must be multiples of this.
+    pub size_multiple: usize,
+    pub latent_channels: usize,
+    /// Text-embedding width (768 SD 1.x, 1024 SD 2.x).
+    pub text_width: usize,
+    pub text_layers: usize,
+    pub unet_channels: Vec<usize>,
+    /// The scheduler class of `scheduler_config.json`.
+    pub scheduler_class: Option<String>,
+    /// The studio scheduler closest to it (DDIM when the class has no counterpart, e.g. PNDM).
+    pub default_scheduler: String,
+    pub prediction_type: Option<String>,
+}
+
+impl ModelInfo {
+    pub fn of(model: &StableDiffusion) -> Self {
+        let f = model.vae.scale_factor();
+        let unet = model.unet.config();
+        let te = model.text_encoder.config();
+        let class = model.scheduler_config.class_name.clone();
+        let default_scheduler = class
+            .as_deref()
+            .and_then(|c| c.parse::<SchedulerKind>().ok())
+            .unwrap_or(SchedulerKind::Ddim)
+            .name()
+            .to_string();
+        Self {
+            default_width: unet.sample_size * f,
+            default_height: unet.sample_size * f,
+            size_multiple: f,
+            latent_channels: unet.in_channels,
+            text_width: te.hidden_size,
+            text_layers: te.num_hidden_layers,
+            unet_channels: unet.block_out_channels.clone(),
+            scheduler_class: class,
+            default_scheduler,
+            prediction_type: model.scheduler_config.prediction_type.clone(),
+        }
+    }
+}
+
+/// One finished step.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub step: usize,
+    pub total: usize,
+    pub timestep: f64,
+    /// Since the run started (prompt encoding included).
+    pub elapsed_ms: f64,
+    /// This step alone.
+    pub step_ms: f64,
+    /// Of `step_ms`: recording the step's kernels (CPU side; all of it on the CPU backend).
+    pub record_ms: f64,
+}
+
+/// Timings of a finished run, milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timing {
+    /// Prompt encoding, initial noise and scheduler set-up.
+    pub start_ms: f64,
+    /// All denoising steps.
+    pub steps_ms: f64,
+    /// Mean of one denoising step.
+    pub per_step_ms: f64,
+    /// VAE decode and the read-back of the image.
+    pub decode_ms: f64,
+    pub total_ms: f64,
+}
+
+/// A finished image.
+pub struct Image {
+    pub width: usize,
+    pub height: usize,
+    /// Row-major RGBA, alpha 255 (ready for `ImageData`).
+    pub rgba: Vec<u8>,
+    pub timing: Timing,
+    pub prompt_truncated: bool,
+}
+
+/// How a run ended.
+pub enum Outcome {
+    Done(Image),
+    Cancelled { step: usize, total: usize },
+}
+
+/// What the loop needs from its surroundings.
+pub trait Host {
+    /// Milliseconds from any fixed origin (`performance.now()` in the browser).
+    fn now_ms(&self) -> f64;
+    /// Gives the event loop a turn (a macrotask in the browser).
+    fn yield_now(&mut self) -> impl Future<Output = ()>;
+    fn progress(&mut self, p: &Progress);
+    /// Checked after every yield.
+    fn cancel_requested(&self) -> bool;
+}
+
+fn readback_err(e: impl std::fmt::Debug) -> StudioError {
+    StudioError::Readback(format!("{e:?}"))
+}
+
+/// Runs text → image with `model`, reporting each step to `host`.
+pub async fn generate<H: Host>(model: &StableDiffusion, params: &StudioParams, host: &mut H) -> Result<Outcome, StudioError> {
+    let gp = params.to_generate_params()?;
+    let t0 = host.now_ms();
+    let mut hooks = pipeline::generate::NoHooks;
+    let mut run = model.start(&gp, &mut hooks)?;
+    let total = run.total();
+    host.yield_now().await;
+    if host.cancel_requested() {
+        return Ok(Outcome::Cancelled { step: 0, total });
+    }
+    let t_start = host.now_ms();
+    let mut t_prev = t_start;
+    while !run.is_done() {
+        let i = run.done_steps();
+        let t_rec = host.now_ms();
+        run.step(&mut hooks)?;
+        let record_ms = host.now_ms() - t_rec;
+        // One number back per step: waits for the GPU, and a NaN anywhere makes the sum NaN.
+        let sum = run.latents.clone().sum().into_data_async().await.map_err(readback_err)?;
+        let sum: f32 = sum.convert::<f32>().try_to_vec::<f32>().map_err(readback_err)?.first().copied().unwrap_or(f32::NAN);
+        if !sum.is_finite() {
+            return Err(GenerateError::NotFinite(i + 1).into());
+        }
+        let now = host.now_ms();
+        host.progress(&Progress { step: i + 1, total, timestep: run.timestep(i), elapsed_ms: now - t0, step_ms: now - t_prev, record_ms });
+        t_prev = now;
+        host.yield_now().await;
+        if host.cancel_requested() && !run.is_done() {
+            return Ok(Outcome::Cancelled { step: i + 1, total });
+        }
+    }
+    let t_steps = host.now_ms();
+    let image = run.decode();
+    let [_, _, h, w] = image.dims();
+    let data = image.into_data_async().await.map_err(readback_err)?;
+    let data: Vec<f32> = data.convert::<f32>().try_to_vec::<f32>().map_err(readback_err)?;
+    if data.iter().any(|v| !v.is_finite()) {
+        return Err(GenerateError::NotFinite(total).into());
+    }
+    let (_, _, rgb) = pipeline::generate::rgb8_from_f32(h, w, &data);
+    let mut rgba = Vec::with_capacity(h * w * 4);
+    for px in rgb.chunks_exact(3) {
+        rgba.extend_from_slice(&[px[0], px[1], px[2], 255]);
+    }
+    let t_end = host.now_ms();
+    let steps_ms = t_steps - t_start;
+    Ok(Outcome::Done(Image {
+        width: w,
+        height: h,
+        rgba,
+        timing: Timing {
+            start_ms: t_start - t0,
+            steps_ms,
+            per_step_ms: steps_ms / total.max(1) as f64,
+            decode_ms: t_end - t_steps,
+            total_ms: t_end - t0,
+        },
+        prompt_truncated: run.prompt_truncated,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> StudioParams {
+        StudioParams::from_json(r#"{"prompt":"a red star","steps":3,"guidance":7.5,"width":16,"height":16,"seed":7,"scheduler":"euler-a"}"#)
+            .unwrap()
+    }
+
+    #[test]
+    fn parses_worker_json_with_defaults() {
+        let p = params();
+        assert_eq!(p.negative_prompt, "");
+        assert_eq!(p.clip_skip, None);
+        let g = p.to_generate_params().unwrap();
+        assert_eq!(g.scheduler, SchedulerKind::EulerAncestral);
+        assert_eq!((g.steps, g.width, g.height, g.seed), (3, 16, 16, 7));
+        // Unknown fields are a protocol mismatch between worker and wasm, not something to ignore.
+        assert!(StudioParams::from_json(r#"{"prompt":"","steps":1,"guidance":1,"width":8,"height":8,"seed":0,"scheduler":"ddim","x":1}"#).is_err());
+    }
+
+    #[test]
+    fn rejects_bad_values_with_a_reason() {
+        let mut p = params();
+        p.scheduler = "no-such-sampler".into();
+        let msg = p.to_generate_params().unwrap_err().to_string();
+        assert!(msg.contains("unknown scheduler `no-such-sampler`") && msg.contains("choose one of ddim, euler"), "{msg}");
+        let mut p = params();
+        p.steps = 0;
+        assert!(p.to_generate_params().unwrap_err().to_string().contains("steps must be between 1 and 500"));
+        let mut p = params();
+        p.guidance = f64::NAN;
+        assert!(p.to_generate_params().unwrap_err().to_string().contains("guidance"));
+        let mut p = params();
+        p.width = 4096;
+        assert!(p.to_generate_params().unwrap_err().to_string().contains("width must be between 1 and 2048"));
+    }
+}

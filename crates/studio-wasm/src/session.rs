@@ -1,0 +1,354 @@
+//! The JavaScript surface (wasm32 only). Used by the web worker, never by the page itself.
+//!
+//! ```js
+//! import init, { createSession } from './pkg/studio_wasm.js';
+//! await init();
+//! const s = await createSession('auto');            // 'auto' | 'webgpu' | 'cpu'
+//! s.backend; s.adapter; s.fallbackReason;           // where it runs, and why not on WebGPU
+//! const info = JSON.parse(s.loadModel(new Map([['unet/config.json', bytes], ...])));
+//! const r = await s.generate(JSON.stringify(params), (p) => ...);   // r.status: 'done' | 'cancelled'
+//! s.cancel();                                       // from a message handler, between two steps
+//! s.dispose();                                      // drops the model's GPU buffers
+//! ```
+//! Every failure is a rejected promise / thrown `Error` with an actionable message; a panic
+//! is logged by `console_error_panic_hook` and surfaces as a `RuntimeError` the worker reports.
+
+use crate::engine::{self, Host, ModelInfo, Outcome, Progress, StudioError, StudioParams};
+use crate::files::{check_components, list_dir, normalize_paths};
+use burn::tensor::Device;
+use diffusion::error::LoadError;
+use pipeline::model::{ModelFiles, StableDiffusion};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// The WebGPU device, made once per page: burn registers one runtime per adapter and refuses a
+/// second initialisation, so later sessions reuse it.
+struct Gpu {
+    device: Device,
+    adapter: String,
+    max_storage_buffer: u64,
+    shader_f16: bool,
+}
+
+thread_local! {
+    static GPU: RefCell<Option<Rc<Gpu>>> = const { RefCell::new(None) };
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn get(obj: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+async fn init_webgpu(tasks_max: Option<u32>) -> Result<Rc<Gpu>, String> {
+    if let Some(g) = GPU.with(|g| g.borrow().clone()) {
+        return Ok(g);
+    }
+    let navigator = get(&js_sys::global(), "navigator");
+    if get(&navigator, "gpu").is_undefined() {
+        return Err("this browser exposes no WebGPU (navigator.gpu is missing; in Chromium it may be switched off or \
+                    blocked for this GPU, see chrome://gpu)"
+            .into());
+    }
+    let mut options = Device::wgpu_options();
+    if let Some(n) = tasks_max.filter(|&n| n > 0) {
+        options = options.tasks_max(n as usize);
+    }
+    let (device, setup) = options.init_with_setup_async().await.map_err(|e| e.to_string())?;
+    let info = setup.adapter.get_info();
+    let limits = setup.adapter.limits();
+    let gpu = Rc::new(Gpu {
+        device,
+        adapter: if info.name.is_empty() { format!("{:?}", info.backend) } else { info.name.clone() },
+        max_storage_buffer: limits.max_storage_buffer_binding_size as u64,
+        shader_f16: setup.adapter.features().contains(burn::tensor::wgpu::wgpu::Features::SHADER_F16),
+    });
+    GPU.with(|g| *g.borrow_mut() = Some(gpu.clone()));
+    Ok(gpu)
+}
+
+#[allow(deprecated)] // burn 0.22 marks ndarray deprecated in favour of flex; ndarray is the tested CPU path.
+fn cpu_device() -> Device {
+    Device::ndarray()
+}
+
+/// Creates a session. `prefer`: `auto` or `webgpu` (WebGPU, falling back to the CPU with a
+/// reason) or `cpu`. `tasks_max`: kernels recorded per WebGPU submit (burn's default 32); it
+/// only applies to the first WebGPU session of the page.
+#[wasm_bindgen(js_name = createSession)]
+pub async fn create_session(prefer: String, tasks_max: Option<u32>) -> Result<Session, JsError> {
+    let inner = match prefer.as_str() {
+        "cpu" => Inner::new(cpu_device(), "cpu", "CPU (ndarray, single thread)".into(), None),
+        "auto" | "webgpu" => match init_webgpu(tasks_max).await {
+            Ok(gpu) => {
+                let mut i = Inner::new(gpu.device.clone(), "webgpu", gpu.adapter.clone(), None);
+                i.max_storage_buffer = Some(gpu.max_storage_buffer);
+                i.shader_f16 = gpu.shader_f16;
+                i
+            }
+            Err(why) => Inner::new(
+                cpu_device(),
+                "cpu",
+                "CPU (ndarray, single thread)".into(),
+                Some(format!("WebGPU is unavailable: {why}. Running on the CPU instead, which is much slower.")),
+            ),
+        },
+        other => return Err(JsError::new(&format!("unknown backend `{other}`: use auto, webgpu or cpu"))),
+    };
+    Ok(Session { inner: Rc::new(inner) })
+}
+
+struct Inner {
+    device: Device,
+    backend: &'static str,
+    adapter: String,
+    fallback_reason: Option<String>,
+    max_storage_buffer: Option<u64>,
+    shader_f16: bool,
+    model: RefCell<Option<Rc<StableDiffusion>>>,
+    cancel: Cell<bool>,
+    running: Cell<bool>,
+}
+
+impl Inner {
+    fn new(device: Device, backend: &'static str, adapter: String, fallback_reason: Option<String>) -> Self {
+        Self {
+            device,
+            backend,
+            adapter,
+            fallback_reason,
+            max_storage_buffer: None,
+            shader_f16: false,
+            model: RefCell::new(None),
+            cancel: Cell::new(false),
+            running: Cell::new(false),
+        }
+    }
+}
+
+/// A loaded-model session on one device.
+#[wasm_bindgen]
+pub struct Session {
+    inner: Rc<Inner>,
+}
+
+/// A JS `Map<string, Uint8Array>` as a model folder; each file is copied into wasm memory
+/// only when the loader asks for it, and dropped after its component is loaded.
+struct JsFiles {
+    map: js_sys::Map,
+    /// (normalized path, key in `map`).
+    paths: Vec<(String, String)>,
+}
+
+impl JsFiles {
+    fn new(map: js_sys::Map) -> Result<Self, StudioError> {
+        let mut keys = vec![];
+        for k in map.keys() {
+            let k = k.map_err(|_| StudioError::Params("could not iterate the model files".into()))?;
+            let k = k.as_string().ok_or_else(|| StudioError::Params("model file names must be strings".into()))?;
+            keys.push(k);
+        }
+        Ok(Self { map, paths: normalize_paths(&keys) })
+    }
+}
+
+impl ModelFiles for JsFiles {
+    fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, LoadError> {
+        let Some((_, key)) = self.paths.iter().find(|(p, _)| p == path) else { return Ok(None) };
+        let value = self.map.get(&JsValue::from_str(key));
+        if value.is_instance_of::<js_sys::Uint8Array>() {
+            Ok(Some(js_sys::Uint8Array::from(value).to_vec()))
+        } else if value.is_instance_of::<js_sys::ArrayBuffer>() {
+            Ok(Some(js_sys::Uint8Array::new(&value).to_vec()))
+        } else {
+            Err(LoadError::Unsupported(format!("`{path}` was handed over as something else than bytes (Uint8Array)")))
+        }
+    }
+    fn list(&mut self, dir: &str) -> Result<Vec<String>, LoadError> {
+        Ok(list_dir(self.paths.iter().map(|(p, _)| p.as_str()), dir))
+    }
+}
+
+struct BrowserHost {
+    inner: Rc<Inner>,
+    on_progress: Option<js_sys::Function>,
+}
+
+fn now_ms() -> f64 {
+    let perf = get(&js_sys::global(), "performance");
+    let now = get(&perf, "now");
+    match now.dyn_ref::<js_sys::Function>().and_then(|f| f.call0(&perf).ok()).and_then(|v| v.as_f64()) {
+        Some(t) => t,
+        None => js_sys::Date::now(),
+    }
+}
+
+/// A macrotask (`setTimeout(0)`): lets the worker handle queued messages such as `cancel`.
+async fn next_task() {
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        let set_timeout = get(&js_sys::global(), "setTimeout");
+        if let Some(f) = set_timeout.dyn_ref::<js_sys::Function>() {
+            let _ = f.call2(&JsValue::NULL, &resolve, &JsValue::from_f64(0.0));
+        } else {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+impl Host for BrowserHost {
+    fn now_ms(&self) -> f64 {
+        now_ms()
+    }
+    fn yield_now(&mut self) -> impl std::future::Future<Output = ()> {
+        next_task()
+    }
+    fn progress(&mut self, p: &Progress) {
+        if let Some(f) = &self.on_progress {
+            let o = js_sys::Object::new();
+            let set = |k: &str, v: f64| {
+                let _ = js_sys::Reflect::set(&o, &JsValue::from_str(k), &JsValue::from_f64(v));
+            };
+            set("step", p.step as f64);
+            set("total", p.total as f64);
+            set("timestep", p.timestep);
+            set("elapsedMs", p.elapsed_ms);
+            set("stepMs", p.step_ms);
+            set("recordMs", p.record_ms);
+            // A throwing callback must not abort the run: the error is only logged.
+            if let Err(e) = f.call1(&JsValue::NULL, &o) {
+                web_log(&format!("progress callback failed: {e:?}"));
+            }
+        }
+    }
+    fn cancel_requested(&self) -> bool {
+        self.inner.cancel.get()
+    }
+}
+
+fn web_log(msg: &str) {
+    let console = get(&js_sys::global(), "console");
+    if let Some(f) = get(&console, "warn").dyn_ref::<js_sys::Function>() {
+        let _ = f.call1(&console, &JsValue::from_str(msg));
+    }
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// `webgpu` or `cpu`.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.inner.backend.to_string()
+    }
+
+    /// The adapter's name (WebGPU) or a description of the CPU path.
+    #[wasm_bindgen(getter)]
+    pub fn adapter(&self) -> String {
+        self.inner.adapter.clone()
+    }
+
+    /// Why this session is not on WebGPU although WebGPU was asked for.
+    #[wasm_bindgen(getter, js_name = fallbackReason)]
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.inner.fallback_reason.clone()
+    }
+
+    /// `maxStorageBufferBindingSize` of the adapter (bytes); every tensor must fit in it.
+    #[wasm_bindgen(getter, js_name = maxStorageBuffer)]
+    pub fn max_storage_buffer(&self) -> Option<f64> {
+        self.inner.max_storage_buffer.map(|b| b as f64)
+    }
+
+    /// Whether the adapter offers `shader-f16`.
+    #[wasm_bindgen(getter, js_name = shaderF16)]
+    pub fn shader_f16(&self) -> bool {
+        self.inner.shader_f16
+    }
+
+    /// Whether a model is loaded.
+    #[wasm_bindgen(getter, js_name = hasModel)]
+    pub fn has_model(&self) -> bool {
+        self.inner.model.borrow().is_some()
+    }
+
+    /// Loads a diffusers-layout model from `Map<relativePath, Uint8Array>` (the folder name
+    /// in front of every path, as a folder picker gives it, is accepted). Returns the model's
+    /// info as JSON. The previous model is dropped first, so two never share memory.
+    #[wasm_bindgen(js_name = loadModel)]
+    pub fn load_model(&self, files: js_sys::Map) -> Result<String, JsError> {
+        if self.inner.running.get() {
+            return Err(JsError::new("a generation is running: cancel it before loading another model"));
+        }
+        let mut files = JsFiles::new(files).map_err(js_err)?;
+        check_components(files.paths.iter().map(|(p, _)| p.as_str())).map_err(js_err)?;
+        self.inner.model.borrow_mut().take();
+        let model = StableDiffusion::load(&mut files, &self.inner.device).map_err(js_err)?;
+        let info = ModelInfo::of(&model);
+        *self.inner.model.borrow_mut() = Some(Rc::new(model));
+        serde_json::to_string(&info).map_err(js_err)
+    }
+
+    /// Generates one image. `params`: JSON of [`StudioParams`]. `on_progress({step, total,
+    /// timestep, elapsedMs, stepMs})` is called after each step. Resolves to
+    /// `{status: 'done', width, height, rgba: Uint8ClampedArray, timing, promptTruncated}` or
+    /// `{status: 'cancelled', step, total}`.
+    pub fn generate(&self, params: String, on_progress: Option<js_sys::Function>) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            if inner.running.get() {
+                return Err(JsError::new("a generation is already running: wait for it or cancel it").into());
+            }
+            let params = StudioParams::from_json(&params).map_err(js_err)?;
+            let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+            inner.cancel.set(false);
+            inner.running.set(true);
+            let mut host = BrowserHost { inner: inner.clone(), on_progress };
+            let result = engine::generate(&model, &params, &mut host).await;
+            inner.running.set(false);
+            inner.cancel.set(false);
+            let o = js_sys::Object::new();
+            let set = |k: &str, v: JsValue| {
+                let _ = js_sys::Reflect::set(&o, &JsValue::from_str(k), &v);
+            };
+            match result.map_err(js_err)? {
+                Outcome::Cancelled { step, total } => {
+                    set("status", "cancelled".into());
+                    set("step", (step as f64).into());
+                    set("total", (total as f64).into());
+                }
+                Outcome::Done(img) => {
+                    set("status", "done".into());
+                    set("width", (img.width as f64).into());
+                    set("height", (img.height as f64).into());
+                    set("rgba", js_sys::Uint8ClampedArray::from(img.rgba.as_slice()).into());
+                    set("promptTruncated", img.prompt_truncated.into());
+                    let timing = serde_json::to_string(&img.timing).map_err(js_err)?;
+                    set("timing", js_sys::JSON::parse(&timing).unwrap_or(JsValue::NULL));
+                }
+            }
+            Ok(o.into())
+        })
+    }
+
+    /// Asks a running generation to stop after its current step.
+    pub fn cancel(&self) {
+        if self.inner.running.get() {
+            self.inner.cancel.set(true);
+        }
+    }
+
+    /// Drops the model (and its GPU buffers). The session stays usable for another load.
+    pub fn dispose(&self) {
+        self.inner.cancel.set(true);
+        self.inner.model.borrow_mut().take();
+    }
+}

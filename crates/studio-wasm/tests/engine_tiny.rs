@@ -1,0 +1,138 @@
+//! The studio's step loop on the tiny SD-1 fixture, natively on ndarray: it must give exactly the
+//! pipeline's own image (the browser runs this same code), cancel between steps, and report a
+//! missing component or a corrupt weight file with a message a user can act on.
+
+use burn::tensor::Device;
+use pipeline::generate::NoHooks;
+use pipeline::model::StableDiffusion;
+use std::future::Future;
+use std::path::Path;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use studio_wasm::engine::{self, Host, Outcome, Progress, StudioParams};
+use studio_wasm::files::{MapFiles, check_components};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/tiny-sd1");
+
+/// Every future here completes without waiting (ndarray read-backs are immediate).
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..1_000_000 {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+    panic!("future did not complete");
+}
+
+fn read_dir(root: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    for entry in std::fs::read_dir(root).unwrap() {
+        let entry = entry.unwrap();
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        if entry.file_type().unwrap().is_dir() {
+            read_dir(&entry.path(), &format!("{name}/"), out);
+        } else {
+            out.push((name, std::fs::read(entry.path()).unwrap()));
+        }
+    }
+}
+
+/// The fixture as the folder picker hands it over: every path starts with the folder's name.
+fn fixture_files() -> Vec<(String, Vec<u8>)> {
+    let mut v = vec![];
+    read_dir(Path::new(FIXTURE), "tiny-sd1/", &mut v);
+    v
+}
+
+#[allow(deprecated)]
+fn device() -> Device {
+    Device::ndarray()
+}
+
+struct TestHost {
+    steps_seen: Vec<usize>,
+    cancel_after: Option<usize>,
+    yields: usize,
+}
+
+impl Host for TestHost {
+    fn now_ms(&self) -> f64 {
+        0.0
+    }
+    async fn yield_now(&mut self) {
+        self.yields += 1;
+    }
+    fn progress(&mut self, p: &Progress) {
+        assert_eq!(p.total, 3);
+        self.steps_seen.push(p.step);
+    }
+    fn cancel_requested(&self) -> bool {
+        self.cancel_after.is_some_and(|n| self.steps_seen.len() >= n)
+    }
+}
+
+fn params(scheduler: &str) -> StudioParams {
+    StudioParams {
+        prompt: "a red star on a blue background".into(),
+        negative_prompt: "blurry".into(),
+        steps: 3,
+        guidance: 7.5,
+        width: 16,
+        height: 16,
+        seed: 42,
+        scheduler: scheduler.into(),
+        clip_skip: None,
+    }
+}
+
+#[test]
+fn studio_loop_equals_the_pipeline_and_cancels_between_steps() {
+    let device = device();
+    let files = MapFiles::new(fixture_files());
+    check_components(files.paths()).unwrap();
+    let mut files = files;
+    let model = StableDiffusion::load(&mut files, &device).unwrap();
+    let info = engine::ModelInfo::of(&model);
+    assert_eq!((info.default_width, info.size_multiple, info.default_scheduler.as_str()), (16, 2, "ddim"));
+
+    for scheduler in ["ddim", "euler-a"] {
+        let p = params(scheduler);
+        let mut host = TestHost { steps_seen: vec![], cancel_after: None, yields: 0 };
+        let Outcome::Done(img) = block_on(engine::generate(&model, &p, &mut host)).unwrap() else { panic!("cancelled") };
+        assert_eq!(host.steps_seen, vec![1, 2, 3]);
+        assert_eq!(host.yields, 4, "one yield after set-up and one after each step");
+        assert_eq!((img.width, img.height, img.rgba.len()), (16, 16, 16 * 16 * 4));
+
+        let reference = model.generate(&p.to_generate_params().unwrap(), &mut NoHooks).unwrap();
+        let (h, w, rgb) = pipeline::generate::to_rgb8(&reference.image);
+        assert_eq!((h, w), (16, 16));
+        let ours: Vec<u8> = img.rgba.chunks_exact(4).flat_map(|px| [px[0], px[1], px[2]]).collect();
+        assert_eq!(ours, rgb, "{scheduler}: the studio loop must give the pipeline's exact pixels");
+        assert!(img.rgba.chunks_exact(4).all(|px| px[3] == 255));
+        let distinct: std::collections::BTreeSet<&[u8]> = img.rgba.chunks_exact(4).collect();
+        assert!(distinct.len() > 10, "{scheduler}: a flat image means the run did nothing");
+    }
+
+    let mut host = TestHost { steps_seen: vec![], cancel_after: Some(1), yields: 0 };
+    match block_on(engine::generate(&model, &params("ddim"), &mut host)).unwrap() {
+        Outcome::Cancelled { step, total } => assert_eq!((step, total), (1, 3)),
+        Outcome::Done(_) => panic!("the run ignored cancel"),
+    }
+}
+
+#[test]
+fn a_missing_component_and_a_corrupt_file_are_named() {
+    let no_vae: Vec<_> = fixture_files().into_iter().filter(|(p, _)| !p.starts_with("tiny-sd1/vae/")).collect();
+    let files = MapFiles::new(no_vae);
+    let msg = check_components(files.paths()).unwrap_err().to_string();
+    assert!(msg.contains("no `vae`") && msg.contains("vae/"), "{msg}");
+
+    let corrupt: Vec<_> = fixture_files()
+        .into_iter()
+        .map(|(p, b)| if p.ends_with("unet/diffusion_pytorch_model.safetensors") { (p, b[..b.len() / 2].to_vec()) } else { (p, b) })
+        .collect();
+    let mut files = MapFiles::new(corrupt);
+    let msg = StableDiffusion::load(&mut files, &device()).err().expect("a truncated UNet must not load").to_string();
+    assert!(msg.contains("unet/diffusion_pytorch_model.safetensors") && msg.contains("corrupt"), "{msg}");
+}

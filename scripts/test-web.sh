@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Browser-studio tests: vitest unit tests (protocol, UI logic), then the studio in headless
+# Chromium (tests/browser/studio.mjs): WebGPU on SwiftShader and the CPU fallback compared with
+# the native CLI, cancel, corrupt / incomplete models, no WebGPU. Installs Debian chromium if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+if ! command -v chromium >/dev/null 2>&1; then
+  step "apt-get install chromium"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+bash scripts/build-web.sh
+
+step "vitest (web unit tests)"
+node_modules/.bin/vitest run
+
+step "native CLI for the comparison (cargo build -p cli)"
+cargo build --locked -p cli --bin studio
+export STUDIO_CLI="$CARGO_TARGET_DIR/debug/studio"
+
+step "browser tests (headless Chromium)"
+node tests/browser/studio.mjs

@@ -1,0 +1,147 @@
+// The typed message protocol between the page (UI) and the web worker that owns the wasm
+// Session and the GPU. The UI never imports wasm; it only posts `ToWorker` and reads `FromWorker`.
+
+/** Where a session runs. */
+export type Backend = 'webgpu' | 'cpu';
+/** What the user asks for: `auto` tries WebGPU and falls back to the CPU with a reason. */
+export type BackendChoice = 'auto' | 'cpu';
+
+export const SCHEDULERS = ['ddim', 'euler', 'euler-a', 'lcm', 'dpm'] as const;
+export type SchedulerName = (typeof SCHEDULERS)[number];
+
+/** Mirrors `studio_wasm::engine::StudioParams` (JSON, camelCase); unknown fields are rejected there. */
+export interface GenerateParams {
+  prompt: string;
+  negativePrompt: string;
+  steps: number;
+  guidance: number;
+  width: number;
+  height: number;
+  seed: number;
+  scheduler: SchedulerName;
+}
+
+/** Mirrors `studio_wasm::engine::ModelInfo`. */
+export interface ModelInfo {
+  defaultWidth: number;
+  defaultHeight: number;
+  sizeMultiple: number;
+  latentChannels: number;
+  textWidth: number;
+  textLayers: number;
+  unetChannels: number[];
+  schedulerClass: string | null;
+  defaultScheduler: string;
+  predictionType: string | null;
+}
+
+/** Mirrors `studio_wasm::engine::Timing` (milliseconds). */
+export interface Timing {
+  startMs: number;
+  stepsMs: number;
+  perStepMs: number;
+  decodeMs: number;
+  totalMs: number;
+}
+
+export interface FileEntry {
+  /** Relative to the model folder, `/`-separated (`unet/config.json`). */
+  path: string;
+  size: number;
+}
+
+/** A model the page serves itself (bundled), or one the user picked from disk. */
+export type ModelSource =
+  | { kind: 'url'; id: string; name: string; base: string; files: FileEntry[] }
+  | { kind: 'local'; name: string; files: { path: string; file: File }[] };
+
+export type ToWorker =
+  | { type: 'init'; backend: BackendChoice; tasksMax?: number }
+  | { type: 'load'; requestId: number; source: ModelSource }
+  | { type: 'generate'; requestId: number; params: GenerateParams }
+  | { type: 'cancel' }
+  | { type: 'dispose' };
+
+export type Phase = 'init' | 'load' | 'generate';
+
+export type FromWorker =
+  | {
+      status: 'ready';
+      backend: Backend;
+      adapter: string;
+      fallbackReason: string | null;
+      maxStorageBuffer: number | null;
+      shaderF16: boolean;
+      initMs: number;
+    }
+  | { status: 'loading'; requestId: number; file: string; fileIndex: number; fileCount: number; loaded: number; total: number }
+  | { status: 'loaded'; requestId: number; name: string; info: ModelInfo; bytes: number; ms: number }
+  | { status: 'progress'; requestId: number; step: number; total: number; elapsedMs: number; stepMs: number; recordMs: number }
+  | {
+      status: 'image';
+      requestId: number;
+      width: number;
+      height: number;
+      rgba: Uint8ClampedArray;
+      timing: Timing;
+      params: GenerateParams;
+      promptTruncated: boolean;
+      backend: Backend;
+    }
+  | { status: 'cancelled'; requestId: number; step: number; total: number }
+  | { status: 'disposed' }
+  | {
+      status: 'error';
+      requestId: number | null;
+      phase: Phase;
+      message: string;
+      /** The wasm module trapped (a panic): the worker must be replaced. */
+      fatal: boolean;
+    };
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
+const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+const isStr = (x: unknown): x is string => typeof x === 'string';
+
+/** Checks a message from the worker before the UI trusts it (a stale build or a bug shows up here). */
+export function isFromWorker(x: unknown): x is FromWorker {
+  if (!isObj(x) || !isStr(x.status)) return false;
+  switch (x.status) {
+    case 'ready':
+      return (x.backend === 'webgpu' || x.backend === 'cpu') && isStr(x.adapter) && (x.fallbackReason === null || isStr(x.fallbackReason));
+    case 'loading':
+      return isNum(x.requestId) && isStr(x.file) && isNum(x.loaded) && isNum(x.total);
+    case 'loaded':
+      return isNum(x.requestId) && isStr(x.name) && isObj(x.info) && isNum(x.info.defaultWidth) && isNum(x.info.sizeMultiple);
+    case 'progress':
+      return isNum(x.requestId) && isNum(x.step) && isNum(x.total) && x.step >= 0 && x.step <= x.total;
+    case 'image':
+      return (
+        isNum(x.requestId) &&
+        isNum(x.width) &&
+        isNum(x.height) &&
+        x.rgba instanceof Uint8ClampedArray &&
+        x.rgba.length === x.width * x.height * 4 &&
+        isObj(x.timing)
+      );
+    case 'cancelled':
+      return isNum(x.requestId) && isNum(x.step) && isNum(x.total);
+    case 'disposed':
+      return true;
+    case 'error':
+      return isStr(x.message) && (x.phase === 'init' || x.phase === 'load' || x.phase === 'generate') && typeof x.fatal === 'boolean';
+    default:
+      return false;
+  }
+}
+
+/** The text of any thrown value (wasm-bindgen's JsError arrives as an Error). */
+export function errorMessage(e: unknown): string {
+  if (e instanceof Error) return e.message || e.name;
+  if (isStr(e)) return e;
+  try {
+    return JSON.stringify(e);
+  } catch {
+    return String(e);
+  }
+}

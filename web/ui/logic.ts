@@ -1,0 +1,106 @@
+// Pure UI logic (no DOM): form validation, sizes, formatting. Unit-tested in web/tests/.
+
+import { SCHEDULERS, type GenerateParams, type ModelInfo, type SchedulerName } from '../protocol';
+
+export const MAX_SEED = 2 ** 32 - 1;
+
+/** A fresh seed in [0, 2^32). */
+export function randomSeed(rand: () => number = Math.random): number {
+  return Math.floor(rand() * (MAX_SEED + 1)) % (MAX_SEED + 1);
+}
+
+/** Image sizes offered for a model: multiples of its VAE factor around its training size. */
+export function sizeOptions(info: Pick<ModelInfo, 'defaultWidth' | 'sizeMultiple'>): number[] {
+  const d = info.defaultWidth;
+  const m = info.sizeMultiple;
+  const candidates = [d / 2, (d * 3) / 4, d, (d * 5) / 4, (d * 3) / 2, d * 2].map((s) => Math.round(s / m) * m);
+  return [...new Set(candidates)].filter((s) => s >= m && s <= 2048).sort((a, b) => a - b);
+}
+
+export interface FormValues {
+  prompt: string;
+  negativePrompt: string;
+  seed: string;
+  steps: string;
+  guidance: string;
+  size: string;
+  scheduler: string;
+}
+
+export type Checked = { ok: true; params: GenerateParams } | { ok: false; field: keyof FormValues; message: string };
+
+function int(s: string): number | null {
+  if (!/^\s*\d+\s*$/.test(s)) return null;
+  const n = Number(s);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** Validates the form; messages say what to type instead. */
+export function checkForm(v: FormValues, info: Pick<ModelInfo, 'sizeMultiple'> | null): Checked {
+  const seed = int(v.seed);
+  if (seed === null || seed > MAX_SEED) return { ok: false, field: 'seed', message: `Seed must be a whole number from 0 to ${MAX_SEED}.` };
+  const steps = int(v.steps);
+  if (steps === null || steps < 1 || steps > 500) return { ok: false, field: 'steps', message: 'Steps must be a whole number from 1 to 500.' };
+  const guidance = Number(v.guidance);
+  if (v.guidance.trim() === '' || !Number.isFinite(guidance) || guidance < 0 || guidance > 50)
+    return { ok: false, field: 'guidance', message: 'Guidance must be a number from 0 to 50 (7.5 is typical; 1 or less turns it off).' };
+  const size = int(v.size);
+  const m = info?.sizeMultiple ?? 8;
+  if (size === null || size < m || size > 2048 || size % m !== 0)
+    return { ok: false, field: 'size', message: `Size must be a multiple of ${m} pixels, at most 2048.` };
+  if (!(SCHEDULERS as readonly string[]).includes(v.scheduler))
+    return { ok: false, field: 'scheduler', message: `Scheduler must be one of ${SCHEDULERS.join(', ')}.` };
+  return {
+    ok: true,
+    params: {
+      prompt: v.prompt,
+      negativePrompt: v.negativePrompt,
+      seed,
+      steps,
+      guidance,
+      width: size,
+      height: size,
+      scheduler: v.scheduler as SchedulerName,
+    },
+  };
+}
+
+export function formatMs(ms: number): string {
+  if (!Number.isFinite(ms)) return '–';
+  if (ms < 1) return `${ms.toFixed(2)} ms`;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  const m = Math.floor(ms / 60_000);
+  return `${m} min ${Math.round((ms - m * 60_000) / 1000)} s`;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+export const SCHEDULER_LABELS: Record<SchedulerName, string> = {
+  ddim: 'DDIM',
+  euler: 'Euler',
+  'euler-a': 'Euler ancestral',
+  lcm: 'LCM',
+  dpm: 'DPM-Solver++ 2M',
+};
+
+/** Progress as a fraction in [0, 1]. */
+export function fraction(step: number, total: number): number {
+  return total > 0 ? Math.min(1, Math.max(0, step / total)) : 0;
+}
+
+/** The URL settings the page starts with (`?backend=cpu&model=tiny-sd1`). */
+export function urlSettings(search: string): { backend: 'auto' | 'cpu'; model: string | null; tasksMax: number | undefined } {
+  const q = new URLSearchParams(search);
+  const t = Number(q.get('tasksMax'));
+  return { backend: q.get('backend') === 'cpu' ? 'cpu' : 'auto', model: q.get('model'), tasksMax: Number.isInteger(t) && t > 0 ? t : undefined };
+}
