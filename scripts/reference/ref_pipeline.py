@@ -29,8 +29,8 @@ PROMPT = "a big red star on a blue striped background"
 NEGATIVE = "blurry, ugly"
 
 
-def run(model):
-    folder = os.path.join(ROOT, model)
+def run(model, folder=None, schedulers=SCHEDULERS):
+    folder = folder or os.path.join(ROOT, model)
     pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False, feature_extractor=None)
     pipe = pipe.to(torch.float32)
     size = pipe.unet.config.sample_size
@@ -39,7 +39,7 @@ def run(model):
     out = {"init_latents": init.contiguous()}
     meta = {"prompt": PROMPT, "negative_prompt": NEGATIVE, "steps": "3", "guidance": "7.5"}
     base_config = pipe.scheduler.config
-    for name, cls in SCHEDULERS.items():
+    for name, cls in schedulers.items():
         # Real SD 1.x folders ship PNDM with skip_prk_steps=True (PLMS only).
         extra = {"skip_prk_steps": True} if name == "pndm" else {}
         pipe.scheduler = cls.from_config(base_config, **extra)
@@ -64,3 +64,5 @@ def run(model):
 
 for m in ["tiny-sd1", "tiny-sd2"]:
     run(m)
+# The bundled classroom model (real trained weights, f16 on disk, run in f32 here and in Rust).
+run("classroom", os.path.join(ROOT, "..", "..", "models", "classroom"), {k: SCHEDULERS[k] for k in ["ddim", "euler"]})

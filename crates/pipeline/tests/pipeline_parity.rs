@@ -55,8 +55,12 @@ fn max_rel(got: &Tensor<4>, want: &[f32]) -> f32 {
 }
 
 fn check_model(model: &str) {
+    check_folder(model, folder(model));
+}
+
+fn check_folder(model: &str, mut files: Folder) {
     let device = Device::ndarray();
-    let mut sd = StableDiffusion::load(&mut folder(model), &device).unwrap();
+    let mut sd = StableDiffusion::load(&mut files, &device).unwrap();
     let reference = SafetensorsBytes::parse("pipeline", std::fs::read(fixtures().join("reference").join(model).join("pipeline.safetensors")).unwrap()).unwrap();
     let (init, shape) = reference.f32("init_latents").unwrap();
     let f = sd.vae.scale_factor();
@@ -102,6 +106,13 @@ fn sd1_style_pipeline_matches_diffusers() {
 #[test]
 fn sd2_style_pipeline_matches_diffusers() {
     check_model("tiny-sd2");
+}
+
+/// The bundled classroom model: real trained weights (f16 on disk), same check.
+#[test]
+fn classroom_model_matches_diffusers() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/classroom");
+    check_folder("classroom", Folder { root, hide: vec![], replace: vec![] });
 }
 
 #[test]
