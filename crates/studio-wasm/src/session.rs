@@ -23,8 +23,23 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+unsafe extern "C" {
+    /// The linker-made function that runs the module's static constructors (cubecl registers
+    /// its IR dialects with `inventory`, ~5000 of them).
+    fn __wasm_call_ctors();
+}
+
+/// Runs once when the module is instantiated.
+///
+/// Calling `__wasm_call_ctors` here, from an exported function, is what matters: a module that
+/// never calls it gets "command-style" linkage, where wasm-ld re-runs every constructor at the
+/// start of *every* exported function. Each callback into wasm (a resolved promise, a WebGPU
+/// map callback) then cost ~15 ms: 96% of a tiny model's step time on SwiftShader was spent
+/// there (measured with a Chromium CPU trace). See the `inventory` crate's notes on WebAssembly.
 #[wasm_bindgen(start)]
 pub fn start() {
+    // SAFETY: called once, first, before any other Rust code of this instance runs.
+    unsafe { __wasm_call_ctors() };
     console_error_panic_hook::set_once();
 }
 
