@@ -20,14 +20,14 @@ interface Bundled {
 const CANDIDATES: Bundled[] = [
   {
     id: 'classroom',
-    name: 'Classroom model (bundled)',
-    description: 'A small model trained on the classroom world of shapes, colours, styles and characters.',
+    name: 'Classroom model',
+    description: 'Trained on the classroom world of shapes, colours, styles and characters.',
     dir: join(root, 'models/classroom'),
   },
   {
     id: 'tiny-sd1',
-    name: 'Tiny SD-1 test model (random weights)',
-    description: 'A 7 MB Stable-Diffusion-1-shaped model with random weights: fast, for tests; its images are noise.',
+    name: 'Tiny SD-1 (test model)',
+    description: 'SD-1-shaped, random weights, for tests: its images are noise.',
     dir: join(root, 'tests/fixtures/tiny-sd1'),
   },
 ];

@@ -231,8 +231,9 @@ function onWorker(data: unknown) {
       state.model = source ? { name: m.name, info: m.info, source } : null;
       el.loadBar.hidden = true;
       applyModelInfo(m.info);
+      const about = source?.kind === 'url' ? state.bundled.find((b) => b.id === source.id)?.description : 'from a local folder';
       el.modelMeta.textContent =
-        `${m.name} · ${formatBytes(m.bytes)} · ${m.info.defaultWidth}×${m.info.defaultHeight} px · ` +
+        `${about ? `${about} ` : ''}${formatBytes(m.bytes)} · ${m.info.defaultWidth}×${m.info.defaultHeight} px · ` +
         `text ${m.info.textWidth}-d × ${m.info.textLayers} layers · loaded in ${formatMs(m.ms)}`;
       setStatus(`Ready: ${m.name} on ${state.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}. Type a prompt and press Generate.`);
       refreshControls();
@@ -270,7 +271,7 @@ function onWorker(data: unknown) {
         // The worker dropped the previous model before trying the new one.
         state.model = null;
         el.modelMeta.textContent = 'No model loaded: pick another model or folder.';
-        if (state.bundled.length) el.model.value = '';
+        el.model.value = '';
       }
       if (m.phase === 'init') {
         state.engine = 'failed';
@@ -393,9 +394,11 @@ function bundledSource(m: BundledModel): ModelSource {
 }
 
 function fillModelSelect() {
-  const opts: HTMLOptionElement[] = state.bundled.map((m) => new Option(m.name, m.id));
+  const placeholder = new Option('Choose a model…', '');
+  placeholder.disabled = true;
+  const opts: HTMLOptionElement[] = [placeholder, ...state.bundled.map((m) => new Option(m.name, m.id))];
   if (state.local) opts.push(new Option(`${state.local.name} (local folder)`, LOCAL));
-  if (!opts.length) opts.push(new Option('No bundled model: open a local folder', ''));
+  if (opts.length === 1) placeholder.text = 'No bundled model: open a folder';
   el.model.replaceChildren(...opts);
 }
 

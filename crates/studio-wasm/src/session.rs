@@ -78,7 +78,12 @@ async fn init_webgpu(tasks_max: Option<u32>) -> Result<Rc<Gpu>, String> {
     if let Some(n) = tasks_max.filter(|&n| n > 0) {
         options = options.tasks_max(n as usize);
     }
-    let (device, setup) = options.init_with_setup_async().await.map_err(|e| e.to_string())?;
+    let (device, setup) = options.init_with_setup_async().await.map_err(|e| match e {
+        burn::tensor::wgpu::WgpuInitError::AdapterUnavailable { .. } => "the browser offers no WebGPU adapter (WebGPU may be \
+             switched off, or blocked for this GPU: see chrome://gpu)"
+            .to_string(),
+        e => e.to_string(),
+    })?;
     let info = setup.adapter.get_info();
     let limits = setup.adapter.limits();
     let gpu = Rc::new(Gpu {
