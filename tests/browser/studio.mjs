@@ -23,6 +23,7 @@ import { chromium } from 'playwright-core';
 const ROOT = resolve(import.meta.dirname, '../..');
 const OUT = join(ROOT, 'tests/browser/out');
 const FIXTURE = join(ROOT, 'tests/fixtures/tiny-sd1');
+const CLASSROOM = join(ROOT, 'models/classroom');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const CLI = process.env.STUDIO_CLI ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target'), 'debug/studio');
 // The browser's 8-bit pixels vs the CLI's float image put through the same `round((x/2+0.5)*255)`:
@@ -157,10 +158,11 @@ function readSafetensors(path, name) {
 }
 
 /** The CLI's image as RGBA bytes, by pipeline::generate::rgb8_from_f32's rule. */
-function cliImage(p) {
-  const dump = join(OUT, `cli-${p.scheduler}-${p.seed}.safetensors`);
-  const args = ['generate', '--model', FIXTURE, '--prompt', p.prompt, '--negative-prompt', p.negativePrompt, '--steps', String(p.steps), '--guidance', String(p.guidance),
-    '--scheduler', p.scheduler, '--height', String(p.size), '--width', String(p.size), '--seed', String(p.seed), '--dump', dump, '--out', join(OUT, `cli-${p.scheduler}-${p.seed}.png`)];
+function cliImage(p, model = FIXTURE) {
+  const tag = `${model === FIXTURE ? 'tiny' : 'classroom'}-${p.scheduler}-${p.seed}`;
+  const dump = join(OUT, `cli-${tag}.safetensors`);
+  const args = ['generate', '--model', model, '--prompt', p.prompt, '--negative-prompt', p.negativePrompt, '--steps', String(p.steps), '--guidance', String(p.guidance),
+    '--scheduler', p.scheduler, '--height', String(p.size), '--width', String(p.size), '--seed', String(p.seed), '--dump', dump, '--out', join(OUT, `cli-${tag}.png`)];
   execFileSync(CLI, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const { shape, data } = readSafetensors(dump, 'image');
   const [, , h, w] = shape;
@@ -332,6 +334,34 @@ try {
     await page.close();
     return r;
   });
+
+  if (existsSync(join(CLASSROOM, 'unet'))) {
+    // The bundled classroom model (64×64), few steps: SwiftShader runs it at ~6 s per step.
+    const CP = { ...PARAMS, negativePrompt: '', steps: 3, size: 64, scheduler: 'ddim' };
+    const cliClassroom = haveCli ? cliImage(CP, CLASSROOM) : null;
+    for (const backend of ['cpu', 'webgpu']) {
+      await runCase(`classroom model on ${backend}: generate, compare with the CLI`, async () => {
+        const { page, t0 } = await openPage(gpu.ctx, `${url}${backend === 'cpu' ? '?backend=cpu' : ''}`);
+        await waitReady(page);
+        const selected = await page.inputValue(tid('model-select'));
+        assert(selected === 'classroom', `the default model is ${selected}, expected the classroom model`);
+        await setParams(page, CP);
+        const img = await generate(page, 600_000);
+        const r = { pageLoadToFirstImageMs: Date.now() - t0, status: await page.textContent(tid('status')) };
+        assert(img.backend === backend, `image made on ${img.backend}`);
+        assert(distinctPixels(img) > 50, 'the image is nearly flat');
+        await page.screenshot({ path: join(OUT, `classroom-${backend}.png`) });
+        if (cliClassroom) {
+          const tol = backend === 'cpu' ? TOL_CPU : TOL_WEBGPU;
+          const d = maxDiff(img, cliClassroom);
+          Object.assign(r, { cliMaxDiff: d.max, cliMeanDiff: d.mean, tolerance: tol });
+          assert(d.max <= tol, `${backend} vs CLI: max pixel difference ${d.max} > ${tol}`);
+        }
+        await page.close();
+        return r;
+      });
+    }
+  }
 
   await runCase('no WebGPU: a clear message and the CPU path', async () => {
     const plain = await launch(false);

@@ -76,6 +76,7 @@ const state = {
   /** The source of the load in flight (`loaded` does not echo it: Files do not round-trip). */
   pendingLoad: null as ModelSource | null,
   t0: performance.now(),
+  firstImage: false,
 };
 
 function setStatus(text: string) {
@@ -375,7 +376,9 @@ function showImage(m: Extract<FromWorker, { status: 'image' }>) {
     el.download.hidden = false;
   }, 'image/png');
   const truncated = m.promptTruncated ? ' The prompt was longer than 77 tokens and was cut.' : '';
-  setStatus(`Done in ${formatMs(m.timing.totalMs)} (${formatMs(m.timing.perStepMs)} per step, first image ${formatMs(performance.now() - state.t0)} after page load).${truncated}`);
+  const first = state.firstImage ? '' : `, first image ${formatMs(performance.now() - state.t0)} after page load`;
+  state.firstImage = true;
+  setStatus(`Done in ${formatMs(m.timing.totalMs)} (${formatMs(m.timing.perStepMs)} per step${first}).${truncated}`);
 }
 
 async function fetchIndex(): Promise<BundledModel[]> {
