@@ -75,18 +75,6 @@ impl Scheduler for DdimScheduler {
         &self.timesteps
     }
 
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&self, sample: Tensor<4>, _step_index: usize) -> Tensor<4> {
-        sample
-    }
-
-    fn needs_noise(&self) -> bool {
-        false
-    }
-
     fn step(
         &mut self,
         model_output: Tensor<4>,

@@ -196,18 +196,6 @@ impl Scheduler for DpmSolverMultistepScheduler {
         &self.timesteps
     }
 
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&self, sample: Tensor<4>, _step_index: usize) -> Tensor<4> {
-        sample
-    }
-
-    fn needs_noise(&self) -> bool {
-        false
-    }
-
     /// Steps must come in order 0, 1, 2, ...; step 0 starts a new trajectory (clears the history).
     fn step(
         &mut self,

@@ -77,14 +77,6 @@ impl Scheduler for LcmScheduler {
         &self.timesteps
     }
 
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&self, sample: Tensor<4>, _step_index: usize) -> Tensor<4> {
-        sample
-    }
-
     fn needs_noise(&self) -> bool {
         true
     }

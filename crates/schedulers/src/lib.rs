@@ -112,15 +112,22 @@ pub trait Scheduler: Send {
     /// PNDM; may be fractional for Euler with "linspace" spacing.
     fn timesteps(&self) -> &[f64];
 
-    /// Standard deviation of the initial noise: multiply fresh N(0, 1) latents by it.
-    fn init_noise_sigma(&self) -> f64;
+    /// Standard deviation of the initial noise: multiply fresh N(0, 1) latents by it
+    /// (1 for the alpha-parameterised schedulers; the sigma-based ones override it).
+    fn init_noise_sigma(&self) -> f64 {
+        1.0
+    }
 
     /// The model input at `step_index` (Euler divides by sqrt(σ² + 1), the others return `sample`).
     /// `sample`: `[batch, channels, height, width]`.
-    fn scale_model_input(&self, sample: Tensor<4>, step_index: usize) -> Tensor<4>;
+    fn scale_model_input(&self, sample: Tensor<4>, _step_index: usize) -> Tensor<4> {
+        sample
+    }
 
     /// Whether `step` needs fresh Gaussian noise of the sample's shape (ancestral, LCM).
-    fn needs_noise(&self) -> bool;
+    fn needs_noise(&self) -> bool {
+        false
+    }
 
     /// One denoising update from step `step_index` (an index into `timesteps()`) to the next; returns the new latents
     /// `[batch, channels, height, width]`. `model_output` is the (guided) UNet output for

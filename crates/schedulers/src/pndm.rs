@@ -242,18 +242,6 @@ impl Scheduler for PndmScheduler {
         &self.timesteps
     }
 
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&self, sample: Tensor<4>, _step_index: usize) -> Tensor<4> {
-        sample
-    }
-
-    fn needs_noise(&self) -> bool {
-        false
-    }
-
     /// Steps must come in order 0, 1, 2, ... over `timesteps()`; step 0 starts a new trajectory.
     fn step(
         &mut self,
