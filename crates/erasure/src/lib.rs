@@ -1,0 +1,14 @@
+//! Concept erasure for Stable Diffusion models loaded by `pipeline`.
+//!
+//! Three families (DESIGN.md): closed-form edits of the cross-attention projections (UCE, TIME,
+//! RECE, SPEED, MACE's closed-form refinement), steering at inference time through the
+//! pipeline's hooks, and SPM/LoRA adapters. One method a file; each cites its paper equation and
+//! the official code. Core crate: no file system, network or printing.
+
+pub mod edit;
+pub mod error;
+pub mod linalg;
+pub mod text;
+
+pub use edit::{Edit, EditMeta, EditStack, EditTensor};
+pub use error::EraseError;
