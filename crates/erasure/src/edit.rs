@@ -131,14 +131,6 @@ pub struct EditStack {
     active: Vec<(String, Edit)>,
 }
 
-/// What applying an edit found worth telling the user.
-#[derive(Debug, Default)]
-pub struct ApplyReport {
-    pub tensors: usize,
-    /// The edit was computed on other weights than the loaded model's (fingerprint differs).
-    pub base_mismatch: Option<String>,
-}
-
 /// The `Linear` weights of the UNet's transformer blocks by tensor name, PyTorch layout.
 fn linear_weights(unet: &UNet2DConditionModel) -> BTreeMap<String, Tensor<2>> {
     let mut out = BTreeMap::new();
@@ -202,20 +194,11 @@ impl EditStack {
     }
 
     /// Adds `edit` under `id` (replacing an active edit with the same id) and sets the weights.
-    /// On error the model is unchanged.
-    pub fn apply(&mut self, unet: &mut UNet2DConditionModel, id: &str, edit: Edit, file: &str) -> Result<ApplyReport, EraseError> {
+    /// On error the model is unchanged. Reads nothing back from the device (safe on WebGPU);
+    /// call [`Self::base_mismatch`] first to warn about an edit made for other weights.
+    pub fn apply(&mut self, unet: &mut UNet2DConditionModel, id: &str, edit: Edit, file: &str) -> Result<usize, EraseError> {
         Self::check(unet, &edit, file)?;
-        let mut report = ApplyReport { tensors: edit.tensors.len(), base_mismatch: None };
-        if !edit.meta.base_model.is_empty() {
-            let names: Vec<String> = edit.tensors.iter().map(|t| t.name.clone()).collect();
-            let here = self.base_fingerprint(unet, &names);
-            if here != edit.meta.base_model {
-                report.base_mismatch = Some(format!(
-                    "this edit was computed on other weights (fingerprint {}, this model {here}); it still applies because the shapes match",
-                    edit.meta.base_model
-                ));
-            }
-        }
+        let n = edit.tensors.len();
         let current = linear_weights(unet);
         for t in &edit.tensors {
             self.originals.entry(t.name.clone()).or_insert_with(|| current[&t.name].clone());
@@ -223,7 +206,23 @@ impl EditStack {
         self.active.retain(|(i, _)| i != id);
         self.active.push((id.to_owned(), edit));
         self.sync(unet);
-        Ok(report)
+        Ok(n)
+    }
+
+    /// A warning when `edit` was computed on other weights than this model's (its fingerprint
+    /// differs); `None` when it matches or the file records none. Reads tensors back (native).
+    pub fn base_mismatch(&self, unet: &UNet2DConditionModel, edit: &Edit) -> Option<String> {
+        if edit.meta.base_model.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = edit.tensors.iter().map(|t| t.name.clone()).collect();
+        let here = self.base_fingerprint(unet, &names);
+        (here != edit.meta.base_model).then(|| {
+            format!(
+                "this edit was computed on other weights (fingerprint {}, this model {here}); it still applies because the shapes match",
+                edit.meta.base_model
+            )
+        })
     }
 
     /// Removes an edit; the tensors only it touched get their original values back.
