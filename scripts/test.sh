@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `npm test`: every test — Rust (all crates, ndarray backend), the wasm32 build of the core crates.
+# `npm test`: every test — Rust (all crates, ndarray backend), then the browser studio
+# (scripts/test-web.sh: the wasm32 WebGPU release build of crate studio-wasm, vitest, and the
+# studio in headless Chromium compared with the native CLI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -9,6 +11,7 @@ echo "== cargo test (workspace)"
 cargo test --workspace --locked 2>&1
 
 if [ -d crates/studio-wasm ]; then
-  echo "== wasm32 build of the core crates with burn's WebGPU backend (crate studio-wasm)"
-  cargo build --locked --release --target wasm32-unknown-unknown -p studio-wasm 2>&1
+  # test-web.sh builds the wasm32 release of studio-wasm once (via build-web.sh) and tests it.
+  echo "== browser studio: wasm32 build, web unit tests, browser tests"
+  bash scripts/test-web.sh
 fi
