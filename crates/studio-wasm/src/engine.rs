@@ -35,6 +35,11 @@ pub struct StudioParams {
     pub scheduler: String,
     #[serde(default)]
     pub clip_skip: Option<usize>,
+    /// Decode and report an intermediate image every this many steps (0: no previews). A preview
+    /// is the VAE's decoding of the current (still noisy) latents: exact for the model, and it
+    /// costs one VAE decode, so the UI asks for a few per run, not one per step.
+    #[serde(default)]
+    pub preview_every: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +54,10 @@ pub enum StudioError {
     NoModel,
     #[error("could not read the result back from the device: {0}. If the GPU was reset, reload the model")]
     Readback(String),
+    #[error(transparent)]
+    Edit(#[from] erasure::EraseError),
+    #[error("a generation is running: wait for it or cancel it before changing the model's edits")]
+    Busy,
 }
 
 impl StudioParams {
@@ -163,6 +172,9 @@ pub struct Timing {
     pub per_step_ms: f64,
     /// VAE decode and the read-back of the image.
     pub decode_ms: f64,
+    /// Intermediate previews (decodes and read-backs), excluded from `steps_ms`.
+    pub preview_ms: f64,
+    pub previews: usize,
     pub total_ms: f64,
 }
 
@@ -191,6 +203,30 @@ pub trait Host {
     fn progress(&mut self, p: &Progress);
     /// Checked after every yield.
     fn cancel_requested(&self) -> bool;
+    /// An intermediate image after `step` steps (RGBA like [`Image::rgba`]).
+    fn preview(&mut self, _step: usize, _width: usize, _height: usize, _rgba: &[u8]) {}
+}
+
+/// Raw decoder output read back as f32 `[1, 3, h, w]` → RGBA8 (alpha 255).
+fn rgba_from_decoded(h: usize, w: usize, data: &[f32]) -> Vec<u8> {
+    let (_, _, rgb) = pipeline::generate::rgb8_from_f32(h, w, data);
+    let mut rgba = Vec::with_capacity(h * w * 4);
+    for px in rgb.chunks_exact(3) {
+        rgba.extend_from_slice(&[px[0], px[1], px[2], 255]);
+    }
+    rgba
+}
+
+/// Decodes the run's current latents and reads the image back (asynchronously).
+async fn decode_rgba(run: &pipeline::generate::Run<'_>, step: usize) -> Result<(usize, usize, Vec<u8>), StudioError> {
+    let image = run.decode();
+    let [_, _, h, w] = image.dims();
+    let data = image.into_data_async().await.map_err(readback_err)?;
+    let data: Vec<f32> = data.convert::<f32>().try_to_vec::<f32>().map_err(readback_err)?;
+    if data.iter().any(|v| !v.is_finite()) {
+        return Err(GenerateError::NotFinite(step).into());
+    }
+    Ok((h, w, rgba_from_decoded(h, w, &data)))
 }
 
 fn readback_err(e: impl std::fmt::Debug) -> StudioError {
@@ -210,6 +246,8 @@ pub async fn generate<H: Host>(model: &StableDiffusion, params: &StudioParams, h
     }
     let t_start = host.now_ms();
     let mut t_prev = t_start;
+    let mut preview_ms = 0.0;
+    let mut previews = 0;
     while !run.is_done() {
         let i = run.done_steps();
         let t_rec = host.now_ms();
@@ -224,26 +262,23 @@ pub async fn generate<H: Host>(model: &StableDiffusion, params: &StudioParams, h
         let now = host.now_ms();
         host.progress(&Progress { step: i + 1, total, timestep: run.timestep(i), elapsed_ms: now - t0, step_ms: now - t_prev, record_ms });
         t_prev = now;
+        if params.preview_every > 0 && (i + 1) % params.preview_every == 0 && !run.is_done() {
+            let (h, w, rgba) = decode_rgba(&run, i + 1).await?;
+            host.preview(i + 1, w, h, &rgba);
+            let after = host.now_ms();
+            preview_ms += after - t_prev;
+            previews += 1;
+            t_prev = after;
+        }
         host.yield_now().await;
         if host.cancel_requested() && !run.is_done() {
             return Ok(Outcome::Cancelled { step: i + 1, total });
         }
     }
     let t_steps = host.now_ms();
-    let image = run.decode();
-    let [_, _, h, w] = image.dims();
-    let data = image.into_data_async().await.map_err(readback_err)?;
-    let data: Vec<f32> = data.convert::<f32>().try_to_vec::<f32>().map_err(readback_err)?;
-    if data.iter().any(|v| !v.is_finite()) {
-        return Err(GenerateError::NotFinite(total).into());
-    }
-    let (_, _, rgb) = pipeline::generate::rgb8_from_f32(h, w, &data);
-    let mut rgba = Vec::with_capacity(h * w * 4);
-    for px in rgb.chunks_exact(3) {
-        rgba.extend_from_slice(&[px[0], px[1], px[2], 255]);
-    }
+    let (h, w, rgba) = decode_rgba(&run, total).await?;
     let t_end = host.now_ms();
-    let steps_ms = t_steps - t_start;
+    let steps_ms = t_steps - t_start - preview_ms;
     Ok(Outcome::Done(Image {
         width: w,
         height: h,
@@ -253,6 +288,8 @@ pub async fn generate<H: Host>(model: &StableDiffusion, params: &StudioParams, h
             steps_ms,
             per_step_ms: steps_ms / total.max(1) as f64,
             decode_ms: t_end - t_steps,
+            preview_ms,
+            previews,
             total_ms: t_end - t0,
         },
         prompt_truncated: run.prompt_truncated,
@@ -273,6 +310,7 @@ mod tests {
         let p = params();
         assert_eq!(p.negative_prompt, "");
         assert_eq!(p.clip_skip, None);
+        assert_eq!(p.preview_every, 0);
         let g = p.to_generate_params().unwrap();
         assert_eq!(g.scheduler, SchedulerKind::EulerAncestral);
         assert_eq!((g.steps, g.width, g.height, g.seed), (3, 16, 16, 7));

@@ -1,11 +1,13 @@
 //! The browser studio's wasm-bindgen surface: a [`Session`](session::Session) on WebGPU (or on
 //! the CPU when WebGPU is missing), loading a diffusers-layout model from bytes, generating with
-//! per-step progress and cancel.
+//! per-step progress, previews and cancel, and applying / reverting weight edits.
 //!
-//! Only [`session`] is wasm32-specific; [`engine`] (the step loop, parameters, timings) and
-//! [`files`] (the model folder as a path → bytes map) are plain Rust, built and tested natively
+//! Only [`session`] is wasm32-specific; [`engine`] (the step loop, parameters, timings),
+//! [`edits`] (edit files on the loaded model) and [`files`] (the model folder as a path → bytes
+//! map) are plain Rust, built and tested natively
 //! with the rest of the workspace.
 
+pub mod edits;
 pub mod engine;
 pub mod files;
 

@@ -6,17 +6,21 @@
 //! const s = await createSession('auto');            // 'auto' | 'webgpu' | 'cpu'
 //! s.backend; s.adapter; s.fallbackReason;           // where it runs, and why not on WebGPU
 //! const info = JSON.parse(s.loadModel(new Map([['unet/config.json', bytes], ...])));
-//! const r = await s.generate(JSON.stringify(params), (p) => ...);   // r.status: 'done' | 'cancelled'
+//! const r = await s.generate(JSON.stringify(params), (p) => ..., (preview) => ...);   // r.status: 'done' | 'cancelled'
 //! s.cancel();                                       // from a message handler, between two steps
+//! const e = JSON.parse(await s.applyEdit('e1', 'uce.safetensors', bytes)); // EditInfo; e.warning
+//! s.revertEdit('e1'); s.revertAllEdits(); s.activeEdits; s.exportEdit('e1');
 //! s.dispose();                                      // drops the model's GPU buffers
 //! ```
 //! Every failure is a rejected promise / thrown `Error` with an actionable message; a panic
 //! is logged by `console_error_panic_hook` and surfaces as a `RuntimeError` the worker reports.
 
+use crate::edits::{self, EditInfo};
 use crate::engine::{self, Host, ModelInfo, Outcome, Progress, StudioError, StudioParams};
 use crate::files::{check_components, list_dir, normalize_paths};
 use burn::tensor::Device;
 use diffusion::error::LoadError;
+use erasure::EditStack;
 use pipeline::model::{ModelFiles, StableDiffusion};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -135,8 +139,23 @@ struct Inner {
     max_storage_buffer: Option<u64>,
     shader_f16: bool,
     model: RefCell<Option<Rc<StableDiffusion>>>,
+    /// The edits applied to `model` (and the original values of the tensors they touch).
+    edits: RefCell<EditStack>,
     cancel: Cell<bool>,
     running: Cell<bool>,
+}
+
+impl Inner {
+    /// The model for changing its weights: refused while a generation holds it.
+    fn with_model_mut<T>(&self, f: impl FnOnce(&mut StableDiffusion, &mut EditStack) -> Result<T, StudioError>) -> Result<T, StudioError> {
+        if self.running.get() {
+            return Err(StudioError::Busy);
+        }
+        let mut slot = self.model.borrow_mut();
+        let rc = slot.as_mut().ok_or(StudioError::NoModel)?;
+        let model = Rc::get_mut(rc).ok_or(StudioError::Busy)?;
+        f(model, &mut self.edits.borrow_mut())
+    }
 }
 
 impl Inner {
@@ -149,6 +168,7 @@ impl Inner {
             max_storage_buffer: None,
             shader_f16: false,
             model: RefCell::new(None),
+            edits: RefCell::new(EditStack::new()),
             cancel: Cell::new(false),
             running: Cell::new(false),
         }
@@ -201,6 +221,7 @@ impl ModelFiles for JsFiles {
 struct BrowserHost {
     inner: Rc<Inner>,
     on_progress: Option<js_sys::Function>,
+    on_preview: Option<js_sys::Function>,
 }
 
 fn now_ms() -> f64 {
@@ -252,6 +273,21 @@ impl Host for BrowserHost {
     }
     fn cancel_requested(&self) -> bool {
         self.inner.cancel.get()
+    }
+    fn preview(&mut self, step: usize, width: usize, height: usize, rgba: &[u8]) {
+        if let Some(f) = &self.on_preview {
+            let o = js_sys::Object::new();
+            let set = |k: &str, v: JsValue| {
+                let _ = js_sys::Reflect::set(&o, &JsValue::from_str(k), &v);
+            };
+            set("step", (step as f64).into());
+            set("width", (width as f64).into());
+            set("height", (height as f64).into());
+            set("rgba", js_sys::Uint8ClampedArray::from(rgba).into());
+            if let Err(e) = f.call1(&JsValue::NULL, &o) {
+                web_log(&format!("preview callback failed: {e:?}"));
+            }
+        }
     }
 }
 
@@ -311,17 +347,19 @@ impl Session {
         let mut files = JsFiles::new(files).map_err(js_err)?;
         check_components(files.paths.iter().map(|(p, _)| p.as_str())).map_err(js_err)?;
         self.inner.model.borrow_mut().take();
+        *self.inner.edits.borrow_mut() = EditStack::new();
         let model = StableDiffusion::load(&mut files, &self.inner.device).map_err(js_err)?;
         let info = ModelInfo::of(&model);
         *self.inner.model.borrow_mut() = Some(Rc::new(model));
         serde_json::to_string(&info).map_err(js_err)
     }
 
-    /// Generates one image. `params`: JSON of [`StudioParams`]. `on_progress({step, total,
-    /// timestep, elapsedMs, stepMs})` is called after each step. Resolves to
+    /// Generates one image with the edits applied now. `params`: JSON of [`StudioParams`].
+    /// `on_progress({step, total, timestep, elapsedMs, stepMs})` is called after each step,
+    /// `on_preview({step, width, height, rgba})` every `previewEvery` steps. Resolves to
     /// `{status: 'done', width, height, rgba: Uint8ClampedArray, timing, promptTruncated}` or
     /// `{status: 'cancelled', step, total}`.
-    pub fn generate(&self, params: String, on_progress: Option<js_sys::Function>) -> js_sys::Promise {
+    pub fn generate(&self, params: String, on_progress: Option<js_sys::Function>, on_preview: Option<js_sys::Function>) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             if inner.running.get() {
@@ -331,7 +369,7 @@ impl Session {
             let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
             inner.cancel.set(false);
             inner.running.set(true);
-            let mut host = BrowserHost { inner: inner.clone(), on_progress };
+            let mut host = BrowserHost { inner: inner.clone(), on_progress, on_preview };
             let result = engine::generate(&model, &params, &mut host).await;
             inner.running.set(false);
             inner.cancel.set(false);
@@ -366,9 +404,67 @@ impl Session {
         }
     }
 
-    /// Drops the model (and its GPU buffers). The session stays usable for another load.
+    /// Applies an edit file (`.safetensors`, DESIGN.md "Edit file") under `id`, replacing an
+    /// edit with the same id. Resolves to [`EditInfo`] as JSON; `warning` is set when the file
+    /// was computed on other weights. A bad file (unknown tensor, wrong shape, NaN) rejects with
+    /// the reason and leaves the model unchanged. Nothing is read back synchronously.
+    #[wasm_bindgen(js_name = applyEdit)]
+    pub fn apply_edit(&self, id: String, file: String, bytes: js_sys::Uint8Array) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        let bytes = bytes.to_vec();
+        wasm_bindgen_futures::future_to_promise(async move {
+            if inner.running.get() {
+                return Err(js_err(StudioError::Busy).into());
+            }
+            let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+            let edit = edits::parse_and_check(&model.unet, &file, bytes).map_err(js_err)?;
+            let originals = edits::originals(&inner.edits.borrow(), &model.unet, &edit);
+            drop(model);
+            let warning = edits::base_warning(&edit, originals).await.map_err(js_err)?;
+            let info = EditInfo::of(&id, &file, &edit, warning);
+            inner
+                .with_model_mut(|m, stack| stack.apply(&mut m.unet, &id, edit, &file).map_err(StudioError::from))
+                .map_err(js_err)?;
+            Ok(JsValue::from_str(&serde_json::to_string(&info).map_err(js_err)?))
+        })
+    }
+
+    /// Reverts one edit (the tensors only it touched get their original values back, bit for
+    /// bit). Returns whether it was applied.
+    #[wasm_bindgen(js_name = revertEdit)]
+    pub fn revert_edit(&self, id: String) -> Result<bool, JsError> {
+        self.inner.with_model_mut(|m, stack| Ok(stack.revert(&mut m.unet, &id))).map_err(js_err)
+    }
+
+    /// Reverts every edit: the model is the loaded original again.
+    #[wasm_bindgen(js_name = revertAllEdits)]
+    pub fn revert_all_edits(&self) -> Result<(), JsError> {
+        self.inner
+            .with_model_mut(|m, stack| {
+                stack.revert_all(&mut m.unet);
+                Ok(())
+            })
+            .map_err(js_err)
+    }
+
+    /// Ids of the applied edits, in the order they were applied.
+    #[wasm_bindgen(getter, js_name = activeEdits)]
+    pub fn active_edits(&self) -> Vec<String> {
+        self.inner.edits.borrow().active().into_iter().map(str::to_owned).collect()
+    }
+
+    /// The edit file of an applied edit (f32 tensors and its metadata), for download.
+    #[wasm_bindgen(js_name = exportEdit)]
+    pub fn export_edit(&self, id: String) -> Result<js_sys::Uint8Array, JsError> {
+        let stack = self.inner.edits.borrow();
+        let edit = stack.get(&id).ok_or_else(|| JsError::new(&format!("no edit `{id}` is applied")))?;
+        Ok(js_sys::Uint8Array::from(edit.to_safetensors().as_slice()))
+    }
+
+    /// Drops the model (and its GPU buffers) and its edits. The session stays usable for another load.
     pub fn dispose(&self) {
         self.inner.cancel.set(true);
         self.inner.model.borrow_mut().take();
+        *self.inner.edits.borrow_mut() = EditStack::new();
     }
 }

@@ -54,6 +54,7 @@ struct TestHost {
     steps_seen: Vec<usize>,
     cancel_after: Option<usize>,
     yields: usize,
+    previews: Vec<(usize, usize, usize, Vec<u8>)>,
 }
 
 impl Host for TestHost {
@@ -70,6 +71,9 @@ impl Host for TestHost {
     fn cancel_requested(&self) -> bool {
         self.cancel_after.is_some_and(|n| self.steps_seen.len() >= n)
     }
+    fn preview(&mut self, step: usize, width: usize, height: usize, rgba: &[u8]) {
+        self.previews.push((step, width, height, rgba.to_vec()));
+    }
 }
 
 fn params(scheduler: &str) -> StudioParams {
@@ -83,6 +87,7 @@ fn params(scheduler: &str) -> StudioParams {
         seed: 42,
         scheduler: scheduler.into(),
         clip_skip: None,
+        preview_every: 0,
     }
 }
 
@@ -98,7 +103,7 @@ fn studio_loop_equals_the_pipeline_and_cancels_between_steps() {
 
     for scheduler in ["ddim", "euler-a"] {
         let p = params(scheduler);
-        let mut host = TestHost { steps_seen: vec![], cancel_after: None, yields: 0 };
+        let mut host = TestHost { steps_seen: vec![], cancel_after: None, yields: 0, previews: vec![] };
         let Outcome::Done(img) = block_on(engine::generate(&model, &p, &mut host)).unwrap() else { panic!("cancelled") };
         assert_eq!(host.steps_seen, vec![1, 2, 3]);
         assert_eq!(host.yields, 4, "one yield after set-up and one after each step");
@@ -114,11 +119,34 @@ fn studio_loop_equals_the_pipeline_and_cancels_between_steps() {
         assert!(distinct.len() > 10, "{scheduler}: a flat image means the run did nothing");
     }
 
-    let mut host = TestHost { steps_seen: vec![], cancel_after: Some(1), yields: 0 };
+    let mut host = TestHost { steps_seen: vec![], cancel_after: Some(1), yields: 0, previews: vec![] };
     match block_on(engine::generate(&model, &params("ddim"), &mut host)).unwrap() {
         Outcome::Cancelled { step, total } => assert_eq!((step, total), (1, 3)),
         Outcome::Done(_) => panic!("the run ignored cancel"),
     }
+}
+
+#[test]
+fn previews_decode_the_current_latents_and_leave_the_image_unchanged() {
+    let device = device();
+    let mut files = MapFiles::new(fixture_files());
+    let model = StableDiffusion::load(&mut files, &device).unwrap();
+    let plain = params("euler-a");
+    let mut host = TestHost { steps_seen: vec![], cancel_after: None, yields: 0, previews: vec![] };
+    let Outcome::Done(reference) = block_on(engine::generate(&model, &plain, &mut host)).unwrap() else { panic!("cancelled") };
+    assert!(host.previews.is_empty(), "previews are off by default");
+    assert_eq!(reference.timing.previews, 0);
+
+    let with = StudioParams { preview_every: 1, ..plain };
+    let mut host = TestHost { steps_seen: vec![], cancel_after: None, yields: 0, previews: vec![] };
+    let Outcome::Done(img) = block_on(engine::generate(&model, &with, &mut host)).unwrap() else { panic!("cancelled") };
+    // After steps 1 and 2; the last step's image is the result itself.
+    let steps: Vec<usize> = host.previews.iter().map(|p| p.0).collect();
+    assert_eq!(steps, vec![1, 2]);
+    assert_eq!(img.timing.previews, 2);
+    assert!(host.previews.iter().all(|(_, w, h, rgba)| (*w, *h, rgba.len()) == (16, 16, 16 * 16 * 4)));
+    assert_eq!(img.rgba, reference.rgba, "previews must not change the run");
+    assert_ne!(host.previews[0].3, img.rgba, "a preview after step 1 of 3 is still noisy");
 }
 
 #[test]
