@@ -1,7 +1,15 @@
 // Vite builds the studio page (web/) into web/dist and serves it. The bundled models are served
 // by the page itself under models/<id>/ with an index (models/index.json): the classroom model
 // (models/classroom) when it is present, and the tiny test fixture. Nothing is fetched elsewhere.
+//
+// With STUDIO_HUB_MIRROR=1 the dev and preview servers also answer like the Hugging Face hub
+// under /hub-mirror/ for one repo, `erasure-studio/tiny-sd1` (the tiny fixture): the tree API
+// with LFS SHA-256s and `resolve/` downloads with Range support; /hub-mirror/slow/ is the same
+// at ~1 MB/s (to interrupt a download), /hub-mirror/_log lists the requests. The browser tests
+// point the page at it with `?hub=`, so the downloader is tested without the network.
 
+import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -93,10 +101,96 @@ function studioModels(): Plugin {
   };
 }
 
+const MIRROR_REPO = 'erasure-studio/tiny-sd1';
+const MIRROR_DIR = join(root, 'tests/fixtures/tiny-sd1');
+
+function hubMirror(): Plugin {
+  const log: { path: string; range: string | null; status: number; slow: boolean }[] = [];
+  const shas = new Map<string, string>();
+  const sha = (path: string) => {
+    if (!shas.has(path)) shas.set(path, createHash('sha256').update(readFileSync(join(MIRROR_DIR, path))).digest('hex'));
+    return shas.get(path)!;
+  };
+  const files = () => [...modelFiles(MIRROR_DIR), { path: 'unet/diffusion_pytorch_model.non_ema.bin', size: 4 }];
+  const handle = (req: IncomingMessage, res: ServerResponse, next: () => void) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const m = /^\/hub-mirror(\/slow)?\/(.*)$/.exec(decodeURIComponent(url.pathname));
+    if (!m) return next();
+    const slow = !!m[1];
+    const rest = m[2];
+    res.setHeader('access-control-allow-origin', '*');
+    if (rest === '_log') {
+      // Returns the requests so far; `?clear=1` then forgets them.
+      const body = JSON.stringify(log);
+      if (url.searchParams.has('clear')) log.length = 0;
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('cache-control', 'no-store');
+      return res.end(body);
+    }
+    const range = (req.headers.range as string | undefined) ?? null;
+    const fail = (status: number, msg: string) => {
+      log.push({ path: rest, range, status, slow });
+      res.statusCode = status;
+      res.end(msg);
+    };
+    if (rest === `api/models/${MIRROR_REPO}/tree/main`) {
+      log.push({ path: rest, range, status: 200, slow });
+      res.setHeader('content-type', 'application/json');
+      return res.end(
+        JSON.stringify(
+          files().map((f) => ({
+            type: 'file',
+            path: f.path,
+            size: f.size,
+            oid: '0'.repeat(40),
+            ...(f.path.endsWith('.safetensors') ? { lfs: { oid: sha(f.path), size: f.size, pointerSize: 134 } } : {}),
+          })),
+        ),
+      );
+    }
+    if (rest.startsWith('api/models/')) return fail(404, 'Repository not found');
+    const prefix = `${MIRROR_REPO}/resolve/main/`;
+    const file = rest.startsWith(prefix) ? modelFiles(MIRROR_DIR).find((f) => f.path === rest.slice(prefix.length)) : undefined;
+    if (!file) return fail(404, 'Entry not found');
+    const body = readFileSync(join(MIRROR_DIR, file.path));
+    const r = range ? /^bytes=(\d+)-$/.exec(range) : null;
+    const start = r ? Number(r[1]) : 0;
+    if (start > body.length) return fail(416, 'Range Not Satisfiable');
+    const part = body.subarray(start);
+    log.push({ path: rest, range, status: r ? 206 : 200, slow });
+    res.statusCode = r ? 206 : 200;
+    res.setHeader('accept-ranges', 'bytes');
+    res.setHeader('content-type', 'application/octet-stream');
+    res.setHeader('content-length', String(part.length));
+    res.setHeader('etag', `"${sha(file.path).slice(0, 16)}"`);
+    if (r) res.setHeader('content-range', `bytes ${start}-${body.length - 1}/${body.length}`);
+    if (!slow) return res.end(part);
+    // ~1 MB/s in 32 KB pieces.
+    let o = 0;
+    const tick = () => {
+      if (res.destroyed) return;
+      if (o >= part.length) return res.end();
+      res.write(part.subarray(o, o + 32768));
+      o += 32768;
+      setTimeout(tick, 30);
+    };
+    tick();
+  };
+  return {
+    name: 'hub-mirror',
+    configureServer(server) {
+      if (process.env.STUDIO_HUB_MIRROR) server.middlewares.use(handle);
+    },
+    configurePreviewServer(server) {
+      if (process.env.STUDIO_HUB_MIRROR) server.middlewares.use(handle);
+    },
+  };
+}
+
 export default defineConfig({
   root: 'web',
   base: './',
-  plugins: [studioModels()],
+  plugins: [studioModels(), hubMirror()],
   worker: { format: 'es' },
   build: {
     outDir: 'dist',

@@ -19,6 +19,38 @@ export interface GenerateParams {
   height: number;
   seed: number;
   scheduler: SchedulerName;
+  /** A VAE-decoded preview of the current latents every this many steps (0 or absent: none). */
+  previewEvery?: number;
+}
+
+/** The closed-form erasure methods (crates/erasure); computing them in the page is the `erase` message. */
+export const ERASE_METHODS = ['uce', 'time', 'rece', 'speed', 'mace'] as const;
+export type EraseMethod = (typeof ERASE_METHODS)[number];
+
+/** Mirrors `studio_wasm::edits::EditInfo`. */
+export interface EditInfo {
+  id: string;
+  file: string;
+  method: string;
+  concepts: string[];
+  guides: string[];
+  preserve: string[];
+  hyperparameters: Record<string, unknown>;
+  tensors: string[];
+  values: number;
+  baseModel: string;
+  warning: string | null;
+}
+
+/** One file of a hub download (web/hub/download.ts `FileProgress`). */
+export interface DownloadFile {
+  path: string;
+  size: number | null;
+  loaded: number;
+  state: 'queued' | 'cached' | 'downloading' | 'verifying' | 'done' | 'failed';
+  bytesPerSec: number;
+  resumedFrom: number;
+  verified: 'pinned' | 'hub' | 'size' | null;
 }
 
 /** Mirrors `studio_wasm::engine::ModelInfo`. */
@@ -41,6 +73,9 @@ export interface Timing {
   stepsMs: number;
   perStepMs: number;
   decodeMs: number;
+  /** Intermediate previews (excluded from `stepsMs`) and how many. */
+  previewMs?: number;
+  previews?: number;
   totalMs: number;
 }
 
@@ -53,16 +88,28 @@ export interface FileEntry {
 /** A model the page serves itself (bundled), or one the user picked from disk. */
 export type ModelSource =
   | { kind: 'url'; id: string; name: string; base: string; files: FileEntry[] }
-  | { kind: 'local'; name: string; files: { path: string; file: File }[] };
+  | { kind: 'local'; name: string; files: { path: string; file: File }[] }
+  /** A repo on the Hugging Face hub (or a server with its URL layout), downloaded into the OPFS cache. */
+  | { kind: 'hub'; id: string; name: string; endpoint: string; repo: string; revision: string; pinned?: Record<string, string> };
 
 export type ToWorker =
   | { type: 'init'; backend: BackendChoice; tasksMax?: number }
   | { type: 'load'; requestId: number; source: ModelSource }
-  | { type: 'generate'; requestId: number; params: GenerateParams }
+  /** `edits`: the ids of the edits active for this run (the worker applies / reverts to match). */
+  | { type: 'generate'; requestId: number; params: GenerateParams; edits: string[] }
+  /** Adds an edit file to the session's edits (applied, then kept for toggling). */
+  | { type: 'edit-add'; requestId: number; id: string; file: string; bytes: Uint8Array }
+  | { type: 'edit-remove'; requestId: number; id: string }
+  /**
+   * Computes an edit in the page with a closed-form method. HOOK: answered with a "not available
+   * yet" error until crates/erasure exposes the solvers to studio-wasm; the reply will then be
+   * an `edit` message like `edit-add`'s.
+   */
+  | { type: 'erase'; requestId: number; method: EraseMethod; concepts: string[]; guides: string[]; preserve: string[]; params: Record<string, number | string | boolean> }
   | { type: 'cancel' }
   | { type: 'dispose' };
 
-export type Phase = 'init' | 'load' | 'generate';
+export type Phase = 'init' | 'load' | 'generate' | 'edit' | 'erase';
 
 export type FromWorker =
   | {
@@ -75,8 +122,13 @@ export type FromWorker =
       initMs: number;
     }
   | { status: 'loading'; requestId: number; file: string; fileIndex: number; fileCount: number; loaded: number; total: number }
+  | { status: 'download'; requestId: number; repo: string; files: DownloadFile[]; offline: boolean }
   | { status: 'loaded'; requestId: number; name: string; info: ModelInfo; bytes: number; ms: number }
   | { status: 'progress'; requestId: number; step: number; total: number; elapsedMs: number; stepMs: number; recordMs: number }
+  | { status: 'preview'; requestId: number; step: number; width: number; height: number; rgba: Uint8ClampedArray }
+  /** An edit is in the session (applied now); `bytes` is its file, for export. */
+  | { status: 'edit'; requestId: number; edit: EditInfo; bytes: Uint8Array; ms: number }
+  | { status: 'edit-removed'; requestId: number; id: string }
   | {
       status: 'image';
       requestId: number;
@@ -87,6 +139,8 @@ export type FromWorker =
       params: GenerateParams;
       promptTruncated: boolean;
       backend: Backend;
+      /** The edits that were active. */
+      edits: string[];
     }
   | { status: 'cancelled'; requestId: number; step: number; total: number }
   | { status: 'disposed' }
@@ -97,6 +151,8 @@ export type FromWorker =
       message: string;
       /** The wasm module trapped (a panic): the worker must be replaced. */
       fatal: boolean;
+      /** A failed load that got as far as dropping the previous model (`load` only). */
+      modelDropped?: boolean;
     };
 
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
@@ -113,8 +169,16 @@ export function isFromWorker(x: unknown): x is FromWorker {
       return isNum(x.requestId) && isStr(x.file) && isNum(x.loaded) && isNum(x.total);
     case 'loaded':
       return isNum(x.requestId) && isStr(x.name) && isObj(x.info) && isNum(x.info.defaultWidth) && isNum(x.info.sizeMultiple);
+    case 'download':
+      return isNum(x.requestId) && isStr(x.repo) && Array.isArray(x.files);
     case 'progress':
       return isNum(x.requestId) && isNum(x.step) && isNum(x.total) && x.step >= 0 && x.step <= x.total;
+    case 'preview':
+      return isNum(x.requestId) && isNum(x.width) && isNum(x.height) && x.rgba instanceof Uint8ClampedArray && x.rgba.length === x.width * x.height * 4;
+    case 'edit':
+      return isNum(x.requestId) && isObj(x.edit) && isStr(x.edit.id) && Array.isArray(x.edit.tensors) && x.bytes instanceof Uint8Array;
+    case 'edit-removed':
+      return isNum(x.requestId) && isStr(x.id);
     case 'image':
       return (
         isNum(x.requestId) &&
@@ -122,14 +186,15 @@ export function isFromWorker(x: unknown): x is FromWorker {
         isNum(x.height) &&
         x.rgba instanceof Uint8ClampedArray &&
         x.rgba.length === x.width * x.height * 4 &&
-        isObj(x.timing)
+        isObj(x.timing) &&
+        Array.isArray(x.edits)
       );
     case 'cancelled':
       return isNum(x.requestId) && isNum(x.step) && isNum(x.total);
     case 'disposed':
       return true;
     case 'error':
-      return isStr(x.message) && (x.phase === 'init' || x.phase === 'load' || x.phase === 'generate') && typeof x.fatal === 'boolean';
+      return isStr(x.message) && ['init', 'load', 'generate', 'edit', 'erase'].includes(x.phase as string) && typeof x.fatal === 'boolean';
     default:
       return false;
   }

@@ -11,6 +11,7 @@ const image = (w: number, h: number, n = w * h * 4) => ({
   params: { prompt: 'x', negativePrompt: '', steps: 2, guidance: 7.5, width: w, height: h, seed: 1, scheduler: 'ddim' },
   promptTruncated: false,
   backend: 'webgpu',
+  edits: [],
 });
 
 describe('isFromWorker', () => {
@@ -25,6 +26,11 @@ describe('isFromWorker', () => {
       { status: 'cancelled', requestId: 2, step: 1, total: 20 },
       { status: 'disposed' },
       { status: 'error', requestId: null, phase: 'init', message: 'boom', fatal: false },
+      { status: 'error', requestId: 4, phase: 'erase', message: 'UCE is not available yet', fatal: false },
+      { status: 'preview', requestId: 2, step: 5, width: 2, height: 2, rgba: new Uint8ClampedArray(16) },
+      { status: 'edit', requestId: 5, edit: { id: 'e1', tensors: ['a.weight'] }, bytes: new Uint8Array(8), ms: 3 },
+      { status: 'edit-removed', requestId: 6, id: 'e1' },
+      { status: 'download', requestId: 7, repo: 'CompVis/stable-diffusion-v1-4', files: [], offline: false },
     ];
     for (const m of ok) expect(isFromWorker(m), JSON.stringify(m.status)).toBe(true);
   });
@@ -39,7 +45,9 @@ describe('isFromWorker', () => {
       { status: 'progress', requestId: 2, step: Number.NaN, total: 20 },
       image(16, 16, 16 * 16 * 3),
       { ...image(4, 4), rgba: new Uint8Array(64) },
-      { status: 'error', requestId: 1, phase: 'erase', message: 'x', fatal: false },
+      { status: 'error', requestId: 1, phase: 'train', message: 'x', fatal: false },
+      { status: 'edit', requestId: 1, edit: { id: 'e1', tensors: [] }, bytes: [1, 2] },
+      { status: 'preview', requestId: 1, step: 2, width: 2, height: 2, rgba: new Uint8ClampedArray(3) },
       { status: 'error', requestId: 1, phase: 'load', message: 'x' },
     ];
     for (const m of bad) expect(isFromWorker(m), JSON.stringify(m)).toBe(false);

@@ -74,6 +74,26 @@ export function formatMs(ms: number): string {
   return `${m} min ${Math.round((ms - m * 60_000) / 1000)} s`;
 }
 
+/** Transfer speed, e.g. `12.3 MB/s`. */
+export function formatSpeed(bytesPerSec: number): string {
+  return bytesPerSec > 0 && Number.isFinite(bytesPerSec) ? `${formatBytes(bytesPerSec)}/s` : '–';
+}
+
+/** Concepts typed as `a; b, c` → `['a', 'b', 'c']` (`;` preferred, `,` accepted when there is no `;`). */
+export function splitList(s: string): string[] {
+  const sep = s.includes(';') ? ';' : ',';
+  return s
+    .split(sep)
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+}
+
+/** The A1111-style `parameters` text many tools read from a PNG. */
+export function parametersText(p: { prompt: string; negativePrompt: string; steps: number; scheduler: string; guidance: number; seed: number; width: number; height: number }, model: string): string {
+  const neg = p.negativePrompt ? `\nNegative prompt: ${p.negativePrompt}` : '';
+  return `${p.prompt}${neg}\nSteps: ${p.steps}, Sampler: ${p.scheduler}, CFG scale: ${p.guidance}, Seed: ${p.seed}, Size: ${p.width}x${p.height}, Model: ${model}`;
+}
+
 export function formatBytes(n: number): string {
   const units = ['B', 'KB', 'MB', 'GB'];
   let i = 0;

@@ -1,9 +1,17 @@
 // The web worker owns the wasm module, the Session and the GPU. It answers `ToWorker` messages
-// with `FromWorker` messages (web/protocol.ts). One request runs at a time; `cancel` is handled
-// between two denoising steps because the Session yields to this event loop after each step.
+// with `FromWorker` messages (web/protocol.ts). Requests run one at a time, in order; `cancel`
+// bypasses the queue and is handled between two denoising steps, because the Session yields to
+// this event loop after each step.
+//
+// Edits: the worker keeps every edit file the page added (id → bytes) and, before each run,
+// applies / reverts so that exactly the run's `edits` are active. Reverting restores the
+// original tensors bit for bit (erasure::EditStack), so "original vs edited" comparisons run on
+// one loaded model.
 
 import init, { createSession, type Session } from '../pkg/studio_wasm.js';
-import { errorMessage, type FromWorker, type GenerateParams, type ModelInfo, type ModelSource, type Phase, type ToWorker } from '../protocol';
+import { cachedFiles, chooseFiles, downloadRepo, listRepo, type RemoteFile } from '../hub/download';
+import { MemoryStore, OpfsStore, cacheKey, opfsAvailable, type Store } from '../hub/store';
+import { errorMessage, type EditInfo, type FromWorker, type GenerateParams, type ModelInfo, type ModelSource, type Phase, type ToWorker } from '../protocol';
 
 /** The dedicated worker's global scope (typed by hand: the DOM and WebWorker libs cannot be mixed). */
 const scope = globalThis as unknown as {
@@ -13,17 +21,25 @@ const scope = globalThis as unknown as {
 
 let wasmReady: Promise<unknown> | null = null;
 let session: Session | null = null;
+/** Edit files the page added to this model, by id. */
+const library = new Map<string, { file: string; bytes: Uint8Array }>();
+let store: Promise<Store> | null = null;
+
+function cacheStore(): Promise<Store> {
+  store ??= opfsAvailable().then((ok) => (ok ? new OpfsStore() : new MemoryStore()));
+  return store;
+}
 
 function post(msg: FromWorker, transfer: Transferable[] = []) {
   scope.postMessage(msg, transfer);
 }
 
-function fail(phase: Phase, requestId: number | null, e: unknown) {
+function fail(phase: Phase, requestId: number | null, e: unknown, modelDropped?: boolean) {
   // A trap (Rust panic, out-of-bounds) leaves the module in an unknown state: the UI replaces the worker.
   const fatal = e instanceof WebAssembly.RuntimeError;
   let message = errorMessage(e);
   if (fatal) message = `The studio engine crashed (${message}). It restarts on its own; reload the model and try again.`;
-  post({ status: 'error', requestId, phase, message, fatal });
+  post({ status: 'error', requestId, phase, message, fatal, ...(modelDropped === undefined ? {} : { modelDropped }) });
 }
 
 /** A readable adapter name: browsers leave wgpu's `name` empty and expose vendor/architecture instead. */
@@ -69,8 +85,47 @@ async function fetchBytes(url: string, onChunk: (n: number) => void): Promise<Ui
   return out;
 }
 
+/** Downloads (or finds in the cache) a hub model's files, then reads them from the cache. */
+async function readHub(requestId: number, source: Extract<ModelSource, { kind: 'hub' }>): Promise<{ map: Map<string, Uint8Array>; bytes: number }> {
+  const st = await cacheStore();
+  let files: RemoteFile[];
+  let offline = false;
+  try {
+    files = await listRepo(source.endpoint, source.repo, source.revision);
+  } catch (e) {
+    // Offline (or the hub is down): a complete cached copy still loads.
+    const cached = await cachedFiles(st, source.endpoint, source.repo, source.revision);
+    if (!cached.length || chooseFiles(cached).missing.length) throw e;
+    files = cached;
+    offline = true;
+  }
+  const chosen = chooseFiles(files);
+  if (chosen.missing.length)
+    throw new Error(`${source.repo} has no ${chosen.missing.map((m) => `${m}/`).join(', ')} in diffusers layout with .safetensors weights: the studio cannot load it`);
+  await downloadRepo({
+    endpoint: source.endpoint,
+    repo: source.repo,
+    revision: source.revision,
+    files: chosen.files,
+    store: st,
+    pinned: source.pinned,
+    onProgress: (p) => post({ status: 'download', requestId, repo: source.repo, files: p, offline }),
+  });
+  const map = new Map<string, Uint8Array>();
+  let loaded = 0;
+  for (let i = 0; i < chosen.files.length; i++) {
+    const f = chosen.files[i];
+    post({ status: 'loading', requestId, file: f.path, fileIndex: i, fileCount: chosen.files.length, loaded, total: chosen.bytes });
+    const bytes = await st.read(cacheKey(source.endpoint, source.repo, source.revision, f.path));
+    loaded += bytes.length;
+    map.set(f.path, bytes);
+  }
+  return { map, bytes: loaded };
+}
+
 /** Reads the model's files into a path → bytes map, reporting progress per file. */
 async function readSource(requestId: number, source: ModelSource): Promise<{ map: Map<string, Uint8Array>; bytes: number }> {
+  if (source.kind === 'hub') return readHub(requestId, source);
   const map = new Map<string, Uint8Array>();
   const entries =
     source.kind === 'url'
@@ -95,7 +150,7 @@ async function readSource(requestId: number, source: ModelSource): Promise<{ map
         loaded += n;
         report(path, i);
       });
-    } else {
+    } else if (source.kind === 'local') {
       const file = source.files[i].file;
       try {
         bytes = new Uint8Array(await file.arrayBuffer());
@@ -103,11 +158,25 @@ async function readSource(requestId: number, source: ModelSource): Promise<{ map
         throw new Error(`could not read ${path} from disk (${errorMessage(e)}): pick the folder again`);
       }
       loaded += bytes.length;
+    } else {
+      throw new Error('unreachable');
     }
     map.set(path, bytes);
   }
   report('', entries.length, true);
   return { map, bytes: total };
+}
+
+/** Applies / reverts edits so that exactly `wanted` are active, in that order. */
+async function syncEdits(s: Session, wanted: string[]) {
+  const active = s.activeEdits as string[];
+  if (active.length === wanted.length && active.every((id, i) => id === wanted[i])) return;
+  for (const id of wanted) if (!library.has(id)) throw new Error(`edit ${id} is not loaded any more: add it again`);
+  s.revertAllEdits();
+  for (const id of wanted) {
+    const e = library.get(id)!;
+    await s.applyEdit(id, e.file, e.bytes);
+  }
 }
 
 async function handle(msg: ToWorker) {
@@ -136,15 +205,20 @@ async function handle(msg: ToWorker) {
     }
     case 'load': {
       const t0 = performance.now();
+      let dropped = false;
       try {
         if (!session) throw new Error('the engine is not started yet');
         const { map, bytes } = await readSource(msg.requestId, msg.source);
+        // The session drops the previous model's edits with it.
+        library.clear();
+        dropped = true;
         const info = JSON.parse(session.loadModel(map)) as ModelInfo;
         map.clear();
         const name = msg.source.name;
         post({ status: 'loaded', requestId: msg.requestId, name, info, bytes, ms: performance.now() - t0 });
       } catch (e) {
-        fail('load', msg.requestId, e);
+        // Until loadModel runs (files read, hub download), the previous model stays loaded.
+        fail('load', msg.requestId, e, dropped || !session?.hasModel);
       }
       return;
     }
@@ -153,8 +227,13 @@ async function handle(msg: ToWorker) {
       try {
         if (!session) throw new Error('the engine is not started yet');
         const s = session;
-        const r = await s.generate(JSON.stringify(params satisfies GenerateParams), (p: { step: number; total: number; elapsedMs: number; stepMs: number; recordMs: number }) =>
-          post({ status: 'progress', requestId, step: p.step, total: p.total, elapsedMs: p.elapsedMs, stepMs: p.stepMs, recordMs: p.recordMs }),
+        await syncEdits(s, msg.edits);
+        const r = await s.generate(
+          JSON.stringify(params satisfies GenerateParams),
+          (p: { step: number; total: number; elapsedMs: number; stepMs: number; recordMs: number }) =>
+            post({ status: 'progress', requestId, step: p.step, total: p.total, elapsedMs: p.elapsedMs, stepMs: p.stepMs, recordMs: p.recordMs }),
+          (p: { step: number; width: number; height: number; rgba: Uint8ClampedArray }) =>
+            post({ status: 'preview', requestId, step: p.step, width: p.width, height: p.height, rgba: p.rgba }, [p.rgba.buffer]),
         );
         if (r.status === 'cancelled') {
           post({ status: 'cancelled', requestId, step: r.step, total: r.total });
@@ -171,6 +250,7 @@ async function handle(msg: ToWorker) {
               params,
               promptTruncated: r.promptTruncated,
               backend: s.backend as 'webgpu' | 'cpu',
+              edits: [...msg.edits],
             },
             [rgba.buffer],
           );
@@ -180,16 +260,64 @@ async function handle(msg: ToWorker) {
       }
       return;
     }
+    case 'edit-add': {
+      const t0 = performance.now();
+      try {
+        if (!session) throw new Error('the engine is not started yet');
+        if (!session.hasModel) throw new Error('load a model before adding an edit');
+        // Applied now (this checks it against the model), then kept for toggling.
+        const edit = JSON.parse(await session.applyEdit(msg.id, msg.file, msg.bytes)) as EditInfo;
+        library.set(msg.id, { file: msg.file, bytes: msg.bytes });
+        post({ status: 'edit', requestId: msg.requestId, edit, bytes: msg.bytes.slice(), ms: performance.now() - t0 });
+      } catch (e) {
+        fail('edit', msg.requestId, e);
+      }
+      return;
+    }
+    case 'edit-remove': {
+      try {
+        library.delete(msg.id);
+        if (session?.hasModel && (session.activeEdits as string[]).includes(msg.id)) session.revertEdit(msg.id);
+        post({ status: 'edit-removed', requestId: msg.requestId, id: msg.id });
+      } catch (e) {
+        fail('edit', msg.requestId, e);
+      }
+      return;
+    }
+    case 'erase': {
+      // HOOK for the closed-form methods (crates/erasure: uce.rs, time.rs, rece.rs, speed.rs,
+      // mace_cfr.rs). When studio-wasm exposes them, compute the edit here with
+      // `session.erase(method, JSON.stringify({concepts, guides, preserve, params}))`, keep its
+      // file in `library` and answer with an `edit` message as 'edit-add' does.
+      const name = msg.method.toUpperCase();
+      fail(
+        'erase',
+        msg.requestId,
+        new Error(
+          `${name} is not available in the page yet: the closed-form solvers are still being built. ` +
+            `Compute the edit natively (studio erase --method ${msg.method} …) and add the file with "Load edit file".`,
+        ),
+      );
+      return;
+    }
     case 'cancel':
       session?.cancel();
       return;
     case 'dispose':
       session?.dispose();
+      library.clear();
       post({ status: 'disposed' });
       return;
   }
 }
 
+/** Requests run one after another; `cancel` must reach a running generation at once. */
+let queue: Promise<void> = Promise.resolve();
 scope.onmessage = (ev: MessageEvent<ToWorker>) => {
-  void handle(ev.data);
+  const msg = ev.data;
+  if (msg.type === 'cancel') {
+    void handle(msg);
+    return;
+  }
+  queue = queue.then(() => handle(msg)).catch(() => {});
 };

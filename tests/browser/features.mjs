@@ -1,0 +1,277 @@
+// Browser tests of the studio's tools, run by tests/browser/studio.mjs on WebGPU (SwiftShader)
+// with the tiny SD-1 fixture:
+//  - edits: an edit file (tests/browser/fixtures, made by make_edit_fixtures.py) is applied; the
+//    edited image differs from the original; the original run after it (edits reverted by the
+//    worker) equals the first original bit for bit; toggling off/on reproduces both images
+//    exactly; previews arrive during the run; the PNG carries the parameters in text chunks; the
+//    edit file exports unchanged; a file of the wrong shape is refused and leaves the model intact;
+//  - grid: prompts × variants;
+//  - share URL: every setting round-trips through the link, and the link reproduces the image;
+//  - hub: a "hub" model downloaded from the local mirror (vite.config.ts) with per-file progress,
+//    interrupted by a reload and resumed with a Range request, verified by SHA-256, loaded from
+//    the cache with no request after a reload, equal to the bundled copy; cache inspect / clear.
+// Screenshots go to docs/screenshots/ (the README shows some) and tests/browser/out/.
+
+import { readFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  OUT, PARAMS, ROOT, assert, countDiff, generateAll, openPage, pngText, readCanvas, runCase, setParams, tid, visibleError, waitReady,
+} from './lib.mjs';
+
+const EDIT = join(ROOT, 'tests/browser/fixtures/tiny-sd1-mid-to_v-x3.safetensors');
+const WRONG = join(ROOT, 'tests/browser/fixtures/tiny-sd1-wrong-shape.safetensors');
+export const SHOTS = join(ROOT, 'docs/screenshots');
+mkdirSync(SHOTS, { recursive: true });
+
+const P = { ...PARAMS, steps: 6, scheduler: 'ddim' };
+
+async function addEdit(page, file) {
+  const before = await page.evaluate(() => window.__studio.edits().length);
+  const errBefore = await visibleError(page);
+  await page.setInputFiles(tid('edit-input'), file);
+  await page.waitForFunction(
+    ([n, e0]) => {
+      const err = document.querySelector('[data-testid="error"]');
+      const t = err && !err.hidden ? err.textContent.replace(/\s+/g, ' ').trim() : null;
+      return (window.__studio.edits().length > n && window.__studio.busy() === null) || (t && t !== e0);
+    },
+    [before, errBefore],
+    { timeout: 60_000, polling: 20 },
+  );
+}
+
+async function fetchBytes(page, selector) {
+  const arr = await page.evaluate(async (sel) => {
+    const a = document.querySelector(sel);
+    const r = await fetch(a.href);
+    return Array.from(new Uint8Array(await r.arrayBuffer()));
+  }, selector);
+  return Buffer.from(arr);
+}
+
+async function mirrorLog(page, url, clear = false) {
+  return page.evaluate(async (u) => (await fetch(u, { cache: 'no-store' })).json(), `${url}hub-mirror/_log${clear ? '?clear=1' : ''}`);
+}
+
+export async function featureCases({ ctx, url }) {
+  await runCase('edits: apply a file, compare, toggle, revert bit for bit, export, refuse a bad file', async () => {
+    const { page, consoleErrors } = await openPage(ctx, `${url}?model=tiny-sd1`);
+    await waitReady(page);
+    await setParams(page, P);
+    await page.selectOption(tid('preview-every'), '2');
+    const previewsBefore = await page.evaluate(() => window.__studio.events.filter((e) => e.status === 'progress').length);
+    await generateAll(page);
+    const a = await readCanvas(page, 'image-original');
+    assert(a.width === 16 && !(await page.isVisible(tid('image-edited'))), 'a run without edits shows the original only');
+
+    await addEdit(page, EDIT);
+    const edits = await page.evaluate(() => window.__studio.edits());
+    assert(edits.length === 1 && edits[0].enabled, `edit list ${JSON.stringify(edits)}`);
+    const row = await page.textContent(tid('edit-list'));
+    assert(/SCALE: star/.test(row) && /1 tensor/.test(row) && !/⚠/.test(row), `edit row ${row}`);
+
+    // Original then edited, with previews every 2 steps.
+    await generateAll(page);
+    const a2 = await readCanvas(page, 'image-original');
+    const b = await readCanvas(page, 'image-edited');
+    assert(b.edits === 'e1' && a2.edits === '', `runs used edits ${a2.edits} / ${b.edits}`);
+    const changed = countDiff(a, b);
+    assert(changed > 100, `the edit changed only ${changed} bytes`);
+    assert(countDiff(a, a2) === 0, `the original after applying and reverting the edit differs in ${countDiff(a, a2)} bytes`);
+    const diffStats = await page.textContent(tid('diff-stats'));
+    const mean = Number(await page.getAttribute(tid('image-diff'), 'data-mean'));
+    assert(mean > 0 && /mean \|Δ\|/.test(diffStats), `difference map: ${diffStats}`);
+    const progress = await page.evaluate(() => window.__studio.events.filter((e) => e.status === 'progress').length);
+    const previews = await page.evaluate(() => window.__studio.previews.length);
+    assert(previews >= 4, `expected ≥ 4 previews (2 runs × steps 2, 4), got ${previews}`);
+    await page.screenshot({ path: join(OUT, 'compare-tiny.png') });
+
+    // PNG export: parameters in text chunks (the link is made after the image, asynchronously).
+    await page.waitForFunction(() => {
+      const a = document.querySelector('[data-testid="download-edited"]');
+      return !a.hidden && a.href.startsWith('blob:');
+    }, null, { timeout: 10_000 });
+    const png = await fetchBytes(page, tid('download-edited'));
+    const text = pngText(png);
+    assert(text.prompt === P.prompt && text.seed === String(P.seed) && text.steps === String(P.steps) && text.scheduler === 'ddim', `PNG text ${JSON.stringify(text)}`);
+    assert(text.guidance === String(P.guidance) && text.negative_prompt === P.negativePrompt && /Tiny SD-1/.test(text.model), `PNG text ${JSON.stringify(text)}`);
+    assert(JSON.parse(text.edits)[0].file === 'tiny-sd1-mid-to_v-x3.safetensors' && /Steps: 6, Sampler: ddim/.test(text.parameters), `PNG edits ${text.edits}`);
+
+    // Toggle off: the original only, bit for bit; on again: the edited image bit for bit.
+    await page.click(tid('edit-toggle-0'));
+    await generateAll(page);
+    const a3 = await readCanvas(page, 'image-original');
+    assert(countDiff(a, a3) === 0 && !(await page.isVisible(tid('image-edited'))), 'with the edit off the original must come back exactly');
+    await page.click(tid('edit-toggle-0'));
+    await generateAll(page);
+    const b2 = await readCanvas(page, 'image-edited');
+    assert(countDiff(b, b2) === 0, `re-applying the edit gave a different image (${countDiff(b, b2)} bytes)`);
+
+    // Export the edit file: the same bytes as added.
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click(tid('edit-export-0'))]);
+    const exported = readFileSync(await dl.path());
+    assert(exported.equals(readFileSync(EDIT)), 'the exported edit file differs from the file added');
+
+    // A file of the wrong shape: refused with its reason; the model and the other edit are intact.
+    await addEdit(page, WRONG);
+    const err = await visibleError(page);
+    assert(err && /shape \[8, 768\]/.test(err) && /\[64, 32\]/.test(err) && /SD 1\.x/.test(err), `error ${err}`);
+    assert((await page.evaluate(() => window.__studio.edits().length)) === 1, 'a refused file must not be listed');
+    await generateAll(page);
+    assert(countDiff(a, await readCanvas(page, 'image-original')) === 0 && countDiff(b, await readCanvas(page, 'image-edited')) === 0, 'a refused edit changed the model');
+
+    // The compute methods answer through the protocol hook with a clear message.
+    await page.selectOption(tid('erase-method'), 'uce');
+    await page.fill(tid('erase-concepts'), 'star');
+    await page.click(tid('erase-apply'));
+    await page.waitForFunction(() => /not available in the page yet/.test(document.querySelector('[data-testid="error"]').textContent), null, { timeout: 20_000 });
+    assert(await page.isEnabled(tid('generate')), 'the page must stay usable after the erase hook answers');
+    assert(consoleErrors.length === 0, `console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
+    await page.close();
+    return { changedBytes: changed, diffMean: mean, previews, progressEvents: progress - previewsBefore, pngKeys: Object.keys(text).length };
+  });
+
+  await runCase('grid: prompts × variants', async () => {
+    const { page } = await openPage(ctx, `${url}?model=tiny-sd1`);
+    await waitReady(page);
+    await setParams(page, { ...P, steps: 3 });
+    await page.selectOption(tid('preview-every'), '0');
+    await addEdit(page, EDIT);
+    await page.check(tid('view-grid'));
+    await page.fill(tid('grid-prompts'), 'a red star\na blue circle');
+    await generateAll(page);
+    const cells = {};
+    for (const r of [0, 1]) for (const c of [0, 1]) cells[`${r}${c}`] = await readCanvas(page, `grid-cell-${r}-${c}`).catch(() => null);
+    const missing = await page.evaluate(() => document.querySelectorAll('[data-testid^="grid-cell-"] canvas').length);
+    assert(missing === 4, `expected 2 prompts × 2 variants, got ${missing} cells`);
+    for (const r of [0, 1]) assert(countDiff(cells[`${r}0`], cells[`${r}1`]) > 50, `row ${r}: the edited cell equals the original`);
+    assert(countDiff(cells['00'], cells['10']) > 50, 'two prompts gave the same image');
+    const heads = await page.$$eval('.grid-view .gh', (h) => h.map((x) => x.textContent));
+    assert(heads.join('|') === 'Original|SCALE: star', `grid columns ${heads}`);
+    await page.screenshot({ path: join(OUT, 'grid-tiny.png') });
+    await page.close();
+    return { columns: heads };
+  });
+
+  await runCase('share URL: every setting round-trips and reproduces the image', async () => {
+    const { page } = await openPage(ctx, `${url}?model=tiny-sd1`);
+    await waitReady(page);
+    const S = { prompt: 'a skull & a "flag" #2', negativePrompt: 'blurry, café', seed: 987654321, steps: 4, guidance: 5.5, size: 16, scheduler: 'euler' };
+    await setParams(page, S);
+    await page.selectOption(tid('preview-every'), '10');
+    await page.selectOption(tid('erase-method'), 'rece');
+    await page.fill(tid('erase-concepts'), 'skull; pirate flag');
+    await page.fill(tid('erase-preserve'), 'red circle');
+    await generateAll(page);
+    const img = await readCanvas(page, 'image-original');
+    await page.click(tid('share'));
+    const link = await page.inputValue(tid('share-url'));
+    assert(link.includes('#') && !/rgba|data:/.test(link) && link.length < 2000, `share link ${link}`);
+    await page.close();
+
+    const { page: p2 } = await openPage(ctx, link);
+    await waitReady(p2);
+    const got = {
+      model: await p2.inputValue(tid('model-select')),
+      prompt: await p2.inputValue(tid('prompt')),
+      negativePrompt: await p2.inputValue(tid('negative-prompt')),
+      seed: await p2.inputValue(tid('seed')),
+      steps: await p2.inputValue(tid('steps')),
+      guidance: await p2.inputValue(tid('guidance')),
+      size: await p2.inputValue(tid('size')),
+      scheduler: await p2.inputValue(tid('scheduler')),
+      previewEvery: await p2.inputValue(tid('preview-every')),
+      method: await p2.inputValue(tid('erase-method')),
+      concepts: await p2.inputValue(tid('erase-concepts')),
+      preserve: await p2.inputValue(tid('erase-preserve')),
+    };
+    const want = { model: 'tiny-sd1', ...S, seed: String(S.seed), steps: String(S.steps), guidance: String(S.guidance), size: String(S.size), previewEvery: '10', method: 'rece', concepts: 'skull; pirate flag', preserve: 'red circle' };
+    assert(JSON.stringify(got) === JSON.stringify(want), `restored ${JSON.stringify(got)}\nexpected ${JSON.stringify(want)}`);
+    await generateAll(p2);
+    const again = await readCanvas(p2, 'image-original');
+    assert(countDiff(img, again) === 0, 'the shared link did not reproduce the image');
+    await p2.close();
+    return { linkLength: link.length };
+  });
+
+  await runCase('hub: download from a local mirror, resume after a reload, verify, cache, clear', async () => {
+    const slow = `${url}?hub=${encodeURIComponent(`${url}hub-mirror/slow`)}`;
+    const { page } = await openPage(ctx, slow);
+    await page.waitForFunction(() => window.__studio?.ready(), null, { timeout: 120_000 });
+    await mirrorLog(page, url, true);
+    // A repo that does not exist: a clear message, the loaded model stays.
+    await page.selectOption(tid('model-select'), 'hub:other');
+    await page.fill(tid('hub-repo'), 'erasure-studio/nope');
+    await page.click(tid('hub-download'));
+    await page.waitForFunction(() => /does not exist/.test(document.querySelector('[data-testid="error"]').textContent), null, { timeout: 30_000 });
+    assert(await page.evaluate(() => window.__studio.ready()), 'a failed hub listing dropped the loaded model');
+
+    await page.fill(tid('hub-repo'), 'erasure-studio/tiny-sd1');
+    await page.click(tid('hub-download'));
+    // Interrupt the UNet download half way by reloading the page.
+    await page.waitForFunction(
+      () => {
+        const li = document.querySelector('[data-testid="download-list"] li[data-path="unet/diffusion_pytorch_model.safetensors"]');
+        return li && li.dataset.state === 'downloading' && /^([1-9][\d.]*) MB \//.test(li.querySelector('.meta').textContent);
+      },
+      null,
+      { timeout: 60_000, polling: 20 },
+    );
+    const rows = await page.$$eval('[data-testid="download-list"] li', (l) => l.map((x) => `${x.dataset.path}: ${x.querySelector('.meta').textContent}`));
+    await page.screenshot({ path: join(OUT, 'hub-download.png') });
+    await page.reload();
+    await page.waitForFunction(() => window.__studio?.ready(), null, { timeout: 120_000 });
+    await page.selectOption(tid('model-select'), 'hub:other');
+    await page.fill(tid('hub-repo'), 'erasure-studio/tiny-sd1');
+    await page.click(tid('hub-download'));
+    await page.waitForFunction(() => window.__studio.ready() && /tiny-sd1/.test(document.querySelector('[data-testid="model-info"]').textContent), null, {
+      timeout: 120_000,
+    });
+    const log1 = await mirrorLog(page, url, true);
+    const unet = log1.filter((r) => r.path.endsWith('unet/diffusion_pytorch_model.safetensors'));
+    const resumed = unet.find((r) => r.range && r.status === 206);
+    assert(resumed, `no Range request resumed the UNet: ${JSON.stringify(log1)}`);
+    const states = await page.$$eval('[data-testid="download-list"] li', (l) => l.map((x) => x.dataset.state));
+    assert(states.includes('cached') && states.every((s) => s === 'cached' || s === 'done'), `file states after resume ${states}`);
+    const verified = await page.$$eval('[data-testid="download-list"] li', (l) => l.filter((x) => /SHA-256 ✓/.test(x.textContent)).length);
+    assert(verified === 3, `expected the 3 weight files SHA-256-verified, got ${verified}`);
+    await setParams(page, P);
+    await page.selectOption(tid('preview-every'), '0');
+    await generateAll(page);
+    const fromHub = await readCanvas(page, 'image-original');
+    await page.screenshot({ path: join(OUT, 'hub-loaded.png') });
+
+    // After another reload (fast endpoint, same host): everything from the cache, no download.
+    await page.goto(`${url}?hub=${encodeURIComponent(`${url}hub-mirror`)}`);
+    await page.waitForFunction(() => window.__studio?.ready(), null, { timeout: 120_000 });
+    await mirrorLog(page, url, true);
+    await page.selectOption(tid('model-select'), 'hub:other');
+    await page.fill(tid('hub-repo'), 'erasure-studio/tiny-sd1');
+    await page.click(tid('hub-download'));
+    await page.waitForFunction(() => window.__studio.ready() && /tiny-sd1/.test(document.querySelector('[data-testid="model-info"]').textContent), null, { timeout: 120_000 });
+    const log2 = await mirrorLog(page, url, true);
+    const downloads = log2.filter((r) => r.path.includes('/resolve/'));
+    assert(downloads.length === 0, `a cached model was downloaded again: ${JSON.stringify(downloads)}`);
+    const cachedStates = await page.$$eval('[data-testid="download-list"] li', (l) => l.map((x) => x.dataset.state));
+    assert(cachedStates.length === 12 && cachedStates.every((s) => s === 'cached'), `states ${cachedStates}`);
+
+    // The same weights as the bundled copy: the same image.
+    await page.selectOption(tid('model-select'), 'tiny-sd1');
+    await waitReady(page);
+    await setParams(page, P);
+    await page.selectOption(tid('preview-every'), '0');
+    await generateAll(page);
+    assert(countDiff(fromHub, await readCanvas(page, 'image-original')) === 0, 'the hub copy and the bundled copy gave different images');
+
+    // Cache inspect and clear.
+    await page.click(tid('cache-open'));
+    await page.waitForSelector('[data-testid="cache-row"]', { timeout: 10_000 });
+    const cacheRow = await page.textContent('[data-testid="cache-row"]');
+    assert(/erasure-studio\/tiny-sd1@main/.test(cacheRow) && /12\/12 files, 3 SHA-256-verified/.test(cacheRow), `cache row ${cacheRow}`);
+    await page.screenshot({ path: join(OUT, 'hub-cache.png') });
+    await page.click(tid('cache-clear'));
+    await page.waitForFunction(() => /Nothing downloaded yet/.test(document.querySelector('[data-testid="cache-panel"]').textContent), null, { timeout: 10_000 });
+    await page.close();
+    return { beforeReload: rows, resumedWith: resumed.range, cacheRow };
+  });
+}
