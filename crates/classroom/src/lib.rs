@@ -28,11 +28,13 @@
 
 pub mod captions;
 pub mod characters;
+pub mod evaluator;
 pub mod parse;
 pub mod png;
 pub mod prng;
 pub mod prompts;
 pub mod render;
+pub mod scoring;
 pub mod sdf;
 pub mod world;
 
