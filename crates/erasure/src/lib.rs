@@ -5,9 +5,13 @@
 //! pipeline's hooks, and SPM/LoRA adapters. One method a file; each cites its paper equation and
 //! the official code. Core crate: no file system, network or printing.
 
+pub mod adapters;
 pub mod edit;
 pub mod error;
+pub mod facilitated_transport;
 pub mod linalg;
+pub mod lora;
+pub mod spm;
 pub mod text;
 
 pub use edit::{Edit, EditMeta, EditStack, EditTensor};
