@@ -9,9 +9,15 @@ pub mod adapters;
 pub mod edit;
 pub mod error;
 pub mod facilitated_transport;
+pub mod inlp;
+pub mod leace;
 pub mod linalg;
 pub mod lora;
+pub mod ring_a_bell;
+pub mod safree;
+pub mod sld;
 pub mod spm;
+pub mod steering;
 pub mod text;
 
 pub use edit::{Edit, EditMeta, EditStack, EditTensor};

@@ -4,8 +4,10 @@
 //! `latents / scaling_factor` with the VAE.
 //!
 //! Hooks ([`Hooks`]) let steering methods change the prompt embeddings (SAFREE, LEACE,
-//! Ring-A-Bell), replace the guidance combination (SLD), follow progress and cancel. Weight edits
-//! and adapters need no hook: they change the UNet's tensors before the run.
+//! Ring-A-Bell), add conditionings to the batched UNet call and replace the guidance combination
+//! (SLD's safety concept), change the conditioning per step (SAFREE's self-validating filter),
+//! follow progress and cancel. Weight edits and adapters need no hook: they change the UNet's
+//! tensors before the run.
 //! A run is a value ([`Run`]) stepped one step at a time, so the browser can yield between steps.
 
 use crate::model::StableDiffusion;
@@ -76,6 +78,31 @@ pub trait Hooks {
     fn on_step(&mut self, _info: &StepInfo) -> ControlFlow<()> {
         ControlFlow::Continue(())
     }
+    /// Extra conditionings `[1, 77, d]` evaluated in the same batched UNet call as
+    /// `[uncond, cond]` at every step (SLD's safety concept); their noise predictions reach
+    /// [`guide_with`](Self::guide_with). Asked once, when the run starts; ignored without guidance.
+    fn extra_contexts(&mut self) -> Vec<Tensor<3>> {
+        vec![]
+    }
+    /// [`guide`](Self::guide) with the noise predictions of the extra conditionings, in order.
+    /// The default ignores them and calls `guide`.
+    fn guide_with(
+        &mut self,
+        step: usize,
+        timestep: f64,
+        eps_uncond: &Tensor<4>,
+        eps_cond: &Tensor<4>,
+        _eps_extra: &[Tensor<4>],
+        guidance: f64,
+    ) -> Option<Tensor<4>> {
+        self.guide(step, timestep, eps_uncond, eps_cond, guidance)
+    }
+    /// The conditional embedding `[1, 77, d]` for one step, or `None` for the one fixed by
+    /// [`prompt_embeds`](Self::prompt_embeds) (SAFREE uses its projected embedding only for the
+    /// first steps).
+    fn step_cond(&mut self, _step: usize, _timestep: f64) -> Option<Tensor<3>> {
+        None
+    }
 }
 
 /// The default: no steering, never cancels.
@@ -130,7 +157,11 @@ impl StableDiffusion {
         let prompt_truncated = cond.encoding.truncated;
         let (cond, uncond) = hooks.prompt_embeds(cond.embeds, uncond.embeds)?;
         let cfg = params.guidance > 1.0;
-        let context = if cfg { Tensor::cat(vec![uncond, cond], 0) } else { cond };
+        let extra = if cfg { hooks.extra_contexts() } else { vec![] };
+        if let Some(e) = extra.iter().find(|e| e.dims() != cond.dims()) {
+            return Err(GenerateError::Params(format!("an extra conditioning has shape {:?}, the prompt's is {:?}", e.dims(), cond.dims())));
+        }
+        let context = if cfg { Tensor::cat(vec![uncond.clone(), cond.clone()], 0) } else { cond.clone() };
 
         let scheduler = schedulers::build(params.scheduler, &self.scheduler_config, params.steps)
             .map_err(|e| GenerateError::Scheduler(e.to_string()))?;
@@ -152,7 +183,7 @@ impl StableDiffusion {
             None => noise.tensor(shape, device),
         };
         let latents = latents * scheduler.init_noise_sigma();
-        Ok(Run { model: self, scheduler, latents, context, cfg, guidance: params.guidance, noise, shape, index: 0, prompt_truncated })
+        Ok(Run { model: self, scheduler, latents, context, uncond, cond, extra, cfg, guidance: params.guidance, noise, shape, index: 0, prompt_truncated })
     }
 
     /// Runs text → image to the end (native callers; the browser steps a [`Run`] itself).
@@ -181,6 +212,11 @@ pub struct Run<'m> {
     pub latents: Tensor<4>,
     /// `[uncond; cond]` (`[2, 77, d]`) with guidance, `cond` (`[1, 77, d]`) without.
     context: Tensor<3>,
+    /// The parts of `context`, to rebuild it when hooks add conditionings or change `cond`.
+    uncond: Tensor<3>,
+    cond: Tensor<3>,
+    /// Extra conditionings `[1, 77, d]` after `[uncond, cond]` (with guidance only).
+    extra: Vec<Tensor<3>>,
     cfg: bool,
     guidance: f64,
     noise: NoiseGenerator,
@@ -204,7 +240,8 @@ impl Run<'_> {
         self.scheduler.timesteps()[i]
     }
 
-    /// One denoising step: scale the input, UNet on `[uncond, cond]`, guidance, scheduler step.
+    /// One denoising step: scale the input, UNet on `[uncond, cond, extra…]`, guidance,
+    /// scheduler step.
     pub fn step(&mut self, hooks: &mut dyn Hooks) -> Result<(), GenerateError> {
         if self.is_done() {
             return Ok(());
@@ -213,15 +250,34 @@ impl Run<'_> {
         let t = self.timestep(i);
         let device = self.latents.device();
         let x = self.scheduler.scale_model_input(self.latents.clone(), i);
-        let batch = if self.cfg { 2 } else { 1 };
-        let x = if self.cfg { Tensor::cat(vec![x.clone(), x], 0) } else { x };
+        let step_cond = hooks.step_cond(i, t);
+        if let Some(c) = &step_cond
+            && c.dims() != self.cond.dims()
+        {
+            return Err(GenerateError::Params(format!("step {i}: the conditioning has shape {:?}, the prompt's is {:?}", c.dims(), self.cond.dims())));
+        }
+        let context = if step_cond.is_none() && self.extra.is_empty() {
+            self.context.clone()
+        } else {
+            let cond = step_cond.unwrap_or_else(|| self.cond.clone());
+            if self.cfg {
+                let mut parts = vec![self.uncond.clone(), cond];
+                parts.extend(self.extra.iter().cloned());
+                Tensor::cat(parts, 0)
+            } else {
+                cond
+            }
+        };
+        let batch = context.dims()[0];
+        let x = if batch > 1 { Tensor::cat(vec![x; batch], 0) } else { x };
         let ts = Tensor::<1>::from_data(TensorData::new(vec![t as f32; batch], [batch]), &device);
-        let eps = self.model.unet.forward(x, ts, self.context.clone());
+        let eps = self.model.unet.forward(x, ts, context);
         let eps = if self.cfg {
-            let mut parts = eps.chunk(2, 0);
+            let mut parts = eps.chunk(batch, 0);
+            let eps_extra = parts.split_off(2);
             let eps_cond = parts.pop().expect("2 chunks");
             let eps_uncond = parts.pop().expect("2 chunks");
-            match hooks.guide(i, t, &eps_uncond, &eps_cond, self.guidance) {
+            match hooks.guide_with(i, t, &eps_uncond, &eps_cond, &eps_extra, self.guidance) {
                 Some(e) => e,
                 None => eps_uncond.clone() + (eps_cond - eps_uncond) * self.guidance,
             }
