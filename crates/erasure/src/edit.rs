@@ -80,8 +80,16 @@ pub fn fingerprint(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> String {
 impl Edit {
     /// The edit file's bytes (f32 tensors).
     pub fn to_safetensors(&self) -> Vec<u8> {
-        let tensors: Vec<WriteTensor> =
-            self.tensors.iter().map(|t| WriteTensor { name: &t.name, shape: t.shape.clone(), data: &t.data, dtype: Dtype::F32 }).collect();
+        let tensors: Vec<WriteTensor> = self
+            .tensors
+            .iter()
+            .map(|t| WriteTensor {
+                name: &t.name,
+                shape: t.shape.clone(),
+                data: &t.data,
+                dtype: Dtype::F32,
+            })
+            .collect();
         let json = |v: &Vec<String>| serde_json::to_string(v).expect("strings");
         let mut meta = BTreeMap::new();
         meta.insert("format".to_owned(), FORMAT.to_owned());
@@ -89,7 +97,10 @@ impl Edit {
         meta.insert("concepts".to_owned(), json(&self.meta.concepts));
         meta.insert("guides".to_owned(), json(&self.meta.guides));
         meta.insert("preserve".to_owned(), json(&self.meta.preserve));
-        meta.insert("hyperparameters".to_owned(), serde_json::to_string(&self.meta.hyperparameters).expect("json"));
+        meta.insert(
+            "hyperparameters".to_owned(),
+            serde_json::to_string(&self.meta.hyperparameters).expect("json"),
+        );
         meta.insert("base_model".to_owned(), self.meta.base_model.clone());
         serialize(&tensors, &meta)
     }
@@ -99,26 +110,47 @@ impl Edit {
     pub fn from_safetensors(file: &str, bytes: Vec<u8>) -> Result<Self, EraseError> {
         let st = SafetensorsBytes::parse(file, bytes)?;
         let md = &st.header.metadata;
-        let list = |k: &str| -> Vec<String> { md.get(k).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default() };
+        let list = |k: &str| -> Vec<String> {
+            md.get(k)
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default()
+        };
         let meta = EditMeta {
-            method: md.get("method").cloned().unwrap_or_else(|| "unknown".into()),
+            method: md
+                .get("method")
+                .cloned()
+                .unwrap_or_else(|| "unknown".into()),
             concepts: list("concepts"),
             guides: list("guides"),
             preserve: list("preserve"),
-            hyperparameters: md.get("hyperparameters").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default(),
+            hyperparameters: md
+                .get("hyperparameters")
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default(),
             base_model: md.get("base_model").cloned().unwrap_or_default(),
         };
         if st.header.tensors.is_empty() {
-            return Err(EraseError::BadFile { file: file.into(), kind: "edit", reason: "it holds no tensors".into() });
+            return Err(EraseError::BadFile {
+                file: file.into(),
+                kind: "edit",
+                reason: "it holds no tensors".into(),
+            });
         }
         let mut tensors = vec![];
         for (name, info) in &st.header.tensors {
             let (data, shape) = st.f32(name).ok_or_else(|| EraseError::BadFile {
                 file: file.into(),
                 kind: "edit",
-                reason: format!("tensor `{name}` has dtype {}; only F32, F16 and BF16 are supported", info.dtype.name()),
+                reason: format!(
+                    "tensor `{name}` has dtype {}; only F32, F16 and BF16 are supported",
+                    info.dtype.name()
+                ),
             })?;
-            tensors.push(EditTensor { name: name.clone(), shape, data });
+            tensors.push(EditTensor {
+                name: name.clone(),
+                shape,
+                data,
+            });
         }
         Ok(Self { tensors, meta })
     }
@@ -169,11 +201,24 @@ impl EditStack {
             };
             let expected = w.dims().to_vec();
             if t.shape != expected || t.data.len() != expected.iter().product::<usize>() {
-                let hint = if t.name.contains("attn2.to_") && t.shape.len() == 2 { family_hint(t.shape[1], d_text) } else { String::new() };
-                return Err(EraseError::WrongShape { file: file.into(), name: t.name.clone(), expected, found: t.shape.clone(), hint });
+                let hint = if t.name.contains("attn2.to_") && t.shape.len() == 2 {
+                    family_hint(t.shape[1], d_text)
+                } else {
+                    String::new()
+                };
+                return Err(EraseError::WrongShape {
+                    file: file.into(),
+                    name: t.name.clone(),
+                    expected,
+                    found: t.shape.clone(),
+                    hint,
+                });
             }
             if t.data.iter().any(|v| !v.is_finite()) {
-                return Err(EraseError::NotFinite { method: "this edit file", tensor: t.name.clone() });
+                return Err(EraseError::NotFinite {
+                    method: "this edit file",
+                    tensor: t.name.clone(),
+                });
             }
         }
         Ok(())
@@ -181,14 +226,20 @@ impl EditStack {
 
     /// The original (unedited) value of a tensor, PyTorch layout.
     pub fn original(&self, unet: &UNet2DConditionModel, name: &str) -> Option<Tensor<2>> {
-        self.originals.get(name).cloned().or_else(|| linear_weights(unet).remove(name))
+        self.originals
+            .get(name)
+            .cloned()
+            .or_else(|| linear_weights(unet).remove(name))
     }
 
     /// Fingerprint of the original tensors `edit` touches, in this model.
     pub fn base_fingerprint(&self, unet: &UNet2DConditionModel, names: &[String]) -> String {
         let items: Vec<(String, Vec<usize>, Vec<f32>)> = names
             .iter()
-            .filter_map(|n| self.original(unet, n).map(|t| (n.clone(), t.dims().to_vec(), read_f32(&t))))
+            .filter_map(|n| {
+                self.original(unet, n)
+                    .map(|t| (n.clone(), t.dims().to_vec(), read_f32(&t)))
+            })
             .collect();
         fingerprint(&items)
     }
@@ -196,12 +247,20 @@ impl EditStack {
     /// Adds `edit` under `id` (replacing an active edit with the same id) and sets the weights.
     /// On error the model is unchanged. Reads nothing back from the device (safe on WebGPU);
     /// call [`Self::base_mismatch`] first to warn about an edit made for other weights.
-    pub fn apply(&mut self, unet: &mut UNet2DConditionModel, id: &str, edit: Edit, file: &str) -> Result<usize, EraseError> {
+    pub fn apply(
+        &mut self,
+        unet: &mut UNet2DConditionModel,
+        id: &str,
+        edit: Edit,
+        file: &str,
+    ) -> Result<usize, EraseError> {
         Self::check(unet, &edit, file)?;
         let n = edit.tensors.len();
         let current = linear_weights(unet);
         for t in &edit.tensors {
-            self.originals.entry(t.name.clone()).or_insert_with(|| current[&t.name].clone());
+            self.originals
+                .entry(t.name.clone())
+                .or_insert_with(|| current[&t.name].clone());
         }
         self.active.retain(|(i, _)| i != id);
         self.active.push((id.to_owned(), edit));
@@ -248,7 +307,10 @@ impl EditStack {
             for (_, e) in &self.active {
                 if let Some(t) = e.tensors.iter().find(|t| &t.name == name) {
                     let device = w0.device();
-                    let new = Tensor::<2>::from_data(TensorData::new(t.data.clone(), [t.shape[0], t.shape[1]]), &device);
+                    let new = Tensor::<2>::from_data(
+                        TensorData::new(t.data.clone(), [t.shape[0], t.shape[1]]),
+                        &device,
+                    );
                     w = w + (new - w0.clone());
                 }
             }
@@ -259,7 +321,13 @@ impl EditStack {
             let device = self.originals.values().next().map(|t| t.device());
             if let Some(device) = device {
                 for t in &self.active[0].1.tensors {
-                    target.insert(t.name.clone(), Tensor::<2>::from_data(TensorData::new(t.data.clone(), [t.shape[0], t.shape[1]]), &device));
+                    target.insert(
+                        t.name.clone(),
+                        Tensor::<2>::from_data(
+                            TensorData::new(t.data.clone(), [t.shape[0], t.shape[1]]),
+                            &device,
+                        ),
+                    );
                 }
             }
         }

@@ -6,6 +6,7 @@
 //! the official code. Core crate: no file system, network or printing.
 
 pub mod adapters;
+pub mod closed_form;
 pub mod edit;
 pub mod error;
 pub mod facilitated_transport;
@@ -13,12 +14,17 @@ pub mod inlp;
 pub mod leace;
 pub mod linalg;
 pub mod lora;
+pub mod mace_cfr;
+pub mod rece;
 pub mod ring_a_bell;
 pub mod safree;
 pub mod sld;
+pub mod speed;
 pub mod spm;
 pub mod steering;
 pub mod text;
+pub mod time;
+pub mod uce;
 
 pub use edit::{Edit, EditMeta, EditStack, EditTensor};
 pub use error::EraseError;

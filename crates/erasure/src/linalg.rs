@@ -39,18 +39,30 @@ pub fn solve_left(a: &Mat, b: &Mat, method: &'static str) -> Result<Mat, EraseEr
     let scale = a.amax().max(f64::MIN_POSITIVE);
     let lu = a.clone().lu();
     let u = lu.u();
-    let min_pivot = u.diagonal().iter().fold(f64::INFINITY, |m, v| m.min(v.abs()));
+    let min_pivot = u
+        .diagonal()
+        .iter()
+        .fold(f64::INFINITY, |m, v| m.min(v.abs()));
     if !(min_pivot > 1e-12 * scale) {
-        return Err(EraseError::Singular { method, detail: format!("smallest pivot {min_pivot:.3e} against a largest entry {scale:.3e}") });
+        return Err(EraseError::Singular {
+            method,
+            detail: format!("smallest pivot {min_pivot:.3e} against a largest entry {scale:.3e}"),
+        });
     }
-    lu.solve(b).ok_or_else(|| EraseError::Singular { method, detail: "LU solve failed".into() })
+    lu.solve(b).ok_or_else(|| EraseError::Singular {
+        method,
+        detail: "LU solve failed".into(),
+    })
 }
 
 pub fn check_finite(m: &Mat, method: &'static str, what: &str) -> Result<(), EraseError> {
     if m.iter().all(|v| v.is_finite()) {
         Ok(())
     } else {
-        Err(EraseError::NotFinite { method, tensor: what.into() })
+        Err(EraseError::NotFinite {
+            method,
+            tensor: what.into(),
+        })
     }
 }
 
