@@ -1,7 +1,12 @@
 //! `studio`: the native command line of Erasure Studio (batch work, parity checks, benchmarks).
 
+mod adapter_args;
 mod bench;
+mod bench_erase;
+mod erase;
+mod eval_classroom;
 mod fs_files;
+mod steering_args;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
@@ -31,6 +36,14 @@ enum Command {
     },
     /// Time text encoding, one UNet step and a VAE decode (SD 1.5-shaped random weights and the tiny fixture).
     Bench(bench::BenchArgs),
+    /// Fit a LEACE or INLP eraser for text embeddings from concept / other prompts (use with `generate --leace`).
+    FitEraser(steering_args::FitEraserArgs),
+    /// Time UCE, RECE and SPEED on SD 1.5-shaped random weights against the PyTorch reference.
+    BenchErase(bench_erase::BenchEraseArgs),
+    /// Erase concepts with a closed-form edit (UCE, TIME, RECE, SPEED, MACE) and write the edit file.
+    Erase(erase::EraseArgs),
+    /// Prompt adherence of a classroom model (with optional edits), scored by its evaluator CNN.
+    EvalClassroom(eval_classroom::EvalArgs),
 }
 
 #[derive(clap::Args)]
@@ -69,6 +82,13 @@ struct GenerateArgs {
     /// ndarray (CPU) or wgpu (GPU through Vulkan/Metal/DX12).
     #[arg(long, default_value = "ndarray")]
     device: String,
+    /// Apply an edit file (from `studio erase` or the official UCE script) before generating; repeatable.
+    #[arg(long = "edit")]
+    edits: Vec<PathBuf>,
+    #[command(flatten)]
+    adapters: adapter_args::AdapterArgs,
+    #[command(flatten)]
+    steering: steering_args::SteeringArgs,
 }
 
 #[allow(deprecated)]
@@ -117,7 +137,8 @@ fn scheduler_kind(name: &str, model: &std::path::Path) -> Result<schedulers::Sch
 
 fn generate(a: GenerateArgs) -> Result<()> {
     let device = device(&a.device)?;
-    let model = load_model(&a.model, &device)?;
+    let mut model = load_model(&a.model, &device)?;
+    let _edits = erase::apply_edits(&mut model, &a.edits)?;
     let default_size = model.unet.config().sample_size * model.vae.scale_factor();
     let params = GenerateParams {
         prompt: a.prompt,
@@ -131,6 +152,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         latents: a.latents.as_ref().map(read_latents).transpose()?,
         clip_skip: a.clip_skip,
     };
+    let _adapters = adapter_args::attach(&a.adapters, &mut model, &params.prompt)?;
     struct Progress;
     impl pipeline::Hooks for Progress {
         fn on_step(&mut self, info: &StepInfo) -> ControlFlow<()> {
@@ -139,7 +161,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         }
     }
     let start = std::time::Instant::now();
-    let out = model.generate(&params, &mut Progress)?;
+    let out = steering_args::generate(&a.steering, &model, &params, &mut Progress)?;
     eprintln!("\rgenerated {}×{} in {:.2} s", params.width, params.height, start.elapsed().as_secs_f64());
     if out.prompt_truncated {
         eprintln!("warning: the prompt is longer than 77 tokens and was truncated");
@@ -218,6 +240,10 @@ fn main() {
         Command::Generate(a) => generate(a),
         Command::Inspect { dir } => inspect(dir),
         Command::Bench(a) => bench::run(a),
+        Command::FitEraser(a) => steering_args::fit_eraser(a),
+        Command::Erase(a) => erase::run(a),
+        Command::BenchErase(a) => bench_erase::run(a),
+        Command::EvalClassroom(a) => eval_classroom::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

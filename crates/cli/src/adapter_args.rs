@@ -1,0 +1,103 @@
+//! `studio generate --spm FILE[:SCALE]… --lora FILE[:SCALE]… [--no-ft] [--lora-unet-only]`:
+//! reads the adapter files and attaches them to the loaded model (erasure::adapters).
+//!
+//! SPMs get their Facilitated Transport permeability for the prompt (as Con6924/SPM
+//! `infer_spm.py`, metric `clipcos_tokenuni`) unless `--no-ft`; a `:SCALE` multiplies both SPM
+//! factors like `infer_spm.py --spm_multiplier` (so ΔW scales with SCALE²) and a LoRA's ΔW
+//! linearly (kohya / diffusers).
+
+use anyhow::{Context, Result, bail};
+use erasure::adapters::AdapterStack;
+use erasure::lora::LoraFile;
+use erasure::spm::Spm;
+use pipeline::StableDiffusion;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug, Default)]
+pub struct AdapterArgs {
+    /// An SPM file (Con6924/SPM `.safetensors`, kohya names + `prompts` metadata); repeatable.
+    /// `FILE:SCALE` multiplies both of its factors (ΔW × SCALE²), like infer_spm's --spm_multiplier.
+    #[arg(long = "spm", value_name = "FILE[:SCALE]")]
+    pub spm: Vec<String>,
+    /// A plain LoRA file in kohya naming (`lora_unet_…`); repeatable; `FILE:SCALE` (default 1).
+    #[arg(long = "lora", value_name = "FILE[:SCALE]")]
+    pub lora: Vec<String>,
+    /// Turn Facilitated Transport off: every SPM applies fully whatever the prompt.
+    #[arg(long)]
+    pub no_ft: bool,
+    /// Drop the text-encoder layers (`lora_te_…`) of LoRA files instead of refusing them.
+    #[arg(long)]
+    pub lora_unet_only: bool,
+}
+
+/// `FILE` or `FILE:SCALE` (an existing file whose name contains ':' is taken whole).
+pub fn parse_file_scale(arg: &str) -> Result<(PathBuf, f32)> {
+    if Path::new(arg).is_file() {
+        return Ok((PathBuf::from(arg), 1.0));
+    }
+    if let Some((file, scale)) = arg.rsplit_once(':') {
+        if let Ok(s) = scale.trim().parse::<f32>() {
+            if !s.is_finite() {
+                bail!("scale `{scale}` in `{arg}` is not a finite number");
+            }
+            return Ok((PathBuf::from(file), s));
+        }
+    }
+    Ok((PathBuf::from(arg), 1.0))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Attaches the adapters and sets the weights for `prompt`; prints what it did to stderr.
+/// `None` when no adapter was asked for.
+pub fn attach(args: &AdapterArgs, model: &mut StableDiffusion, prompt: &str) -> Result<Option<AdapterStack>> {
+    if args.spm.is_empty() && args.lora.is_empty() {
+        return Ok(None);
+    }
+    let mut stack = AdapterStack::new();
+    for arg in &args.spm {
+        let (path, scale) = parse_file_scale(arg)?;
+        let name = path.display().to_string();
+        let spm = Spm::parse(&name, read(&path)?)?;
+        let prompts = spm.prompts.join(", ");
+        let n = stack.attach_spm(&mut model.unet, &name, spm, scale)?;
+        eprintln!("spm {name}: {n} layers, erases [{prompts}], scale {scale}");
+    }
+    for arg in &args.lora {
+        let (path, scale) = parse_file_scale(arg)?;
+        let name = path.display().to_string();
+        let mut lora = LoraFile::parse(&name, read(&path)?)?;
+        if args.lora_unet_only && !lora.text_encoder.is_empty() {
+            eprintln!("lora {name}: dropping {} text-encoder layer(s)", lora.text_encoder.len());
+            lora = lora.without_text_encoder();
+        }
+        let rank = lora.max_rank();
+        let n = stack.attach_lora(&mut model.unet, &name, lora, scale)?;
+        eprintln!("lora {name}: {n} layers, rank {rank}, scale {scale}");
+    }
+    let perms = stack.prepare(model, prompt, !args.no_ft)?;
+    for p in &perms {
+        if args.no_ft {
+            eprintln!("spm {}: Facilitated Transport off, permeability 1", p.id);
+        } else {
+            let best = p.concepts.iter().max_by(|a, b| a.1.score.total_cmp(&b.1.score)).map(|(c, _)| c.trim().to_owned()).unwrap_or_default();
+            eprintln!("spm {}: permeability {:.4} for this prompt (Facilitated Transport, closest concept `{best}`)", p.id, p.value);
+        }
+    }
+    Ok(Some(stack))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_scale_suffix() {
+        assert_eq!(parse_file_scale("a.safetensors:0.5").unwrap(), (PathBuf::from("a.safetensors"), 0.5));
+        assert_eq!(parse_file_scale("a.safetensors").unwrap(), (PathBuf::from("a.safetensors"), 1.0));
+        assert_eq!(parse_file_scale("dir:x/a.safetensors").unwrap(), (PathBuf::from("dir:x/a.safetensors"), 1.0));
+        assert!(parse_file_scale("a.safetensors:inf").is_err());
+    }
+}

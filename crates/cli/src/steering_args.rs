@@ -1,0 +1,207 @@
+//! Steering flags of `studio generate` (SLD, SAFREE, a LEACE/INLP eraser, a Ring-A-Bell probe)
+//! and the `studio fit-eraser` command. The methods live in the `erasure` crate.
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Tensor;
+use erasure::inlp::InlpConfig;
+use erasure::leace::{EraserMethod, LeaceConfig, LinearEraser};
+use erasure::ring_a_bell::{self, DEFAULT_ETA};
+use erasure::safree::SafreeConfig;
+use erasure::sld::{DEFAULT_SAFETY_CONCEPT, SldPreset};
+use erasure::steering::{Steering, SteeringConfig};
+use erasure::text::ModelEncoder;
+use pipeline::{GenerateOutput, GenerateParams, Hooks, StableDiffusion, StepInfo};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+/// Inference-time steering (weights untouched).
+#[derive(clap::Args, Debug, Default)]
+pub struct SteeringArgs {
+    /// Safe Latent Diffusion with a preset: weak | medium | strong | max (needs --guidance > 1).
+    #[arg(long)]
+    pub sld: Option<String>,
+    /// SLD's safety concept (default: the official list of unsafe concepts).
+    #[arg(long)]
+    pub sld_concept: Option<String>,
+    /// SAFREE: keywords of the concept to steer away from, separated by ';'.
+    #[arg(long)]
+    pub safree: Option<String>,
+    /// SAFREE's trigger margin α.
+    #[arg(long, default_value_t = 0.01)]
+    pub safree_alpha: f64,
+    /// Use SAFREE's projection at every step instead of the self-validating filter's count.
+    #[arg(long)]
+    pub safree_all_steps: bool,
+    /// SAFREE's filter calibrated for artist styles.
+    #[arg(long)]
+    pub safree_artist: bool,
+    /// A LEACE or INLP eraser file (from `studio fit-eraser`) applied to the prompt's tokens.
+    #[arg(long, alias = "eraser")]
+    pub leace: Option<PathBuf>,
+    /// Ring-A-Bell probe: "prompt with the concept|same prompt without;…" (attacks an erasure).
+    #[arg(long)]
+    pub ring_a_bell: Option<String>,
+    /// Ring-A-Bell's strength η (3 for nudity, 0.9 for Van Gogh in RECE's runs).
+    #[arg(long, default_value_t = DEFAULT_ETA)]
+    pub ring_a_bell_eta: f64,
+}
+
+impl SteeringArgs {
+    pub fn is_active(&self) -> bool {
+        self.sld.is_some() || self.safree.is_some() || self.leace.is_some() || self.ring_a_bell.is_some()
+    }
+
+    /// The configuration, with files read and prompts encoded.
+    pub fn config(&self, model: &StableDiffusion) -> Result<SteeringConfig> {
+        let mut config = SteeringConfig::default();
+        if let Some(p) = &self.sld {
+            config.sld = Some(p.parse::<SldPreset>()?.params());
+            config.sld_concept = self.sld_concept.clone().unwrap_or_else(|| DEFAULT_SAFETY_CONCEPT.to_owned());
+        } else if self.sld_concept.is_some() {
+            bail!("--sld-concept needs --sld weak|medium|strong|max");
+        }
+        if let Some(list) = &self.safree {
+            let mut s = SafreeConfig::new(SafreeConfig::parse_keywords(list));
+            s.alpha = self.safree_alpha;
+            s.self_validating = !self.safree_all_steps;
+            s.artist = self.safree_artist;
+            s.check()?;
+            config.safree = Some(s);
+        }
+        if let Some(path) = &self.leace {
+            let bytes = std::fs::read(path).with_context(|| format!("reading the eraser {}", path.display()))?;
+            config.eraser_file = path.display().to_string();
+            config.eraser = Some(LinearEraser::from_safetensors(&config.eraser_file, bytes)?);
+        }
+        if let Some(pairs) = &self.ring_a_bell {
+            let pairs = ring_a_bell::parse_pairs(pairs)?;
+            config.ring_a_bell = Some(ring_a_bell::from_prompts(&mut ModelEncoder::new(model), &pairs, self.ring_a_bell_eta)?);
+        }
+        Ok(config)
+    }
+}
+
+/// Steering's hooks with the caller's progress callback.
+struct WithProgress<'a> {
+    steering: Steering,
+    progress: &'a mut dyn Hooks,
+}
+
+impl Hooks for WithProgress<'_> {
+    fn prompt_embeds(&mut self, cond: Tensor<3>, uncond: Tensor<3>) -> Result<(Tensor<3>, Tensor<3>), diffusion::error::LoadError> {
+        self.steering.prompt_embeds(cond, uncond)
+    }
+    fn extra_contexts(&mut self) -> Vec<Tensor<3>> {
+        self.steering.extra_contexts()
+    }
+    fn guide_with(&mut self, step: usize, t: f64, u: &Tensor<4>, c: &Tensor<4>, extra: &[Tensor<4>], g: f64) -> Option<Tensor<4>> {
+        self.steering.guide_with(step, t, u, c, extra, g)
+    }
+    fn step_cond(&mut self, step: usize, t: f64) -> Option<Tensor<3>> {
+        self.steering.step_cond(step, t)
+    }
+    fn on_step(&mut self, info: &StepInfo) -> ControlFlow<()> {
+        self.progress.on_step(info)
+    }
+}
+
+/// `model.generate`, steered when any steering flag is given; says what the steering did.
+pub fn generate(args: &SteeringArgs, model: &StableDiffusion, params: &GenerateParams, progress: &mut dyn Hooks) -> Result<GenerateOutput> {
+    if !args.is_active() {
+        return Ok(model.generate(params, progress)?);
+    }
+    let steering = Steering::prepare(model, params, args.config(model)?)?;
+    let r = &steering.report;
+    if let Some(s) = &r.safree {
+        let words: Vec<String> = s.triggers.iter().map(|(p, t)| format!("{t}@{p}")).collect();
+        let steps = if s.self_validating { format!("steps 0..={} (β = {:.3})", s.bound, s.beta) } else { "every step".into() };
+        eprintln!("SAFREE: {} of {} tokens are triggers [{}]; projected embedding for {steps}", s.triggers.len(), s.real_tokens, words.join(", "));
+    }
+    if let Some(m) = r.eraser {
+        eprintln!("{} eraser applied to the prompt's tokens", m.to_uppercase());
+    }
+    if r.ring_a_bell {
+        eprintln!("Ring-A-Bell probe added (η = {})", args.ring_a_bell_eta);
+    }
+    if r.sld {
+        eprintln!("SLD: {} preset, third UNet pass on the safety concept", args.sld.as_deref().unwrap_or_default());
+    }
+    let mut hooks = WithProgress { steering, progress };
+    Ok(model.generate(params, &mut hooks)?)
+}
+
+/// Fit a LEACE or INLP eraser from two prompt sets.
+#[derive(clap::Args, Debug)]
+pub struct FitEraserArgs {
+    /// The model folder (diffusers layout) whose text encoder makes the embeddings.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// leace | inlp
+    #[arg(long, default_value = "leace")]
+    pub method: String,
+    /// Prompts with the concept: a text file (one prompt a line) or "a;b".
+    #[arg(long)]
+    pub concept_prompts: String,
+    /// Prompts without it: a text file (one prompt a line) or "c;d".
+    #[arg(long)]
+    pub other_prompts: String,
+    /// INLP: classifiers to train at most.
+    #[arg(long, default_value_t = 10)]
+    pub iterations: usize,
+    /// INLP: stop when a classifier's accuracy falls below this.
+    #[arg(long, default_value_t = 0.55)]
+    pub min_accuracy: f64,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// ndarray (CPU) or wgpu.
+    #[arg(long, default_value = "ndarray")]
+    pub device: String,
+}
+
+/// Prompts from a file (one a line, blank lines and lines starting with '#' skipped) or from
+/// a ';'-separated list.
+pub fn prompt_list(arg: &str, what: &str) -> Result<Vec<String>> {
+    let path = Path::new(arg);
+    let list: Vec<String> = if path.is_file() {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect()
+    } else {
+        arg.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    };
+    if list.is_empty() {
+        bail!("no {what} prompts in `{arg}`: give a file with one prompt a line, or \"a;b\"");
+    }
+    Ok(list)
+}
+
+pub fn fit_eraser(a: FitEraserArgs) -> Result<()> {
+    let method = EraserMethod::parse(&a.method)?;
+    let concept = prompt_list(&a.concept_prompts, "concept")?;
+    let other = prompt_list(&a.other_prompts, "other")?;
+    let device = crate::device(&a.device)?;
+    let model = crate::load_model(&a.model, &device)?;
+    let mut encoder = ModelEncoder::new(&model);
+    let start = std::time::Instant::now();
+    let eraser = match method {
+        EraserMethod::Leace => erasure::leace::fit_prompts(&mut encoder, &concept, &other, LeaceConfig::default())?,
+        EraserMethod::Inlp => {
+            let config = InlpConfig { iterations: a.iterations, min_accuracy: a.min_accuracy, ..Default::default() };
+            let (e, report) = erasure::inlp::fit_prompts(&mut encoder, &concept, &other, config)?;
+            let accs: Vec<String> = report.accuracies.iter().map(|v| format!("{v:.3}")).collect();
+            eprintln!("INLP: {} directions removed; classifier accuracies {}", report.directions, accs.join(", "));
+            e
+        }
+    };
+    std::fs::write(&a.out, eraser.to_safetensors()).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "{} eraser (rank {}, text width {}) from {} concept and {} other prompts in {:.2} s: wrote {}",
+        method.name().to_uppercase(),
+        eraser.proj_left.ncols(),
+        eraser.d_text(),
+        concept.len(),
+        other.len(),
+        start.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(())
+}
