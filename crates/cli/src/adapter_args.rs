@@ -61,7 +61,7 @@ pub fn attach(args: &AdapterArgs, model: &mut StableDiffusion, prompt: &str) -> 
         let (path, scale) = parse_file_scale(arg)?;
         let name = path.display().to_string();
         let spm = Spm::parse(&name, read(&path)?)?;
-        let prompts = spm.prompts.join(", ");
+        let prompts = spm.prompts.iter().map(|p| p.trim()).collect::<Vec<_>>().join(", ");
         let n = stack.attach_spm(&mut model.unet, &name, spm, scale)?;
         eprintln!("spm {name}: {n} layers, erases [{prompts}], scale {scale}");
     }
