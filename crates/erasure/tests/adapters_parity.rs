@@ -43,7 +43,11 @@ impl ModelFiles for Folder {
 }
 
 fn load(model: &str) -> StableDiffusion {
-    StableDiffusion::load(&mut Folder(fixtures().join(model)), &Device::ndarray()).unwrap()
+    load_on(model, &Device::ndarray())
+}
+
+fn load_on(model: &str, device: &Device) -> StableDiffusion {
+    StableDiffusion::load(&mut Folder(fixtures().join(model)), device).unwrap()
 }
 
 fn reference() -> SafetensorsBytes {
@@ -64,7 +68,11 @@ fn vec4(t: Tensor<4>) -> Vec<f32> {
 
 /// `unet(sample, timesteps, ehs)` on the reference inputs of `prefix` (`sd1` / `sd2`).
 fn run_unet(unet: &UNet2DConditionModel, r: &SafetensorsBytes, prefix: &str) -> Vec<f32> {
-    let device = Device::ndarray();
+    run_unet_on(unet, r, prefix, &Device::ndarray())
+}
+
+fn run_unet_on(unet: &UNet2DConditionModel, r: &SafetensorsBytes, prefix: &str, device: &Device) -> Vec<f32> {
+    let device = device.clone();
     let (s, ss) = r.f32(&format!("{prefix}.sample")).unwrap();
     let (t, _) = r.f32(&format!("{prefix}.timesteps")).unwrap();
     let (e, es) = r.f32(&format!("{prefix}.ehs")).unwrap();
@@ -332,4 +340,25 @@ fn truncated_unknown_and_non_spm_files_are_clear_errors() {
     });
     let msg = Spm::parse("rank.safetensors", b).unwrap_err().to_string();
     assert!(msg.contains("rank"), "{msg}");
+}
+
+/// Attaching, FT re-weighting and detaching on a GPU through burn-wgpu (needs a Vulkan/Metal
+/// adapter, hence ignored in CI: `cargo test -p erasure --test adapters_parity -- --ignored`).
+/// The adapter path reads nothing back, as WebGPU in the browser requires; same tolerance.
+#[test]
+#[ignore]
+fn spms_attach_and_detach_on_wgpu() {
+    let device = Device::wgpu_options().init().expect("a wgpu adapter");
+    let r = reference();
+    let mut sd = load_on("tiny-sd1", &device);
+    let base = run_unet_on(&sd.unet, &r, "sd1", &device);
+    let mut stack = AdapterStack::new();
+    stack.attach_spm(&mut sd.unet, "a", spm("sd1_spm_a.safetensors"), 1.0).unwrap();
+    check(&run_unet_on(&sd.unet, &r, "sd1", &device), &r, "sd1.spm_a", &base);
+    stack.attach_spm(&mut sd.unet, "b", spm("sd1_spm_b.safetensors"), 1.0).unwrap();
+    let want: Vec<f64> = serde_json::from_str(&r.header.metadata["pipe.permeability"]).unwrap();
+    stack.set_permeabilities(&mut sd.unet, &[("a".into(), want[0]), ("b".into(), want[1])]);
+    check(&run_unet_on(&sd.unet, &r, "sd1", &device), &r, "sd1.spm_ab_ft", &base);
+    stack.detach_all(&mut sd.unet);
+    assert_eq!(run_unet_on(&sd.unet, &r, "sd1", &device), base);
 }
