@@ -3,12 +3,14 @@
 //! per-step progress, previews and cancel, and applying / reverting weight edits.
 //!
 //! Only [`session`] is wasm32-specific; [`engine`] (the step loop, parameters, timings),
-//! [`edits`] (edit files on the loaded model) and [`files`] (the model folder as a path → bytes
+//! [`edits`] (edit files on the loaded model), [`erase`] (closed-form erasure with
+//! asynchronous read-backs) and [`files`] (the model folder as a path → bytes
 //! map) are plain Rust, built and tested natively
 //! with the rest of the workspace.
 
 pub mod edits;
 pub mod engine;
+pub mod erase;
 pub mod files;
 
 #[cfg(target_arch = "wasm32")]

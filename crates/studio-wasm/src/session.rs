@@ -429,6 +429,43 @@ impl Session {
         })
     }
 
+    /// Computes a closed-form edit (`request`: JSON of [`crate::erase::EraseRequest`]: method
+    /// uce | time | rece | speed | mace, concepts, guides, preserve, params) on the loaded model
+    /// and applies it under `id`, named `file`. Resolves to `{edit: EditInfo, ms}` as JSON (`ms`:
+    /// the computation alone, read-backs included). The model is unchanged on error.
+    pub fn erase(&self, id: String, file: String, request: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            if inner.running.get() {
+                return Err(js_err(StudioError::Busy).into());
+            }
+            let req = crate::erase::EraseRequest::from_json(&request).map_err(js_err)?;
+            let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+            // The original weights: compute on the unedited model, whatever is applied now.
+            let active: Vec<String> = inner.edits.borrow().active().into_iter().map(str::to_owned).collect();
+            drop(model);
+            if !active.is_empty() {
+                inner.with_model_mut(|m, stack| {
+                    stack.revert_all(&mut m.unet);
+                    Ok(())
+                })
+                .map_err(js_err)?;
+            }
+            let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+            let t0 = now_ms();
+            let edit = crate::erase::compute(&model, &req).await;
+            let ms = now_ms() - t0;
+            drop(model);
+            let edit = edit.map_err(js_err)?;
+            let info = EditInfo::of(&id, &file, &edit, None);
+            inner
+                .with_model_mut(|m, stack| stack.apply(&mut m.unet, &id, edit, &file).map_err(StudioError::from))
+                .map_err(js_err)?;
+            let out = format!("{{\"edit\":{},\"ms\":{ms}}}", serde_json::to_string(&info).map_err(js_err)?);
+            Ok(JsValue::from_str(&out))
+        })
+    }
+
     /// Reverts one edit (the tensors only it touched get their original values back, bit for
     /// bit). Returns whether it was applied.
     #[wasm_bindgen(js_name = revertEdit)]
