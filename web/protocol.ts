@@ -101,11 +101,11 @@ export type ToWorker =
   | { type: 'edit-add'; requestId: number; id: string; file: string; bytes: Uint8Array }
   | { type: 'edit-remove'; requestId: number; id: string }
   /**
-   * Computes an edit in the page with a closed-form method. HOOK: answered with a "not available
-   * yet" error until crates/erasure exposes the solvers to studio-wasm; the reply will then be
-   * an `edit` message like `edit-add`'s.
+   * Computes an edit in the page with a closed-form method (crates/erasure through
+   * `Session.erase`), applies it as `id` and answers with an `edit` message like `edit-add`'s
+   * (its `bytes` are the new edit file). `params`: hyper-parameters by the CLI's names.
    */
-  | { type: 'erase'; requestId: number; method: EraseMethod; concepts: string[]; guides: string[]; preserve: string[]; params: Record<string, number | string | boolean> }
+  | { type: 'erase'; requestId: number; id: string; method: EraseMethod; concepts: string[]; guides: string[]; preserve: string[]; params: Record<string, number | string | boolean> }
   | { type: 'cancel' }
   | { type: 'dispose' };
 
@@ -127,7 +127,8 @@ export type FromWorker =
   | { status: 'progress'; requestId: number; step: number; total: number; elapsedMs: number; stepMs: number; recordMs: number }
   | { status: 'preview'; requestId: number; step: number; width: number; height: number; rgba: Uint8ClampedArray }
   /** An edit is in the session (applied now); `bytes` is its file, for export. */
-  | { status: 'edit'; requestId: number; edit: EditInfo; bytes: Uint8Array; ms: number }
+  /** `ms`: applying (a file) or computing (an `erase`, `computed`) the edit. */
+  | { status: 'edit'; requestId: number; edit: EditInfo; bytes: Uint8Array; ms: number; computed?: boolean }
   | { status: 'edit-removed'; requestId: number; id: string }
   | {
       status: 'image';

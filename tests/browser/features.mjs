@@ -5,6 +5,7 @@
 //    worker) equals the first original bit for bit; toggling off/on reproduces both images
 //    exactly; previews arrive during the run; the PNG carries the parameters in text chunks; the
 //    edit file exports unchanged; a file of the wrong shape is refused and leaves the model intact;
+//    UCE computed in the page equals `studio erase` (1e-5 relative) and changes the image;
 //  - grid: prompts × variants;
 //  - share URL: every setting round-trips through the link, and the link reproduces the image;
 //  - hub: a "hub" model downloaded from the local mirror (vite.config.ts) with per-file progress,
@@ -12,10 +13,11 @@
 //    the cache with no request after a reload, equal to the bundled copy; cache inspect / clear.
 // Screenshots go to docs/screenshots/ (the README shows some) and tests/browser/out/.
 
-import { readFileSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  OUT, PARAMS, ROOT, assert, countDiff, generateAll, openPage, pngText, readCanvas, runCase, setParams, tid, visibleError, waitReady,
+  CLI, FIXTURE, OUT, PARAMS, ROOT, assert, countDiff, generateAll, log, openPage, pngText, readCanvas, runCase, setParams, tid, visibleError, waitReady,
 } from './lib.mjs';
 
 const EDIT = join(ROOT, 'tests/browser/fixtures/tiny-sd1-mid-to_v-x3.safetensors');
@@ -47,6 +49,42 @@ async function fetchBytes(page, selector) {
     return Array.from(new Uint8Array(await r.arrayBuffer()));
   }, selector);
   return Buffer.from(arr);
+}
+
+/** Tensors of two edit files: same names, and the largest difference relative to the CLI's largest value. */
+function compareEdits(a, b) {
+  const read = (p) => {
+    const buf = readFileSync(p);
+    const n = Number(buf.readBigUInt64LE(0));
+    const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+    const out = {};
+    for (const [k, t] of Object.entries(header)) {
+      if (k === '__metadata__') continue;
+      const [s, e] = t.data_offsets;
+      const bytes = buf.subarray(8 + n + s, 8 + n + e);
+      out[k] = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    }
+    return { tensors: out, meta: header.__metadata__ ?? {} };
+  };
+  const x = read(a);
+  const y = read(b);
+  let maxAbs = 0;
+  let scale = 0;
+  for (const [k, v] of Object.entries(y.tensors)) {
+    const w = x.tensors[k];
+    if (!w) continue;
+    for (let i = 0; i < v.length; i++) {
+      maxAbs = Math.max(maxAbs, Math.abs(w[i] - v[i]));
+      scale = Math.max(scale, Math.abs(v[i]));
+    }
+  }
+  return {
+    sameNames: Object.keys(x.tensors).sort().join(',') === Object.keys(y.tensors).sort().join(','),
+    tensors: Object.keys(y.tensors).length,
+    maxRel: maxAbs / scale,
+    method: x.meta.method,
+    sameBase: x.meta.base_model === y.meta.base_model,
+  };
 }
 
 async function mirrorLog(page, url, clear = false) {
@@ -120,15 +158,41 @@ export async function featureCases({ ctx, url }) {
     await generateAll(page);
     assert(countDiff(a, await readCanvas(page, 'image-original')) === 0 && countDiff(b, await readCanvas(page, 'image-edited')) === 0, 'a refused edit changed the model');
 
-    // The compute methods answer through the protocol hook with a clear message.
+    // A closed-form edit computed in the page: a bad hyper-parameter is refused with the known
+    // names; UCE then gives the CLI's edit (same request, `studio erase`) up to WebGPU rounding.
     await page.selectOption(tid('erase-method'), 'uce');
-    await page.fill(tid('erase-concepts'), 'star');
+    await page.fill(tid('erase-concepts'), 'a red star');
+    await page.fill(tid('erase-params'), 'lambda=1');
     await page.click(tid('erase-apply'));
-    await page.waitForFunction(() => /not available in the page yet/.test(document.querySelector('[data-testid="error"]').textContent), null, { timeout: 20_000 });
-    assert(await page.isEnabled(tid('generate')), 'the page must stay usable after the erase hook answers');
+    await page.waitForFunction(() => /unknown hyper-parameter `lambda`/.test(document.querySelector('[data-testid="error"]').textContent), null, { timeout: 30_000 });
+    await page.fill(tid('erase-params'), 'lamb=0.5');
+    await page.click(tid('erase-apply'));
+    await page.waitForFunction(() => window.__studio.edits().length === 2 && window.__studio.busy() === null, null, { timeout: 120_000, polling: 50 });
+    const eraseTime = await page.textContent(tid('erase-time'));
+    assert(/UCE computed in/.test(eraseTime), `erase time ${eraseTime}`);
+    const uceId = (await page.evaluate(() => window.__studio.edits()))[1].id;
+    const uceRow = await page.textContent(`[data-testid="edit-row"][data-id="${uceId}"]`);
+    assert(/UCE: a red star/.test(uceRow), `UCE row ${uceRow}`);
+    const [dl2] = await Promise.all([page.waitForEvent('download'), page.click(tid('edit-export-1'))]);
+    const browserEdit = await dl2.path();
+    let vsCli = null;
+    if (existsSync(CLI) && /erase/.test(execFileSync(CLI, ['--help'], { encoding: 'utf8' }))) {
+      const cliEdit = join(OUT, 'cli-uce-red-star.safetensors');
+      execFileSync(CLI, ['erase', '--model', FIXTURE, '--method', 'uce', '--concepts', 'a red star', '--lamb', '0.5', '--out', cliEdit], { stdio: 'ignore' });
+      vsCli = compareEdits(browserEdit, cliEdit);
+      assert(vsCli.sameNames && vsCli.tensors > 0 && vsCli.sameBase && vsCli.maxRel <= 1e-5, `browser UCE vs CLI: ${JSON.stringify(vsCli)}`);
+    } else {
+      log('NOTE: the CLI has no `erase`: the browser UCE edit is not compared with it');
+    }
+    // Only the UCE edit on: the edited image differs from the original.
+    await page.click(tid('edit-toggle-0'));
+    await generateAll(page);
+    const u = await readCanvas(page, 'image-edited');
+    assert(u.edits === uceId && countDiff(a, u) > 50 && countDiff(a, await readCanvas(page, 'image-original')) === 0, 'the UCE edit did not change the image, or the original changed');
+    await page.screenshot({ path: join(OUT, 'compare-uce-tiny.png') });
     assert(consoleErrors.length === 0, `console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
     await page.close();
-    return { changedBytes: changed, diffMean: mean, previews, progressEvents: progress - previewsBefore, pngKeys: Object.keys(text).length };
+    return { changedBytes: changed, diffMean: mean, previews, progressEvents: progress - previewsBefore, pngKeys: Object.keys(text).length, eraseTime, uceVsCli: vsCli };
   });
 
   await runCase('grid: prompts × variants', async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { addTextChunks, crc32, readTextChunks } from '../ui/png';
 import { fromHash, toHash, type Shared } from '../ui/share';
 import { defaultGridPrompts, diffHeatmap, gridVariants } from '../ui/compare';
-import { parametersText, splitList, formatSpeed } from '../ui/logic';
+import { parametersText, parseParams, splitList, formatSpeed } from '../ui/logic';
 
 /** A 1×1 RGBA PNG (IHDR, one stored-deflate IDAT, IEND) with correct CRCs. */
 function tinyPng(): Uint8Array {
@@ -75,6 +75,7 @@ describe('share URL', () => {
     concepts: 'skull; pirate flag',
     guides: '',
     preserve: 'red circle',
+    eraseParams: 'lamb=0.5, tokens=legacy',
     edits: ['uce-skull.safetensors'],
     hubRepo: 'CompVis/stable-diffusion-v1-4',
   };
@@ -97,14 +98,19 @@ describe('compare', () => {
   it('maps |Δ| to a heat-map and measures it', () => {
     const a = new Uint8ClampedArray([0, 0, 0, 255, 100, 100, 100, 255, 10, 20, 30, 255, 0, 0, 0, 255]);
     const b = new Uint8ClampedArray([0, 0, 0, 255, 100, 100, 100, 255, 10, 20, 30, 255, 255, 255, 255, 255]);
-    const d = diffHeatmap(a, b, 2, 2);
+    const d = diffHeatmap(a, b, 2, 2, 128);
     expect(d.max).toBe(255);
     expect(d.mean).toBeCloseTo(255 / 4, 6);
     expect(d.changed).toBe(0.25);
     expect(Array.from(d.rgba.subarray(0, 4))).toEqual([0, 0, 0, 255]);
     expect(Array.from(d.rgba.subarray(12, 16))).toEqual([255, 255, 255, 255]);
-    const half = diffHeatmap(new Uint8ClampedArray([0, 0, 0, 255]), new Uint8ClampedArray([64, 64, 64, 255]), 1, 1);
+    const half = diffHeatmap(new Uint8ClampedArray([0, 0, 0, 255]), new Uint8ClampedArray([64, 64, 64, 255]), 1, 1, 128);
     expect(Array.from(half.rgba)).toEqual([255, 128, 0, 255]);
+    // By default white is the largest difference (at least 16).
+    const auto = diffHeatmap(new Uint8ClampedArray([0, 0, 0, 255, 0, 0, 0, 255]), new Uint8ClampedArray([20, 20, 20, 255, 10, 10, 10, 255]), 2, 1);
+    expect(auto.scale).toBe(20);
+    expect(Array.from(auto.rgba)).toEqual([255, 255, 255, 255, 255, 128, 0, 255]);
+    expect(diffHeatmap(new Uint8ClampedArray([0, 0, 0, 255]), new Uint8ClampedArray([4, 4, 4, 255]), 1, 1).scale).toBe(16);
     expect(() => diffHeatmap(a, b.subarray(4), 2, 2)).toThrow(/different sizes/);
   });
 
@@ -123,6 +129,12 @@ describe('compare', () => {
       'a skull\nNegative prompt: blurry\nSteps: 20, Sampler: ddim, CFG scale: 7.5, Seed: 42, Size: 64x64, Model: Classroom model',
     );
     expect(formatSpeed(2_500_000)).toBe('2.5 MB/s');
+    expect(parseParams('lamb=0.5, erase_scale=1e-1; augment=true\ntokens = legacy')).toEqual({
+      ok: true,
+      params: { lamb: 0.5, erase_scale: 0.1, augment: true, tokens: 'legacy' },
+    });
+    expect(parseParams('')).toEqual({ ok: true, params: {} });
+    expect(parseParams('lamb')).toMatchObject({ ok: false, message: expect.stringMatching(/name=value/) });
     expect(formatSpeed(0)).toBe('–');
   });
 });

@@ -2,8 +2,10 @@
 // the grid mode.
 
 export interface Diff {
-  /** RGBA heat-map: black (equal) → red → yellow → white (|Δ| ≥ 128 of 255). */
+  /** RGBA heat-map: black (equal) → red → yellow → white (|Δ| ≥ `scale`). */
   rgba: Uint8ClampedArray;
+  /** The |Δ| shown as white, in 0–255 units. */
+  scale: number;
   /** Mean over pixels of the mean |Δ| over R, G, B, in 0–255 units. */
   mean: number;
   max: number;
@@ -11,27 +13,36 @@ export interface Diff {
   changed: number;
 }
 
-export function diffHeatmap(a: Uint8ClampedArray, b: Uint8ClampedArray, width: number, height: number): Diff {
+/**
+ * `scale`: the |Δ| drawn white; by default the largest difference (at least 16, so that noise-level
+ * differences stay dark), which makes small edits visible; the stats say what white means.
+ */
+export function diffHeatmap(a: Uint8ClampedArray, b: Uint8ClampedArray, width: number, height: number, scale?: number): Diff {
   const n = width * height;
   if (a.length !== n * 4 || b.length !== n * 4) throw new Error(`images of different sizes (${a.length / 4} and ${b.length / 4} pixels)`);
   const rgba = new Uint8ClampedArray(n * 4);
+  const d = new Float32Array(n);
   let sum = 0;
   let max = 0;
   let changed = 0;
   for (let i = 0; i < n; i++) {
     const o = i * 4;
-    const d = (Math.abs(a[o] - b[o]) + Math.abs(a[o + 1] - b[o + 1]) + Math.abs(a[o + 2] - b[o + 2])) / 3;
-    sum += d;
-    if (d > max) max = d;
-    if (d > 8) changed++;
-    // A three-segment ramp over [0, 128]: dark → red → yellow → white.
-    const t = Math.min(1, d / 128) * 3;
+    d[i] = (Math.abs(a[o] - b[o]) + Math.abs(a[o + 1] - b[o + 1]) + Math.abs(a[o + 2] - b[o + 2])) / 3;
+    sum += d[i];
+    if (d[i] > max) max = d[i];
+    if (d[i] > 8) changed++;
+  }
+  const s = scale ?? Math.max(16, max);
+  for (let i = 0; i < n; i++) {
+    const o = i * 4;
+    // A three-segment ramp over [0, s]: dark → red → yellow → white.
+    const t = Math.min(1, d[i] / s) * 3;
     rgba[o] = Math.round(255 * Math.min(1, t));
     rgba[o + 1] = Math.round(255 * Math.min(1, Math.max(0, t - 1)));
     rgba[o + 2] = Math.round(255 * Math.min(1, Math.max(0, t - 2)));
     rgba[o + 3] = 255;
   }
-  return { rgba, mean: n ? sum / n : 0, max, changed: n ? changed / n : 0 };
+  return { rgba, scale: s, mean: n ? sum / n : 0, max, changed: n ? changed / n : 0 };
 }
 
 export interface Variant {

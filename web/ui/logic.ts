@@ -124,3 +124,18 @@ export function urlSettings(search: string): { backend: 'auto' | 'cpu'; model: s
   const t = Number(q.get('tasksMax'));
   return { backend: q.get('backend') === 'cpu' ? 'cpu' : 'auto', model: q.get('model'), tasksMax: Number.isInteger(t) && t > 0 ? t : undefined };
 }
+
+/**
+ * Hyper-parameters typed as `lamb=0.5, erase_scale=1, augment=true, tokens=legacy` → an object
+ * (numbers and booleans parsed). Names are checked by the engine, which lists the known ones.
+ */
+export function parseParams(s: string): { ok: true; params: Record<string, number | string | boolean> } | { ok: false; message: string } {
+  const params: Record<string, number | string | boolean> = {};
+  for (const part of s.split(/[,;\n]/).map((x) => x.trim()).filter((x) => x !== '')) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+)$/.exec(part);
+    if (!m) return { ok: false, message: `"${part}" is not name=value (e.g. lamb=0.5, erase_scale=1)` };
+    const v = m[2].trim();
+    params[m[1]] = v === 'true' ? true : v === 'false' ? false : /^-?(\d+\.?\d*|\.\d+)(e-?\d+)?$/i.test(v) ? Number(v) : v;
+  }
+  return { ok: true, params };
+}

@@ -31,6 +31,7 @@ import {
   formatSpeed,
   fraction,
   parametersText,
+  parseParams,
   randomSeed,
   sizeOptions,
   splitList,
@@ -91,6 +92,7 @@ const el = {
   eraseConcepts: $<HTMLInputElement>('erase-concepts'),
   eraseGuides: $<HTMLInputElement>('erase-guides'),
   erasePreserve: $<HTMLInputElement>('erase-preserve'),
+  eraseParams: $<HTMLInputElement>('erase-params'),
   eraseExtra: $('erase-extra'),
   eraseApply: $<HTMLButtonElement>('erase-apply'),
   eraseTime: $('erase-time'),
@@ -608,6 +610,13 @@ function onEraseApply() {
     return;
   }
   el.eraseConcepts.classList.remove('invalid');
+  const params = parseParams(el.eraseParams.value);
+  if (!params.ok) {
+    el.eraseParams.classList.add('invalid');
+    showError('Check the hyper-parameters', params.message);
+    return;
+  }
+  el.eraseParams.classList.remove('invalid');
   clearError();
   state.busy = 'edit';
   state.requestId++;
@@ -616,11 +625,12 @@ function onEraseApply() {
   send({
     type: 'erase',
     requestId: state.requestId,
+    id: `e${++state.editCounter}`,
     method: method as EraseMethod,
     concepts,
     guides: splitList(el.eraseGuides.value),
     preserve: splitList(el.erasePreserve.value),
-    params: {},
+    params: params.params,
   });
 }
 
@@ -655,7 +665,7 @@ function refreshPanes() {
 }
 
 function buildGrid(prompts: string[], variants: Variant[]) {
-  el.grid.style.gridTemplateColumns = `minmax(90px, 180px) repeat(${variants.length}, minmax(72px, 1fr))`;
+  el.grid.style.gridTemplateColumns = `minmax(90px, 180px) repeat(${variants.length}, minmax(72px, 200px))`;
   const cells: HTMLElement[] = [document.createElement('div')];
   for (const v of variants) {
     const h = document.createElement('div');
@@ -860,7 +870,8 @@ function showDiff() {
   const d = diffHeatmap(a.rgba, b.rgba, a.width, a.height);
   paint(el.canvasDiff, a.width, a.height, d.rgba);
   el.canvasDiff.dataset.mean = d.mean.toFixed(3);
-  el.diffStats.textContent = `mean |Δ| ${d.mean.toFixed(1)} / 255 · ${(d.changed * 100).toFixed(0)}% of pixels changed`;
+  el.diffStats.textContent = `mean |Δ| ${d.mean.toFixed(1)} / 255 · ${(d.changed * 100).toFixed(0)}% changed · white = ${Math.round(d.scale)}`;
+  el.diffStats.title = 'Per pixel, the mean absolute difference over R, G, B; "changed": more than 8 / 255; white: the largest difference';
   el.paneDiff.hidden = false;
 }
 
@@ -1003,10 +1014,15 @@ function onWorker(data: unknown) {
       if (m.requestId !== state.requestId) return;
       state.busy = null;
       state.edits.push({ id: m.edit.id, info: m.edit, bytes: m.bytes, enabled: true });
-      el.eraseTime.textContent = `applied in ${formatMs(m.ms)}`;
+      // The grid starts from the newly erased concept(s) unless the user wrote their own prompts.
+      if (!el.gridPrompts.dataset.touched && m.edit.concepts.length) el.gridPrompts.value = defaultGridPrompts(state.model?.id ?? null, m.edit.concepts).join('\n');
+      el.eraseTime.textContent = m.computed ? `${m.edit.method.toUpperCase()} computed in ${formatMs(m.ms)}` : `applied in ${formatMs(m.ms)}`;
+      el.eraseTime.setAttribute('data-testid', 'erase-time');
       renderEdits();
       refreshPanes();
-      setStatus(`Added ${m.edit.file}: ${m.edit.tensors.length} tensor(s) changed, on for the next generation${m.edit.warning ? ' (see the warning)' : ''}.`);
+      setStatus(
+        `${m.computed ? 'Computed' : 'Added'} ${m.edit.file}: ${m.edit.tensors.length} tensor(s) changed, on for the next generation${m.edit.warning ? ' (see the warning)' : ''}.`,
+      );
       refreshControls();
       return;
     }
@@ -1149,6 +1165,7 @@ function currentShare(): Shared {
     concepts: el.eraseConcepts.value,
     guides: el.eraseGuides.value,
     preserve: el.erasePreserve.value,
+    eraseParams: el.eraseParams.value,
     edits: enabledEdits().map((e) => e.info.file),
   };
 }
@@ -1188,6 +1205,7 @@ function applyShared(s: Shared) {
   if (s.concepts !== undefined) el.eraseConcepts.value = s.concepts;
   if (s.guides !== undefined) el.eraseGuides.value = s.guides;
   if (s.preserve !== undefined) el.erasePreserve.value = s.preserve;
+  if (s.eraseParams !== undefined) el.eraseParams.value = s.eraseParams;
   if (s.edits?.length) {
     el.eraseTime.textContent = `this link used: ${s.edits.join(', ')}, add ${s.edits.length === 1 ? 'it' : 'them'} to reproduce`;
     el.eraseTime.setAttribute('data-testid', 'edits-needed');

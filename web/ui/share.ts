@@ -20,6 +20,7 @@ export interface Shared {
   concepts?: string;
   guides?: string;
   preserve?: string;
+  eraseParams?: string;
   /** Edit files that were active (names only). */
   edits?: string[];
   hubRepo?: string;
@@ -41,6 +42,7 @@ const KEYS: Record<keyof Shared, string> = {
   concepts: 'ec',
   guides: 'eg',
   preserve: 'ep',
+  eraseParams: 'eh',
   edits: 'edits',
   hubRepo: 'repo',
 };
@@ -88,6 +90,7 @@ export function fromHash(hash: string): Shared {
     concepts: str('concepts'),
     guides: str('guides'),
     preserve: str('preserve'),
+    eraseParams: str('eraseParams'),
     edits: list('edits'),
     hubRepo: str('hubRepo', 200),
   };

@@ -285,19 +285,20 @@ async function handle(msg: ToWorker) {
       return;
     }
     case 'erase': {
-      // HOOK for the closed-form methods (crates/erasure: uce.rs, time.rs, rece.rs, speed.rs,
-      // mace_cfr.rs). When studio-wasm exposes them, compute the edit here with
-      // `session.erase(method, JSON.stringify({concepts, guides, preserve, params}))`, keep its
-      // file in `library` and answer with an `edit` message as 'edit-add' does.
-      const name = msg.method.toUpperCase();
-      fail(
-        'erase',
-        msg.requestId,
-        new Error(
-          `${name} is not available in the page yet: the closed-form solvers are still being built. ` +
-            `Compute the edit natively (studio erase --method ${msg.method} …) and add the file with "Load edit file".`,
-        ),
-      );
+      try {
+        if (!session) throw new Error('the engine is not started yet');
+        if (!session.hasModel) throw new Error('load a model before erasing a concept');
+        const slug = msg.concepts.join('-').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'concept';
+        const file = `${msg.method}-${slug}.safetensors`;
+        const request = { method: msg.method, concepts: msg.concepts, guides: msg.guides, preserve: msg.preserve, params: msg.params };
+        const r = JSON.parse(await session.erase(msg.id, file, JSON.stringify(request))) as { edit: EditInfo; ms: number };
+        // Kept as a file, like an added one: toggling re-applies it, and the page can export it.
+        const bytes = session.exportEdit(msg.id);
+        library.set(msg.id, { file, bytes });
+        post({ status: 'edit', requestId: msg.requestId, edit: r.edit, bytes: bytes.slice(), ms: r.ms, computed: true });
+      } catch (e) {
+        fail('erase', msg.requestId, e);
+      }
       return;
     }
     case 'cancel':
