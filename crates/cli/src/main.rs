@@ -4,6 +4,7 @@ mod adapter_args;
 mod bench;
 mod bench_erase;
 mod erase;
+mod erasure_report;
 mod eval_classroom;
 mod fs_files;
 mod steering_args;
@@ -40,6 +41,8 @@ enum Command {
     FitEraser(steering_args::FitEraserArgs),
     /// Time UCE, RECE and SPEED on SD 1.5-shaped random weights against the PyTorch reference.
     BenchErase(bench_erase::BenchEraseArgs),
+    /// What each erasure method does to the classroom model (evaluator-scored table).
+    ErasureReport(erasure_report::ReportArgs),
     /// Erase concepts with a closed-form edit (UCE, TIME, RECE, SPEED, MACE) and write the edit file.
     Erase(erase::EraseArgs),
     /// Prompt adherence of a classroom model (with optional edits), scored by its evaluator CNN.
@@ -242,6 +245,7 @@ fn main() {
         Command::Bench(a) => bench::run(a),
         Command::FitEraser(a) => steering_args::fit_eraser(a),
         Command::Erase(a) => erase::run(a),
+        Command::ErasureReport(a) => erasure_report::run(a),
         Command::BenchErase(a) => bench_erase::run(a),
         Command::EvalClassroom(a) => eval_classroom::run(a),
     };
