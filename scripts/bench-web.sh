@@ -14,7 +14,7 @@ OPT=$(stat -c %s web/pkg/studio_wasm_bg.wasm)
 GZ=$(gzip -9 -c web/pkg/studio_wasm_bg.wasm | wc -c)
 echo
 echo "== native baselines (release): studio-wasm example step_bench, studio CLI"
-cargo build --locked --release -p studio-wasm --example step_bench -p cli --bin studio
+cargo build --locked --release -p studio-wasm --features studio-wasm/bench --example step_bench -p cli --bin studio
 export STEP_BENCH="$CARGO_TARGET_DIR/release/examples/step_bench"
 export STUDIO_RELEASE_CLI="$CARGO_TARGET_DIR/release/studio"
 echo

@@ -28,8 +28,9 @@ if [ ! -x node_modules/.bin/vite ] || [ ! -x node_modules/.bin/wasm-opt ] || [ p
   npm ci --no-audit --no-fund
 fi
 
-step "cargo build -p studio-wasm (wasm32, release)"
-cargo build --locked --target wasm32-unknown-unknown --release -p studio-wasm
+step "cargo rustc -p studio-wasm --crate-type cdylib (wasm32, release)"
+# The crate is an rlib for native builds; the browser needs the cdylib (see its Cargo.toml).
+cargo rustc --locked --target wasm32-unknown-unknown --release -p studio-wasm --lib --crate-type cdylib
 WASM="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/studio_wasm.wasm"
 
 # WASM_OPT=none skips wasm-opt (a faster edit-build-test loop; the module is ~2x bigger).

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Browser-studio tests: vitest unit tests (protocol, UI logic), then the studio in headless
-# Chromium (tests/browser/studio.mjs): WebGPU on SwiftShader and the CPU fallback compared with
-# the native CLI, cancel, corrupt / incomplete models, no WebGPU. Installs Debian chromium if missing.
+# Browser-studio tests: vitest unit tests (web/tests: protocol, UI logic, PNG chunks, share URL,
+# heat-map, SHA-256, hub downloader and cache), then the studio in headless Chromium
+# (tests/browser/studio.mjs + features.mjs): WebGPU on SwiftShader and the CPU fallback compared
+# with the native CLI, cancel, corrupt / incomplete models, no WebGPU, edit files and erasure in
+# the page, compare / grid, share URL, hub downloads from a local mirror. Installs Debian chromium
+# if missing. ONLY=<regex> runs the matching browser cases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh

@@ -2,7 +2,7 @@
 //! loop (`engine::generate`, the code the browser runs in wasm) natively on burn's ndarray CPU
 //! backend or on wgpu (Mesa llvmpipe without a GPU), and prints the timing as JSON.
 //!
-//! cargo run --release -p studio-wasm --example step_bench -- DIR DEVICE SIZE STEPS [REPEATS]
+//! cargo run --release -p studio-wasm --features bench --example step_bench -- DIR DEVICE SIZE STEPS [REPEATS]
 //! DEVICE: ndarray | wgpu. Prompt, seed, guidance 7.5 and DDIM are fixed (the browser uses the same).
 
 use burn::tensor::Device;
