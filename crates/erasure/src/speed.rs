@@ -24,11 +24,20 @@
 //! draws `z` come from a caller-supplied source (seeded by default) so tests can replay the
 //! reference's draws; `v`'s sign is fixed so that its largest entry is positive.
 //! Defaults: `to_v` only, r = 1, λ = 0, threshold 0.1, `aug_num` 10, filter on.
+//!
+//! Numerics (same equations, computed without `d × d` decompositions): `S_tt` and `S_at − S_tt`
+//! are kept as rank-`q` factors of the `q` target/anchor tokens; `(I + S_tt)⁻¹` and `M` go
+//! through the Woodbury identity; the erase response of `r + z v` is that of `r` plus `z` times
+//! that of `v`; the retain covariance lives in the span of the kept retain embeddings and `v`, so
+//! its eigen-decomposition is a `(k+1) × (k+1)` one; `v` comes from Lanczos on the inverse of
+//! the smaller Gram matrix of `W`; and `ΔW` is formed as a rank-`q` product.
 
-use crate::closed_form::{edit_from_layers, guides_for};
+use crate::closed_form::{Delta, edit_from_deltas, guides_for};
 use crate::edit::{Edit, EditMeta};
 use crate::error::EraseError;
-use crate::linalg::{Mat, Vector, solve_left};
+use crate::linalg::{
+    Mat, Vector, columns, gemm_nt, gram, mul_nt, mul_tn, smallest_eigenvector_spd, solve_left,
+};
 use crate::text::{CrossAttn, PromptEncoder};
 use nalgebra::SymmetricEigen;
 use serde_json::json;
@@ -118,16 +127,26 @@ pub fn kmeans(x: &Mat, k: usize) -> Mat {
 
 /// The right singular vector of `w` `[m, d]` for its smallest singular value among the
 /// `min(m, d)` of the reduced SVD, sign fixed so that its largest-magnitude entry is positive.
+/// The smaller Gram matrix (`WᵀW` or `WWᵀ`) gives it through Lanczos on its inverse
+/// ([`smallest_eigenvector_spd`]); a dense eigen-decomposition when that declines (singular
+/// Gram matrix, repeated smallest singular value) or the matrix is small.
 pub fn smallest_right_singular_vector(w: &Mat) -> Vector {
     let (m, d) = (w.nrows(), w.ncols());
+    let smallest = |g: Mat| {
+        (g.nrows() > 96)
+            .then(|| smallest_eigenvector_spd(&g))
+            .flatten()
+            .unwrap_or_else(|| {
+                let e = SymmetricEigen::new(g);
+                let i = e.eigenvalues.imin();
+                e.eigenvectors.column(i).into_owned()
+            })
+    };
     let v = if m >= d {
-        let e = SymmetricEigen::new(w.transpose() * w);
-        let i = e.eigenvalues.imin();
-        e.eigenvectors.column(i).into_owned()
+        smallest(gram(w))
     } else {
-        let e = SymmetricEigen::new(w * w.transpose());
-        let i = e.eigenvalues.imin();
-        let v = w.transpose() * e.eigenvectors.column(i);
+        let u = smallest(gram(&w.transpose()));
+        let v = w.transpose() * u;
         let n = v.norm();
         if n > 0.0 { v / n } else { v }
     };
@@ -135,17 +154,93 @@ pub fn smallest_right_singular_vector(w: &Mat) -> Vector {
     if v[big] < 0.0 { -v } else { v }
 }
 
-fn above_mean(embs: Vec<Vector>, erase: &Mat) -> Vec<Vector> {
-    if embs.is_empty() {
-        return embs;
+/// Indices of the columns of `responses` whose norm is above the mean norm.
+fn above_mean(norms: &[f64]) -> Vec<usize> {
+    if norms.is_empty() {
+        return vec![];
     }
-    let norms: Vec<f64> = embs.iter().map(|r| (erase * r).norm()).collect();
     let mean = norms.iter().sum::<f64>() / norms.len() as f64;
-    embs.into_iter()
-        .zip(norms)
-        .filter(|(_, n)| *n > mean)
-        .map(|(r, _)| r)
-        .collect()
+    (0..norms.len()).filter(|&i| norms[i] > mean).collect()
+}
+
+/// `X Yᵀ` factors of the target statistics: `S_tt = X Yᵀ`, `S_at − S_tt = X_s Yᵀ`, with
+/// `X = T/n`, `X_s = (A − T)/n`, `Y = T` for the `q` target/anchor token columns `T`, `A`
+/// (or `S_tt`, `S_at − S_tt` and `I` when `q > d`, so the rank never exceeds `d`).
+struct Targets {
+    x: Mat,
+    xs: Mat,
+    y: Mat,
+}
+
+impl Targets {
+    /// `(S_at − S_tt)(I + S_tt)⁻¹ B` through `(I + X Yᵀ)⁻¹ = I − X (I + Yᵀ X)⁻¹ Yᵀ`.
+    fn erase_right(&self, b: &Mat) -> Result<Mat, EraseError> {
+        let q = self.y.ncols();
+        let mut inner = mul_tn(&self.y, &self.x);
+        for i in 0..q {
+            inner[(i, i)] += 1.0;
+        }
+        let ytb = mul_tn(&self.y, b);
+        let mut sol = b.clone();
+        sol.gemm(-1.0, &self.x, &solve_left(&inner, &ytb, "SPEED")?, 1.0);
+        Ok(&self.xs * mul_tn(&self.y, &sol))
+    }
+}
+
+/// `M = (S_tt P + rI)⁻¹` as an operator.
+enum MOp {
+    /// `M = (I − X W⁻¹ Zᵀ)/r` with `Z = P Y`, `W = rI + Zᵀ X` (Woodbury; `S_tt P = X Zᵀ`).
+    Woodbury { x: Mat, z: Mat, w_inv: Mat, r: f64 },
+    /// r = 0: `(S_tt P)⁻¹` formed densely (singular unless the targets span the text space).
+    Dense(Mat),
+}
+
+impl MOp {
+    fn new(tg: &Targets, z: &Mat, r: f64) -> Result<Self, EraseError> {
+        if r > 0.0 {
+            let q = z.ncols();
+            let mut w = mul_tn(z, &tg.x);
+            for i in 0..q {
+                w[(i, i)] += r;
+            }
+            let w_inv = solve_left(&w, &Mat::identity(q, q), "SPEED")?;
+            Ok(MOp::Woodbury {
+                x: tg.x.clone(),
+                z: z.clone(),
+                w_inv,
+                r,
+            })
+        } else {
+            let d = z.nrows();
+            let mut a = Mat::zeros(d, d);
+            gemm_nt(&mut a, 1.0, &tg.x, z, 0.0);
+            Ok(MOp::Dense(solve_left(&a, &Mat::identity(d, d), "SPEED")?))
+        }
+    }
+
+    /// `M B`.
+    fn left(&self, b: &Mat) -> Mat {
+        match self {
+            MOp::Woodbury { x, z, w_inv, r } => {
+                let mut out = b.clone();
+                out.gemm(-1.0, &(x * w_inv), &mul_tn(z, b), 1.0);
+                out / *r
+            }
+            MOp::Dense(m) => m * b,
+        }
+    }
+
+    /// `B M`.
+    fn right(&self, b: &Mat) -> Mat {
+        match self {
+            MOp::Woodbury { x, z, w_inv, r } => {
+                let mut out = b.clone();
+                gemm_nt(&mut out, -1.0, &(b * x * w_inv), z, 1.0);
+                out / *r
+            }
+            MOp::Dense(m) => b * m,
+        }
+    }
 }
 
 /// The SPEED edit of `targets` towards `anchors` ("" by default) keeping `retain`.
@@ -174,7 +269,6 @@ pub fn speed(
     let all_tokens = cfg
         .all_tokens
         .unwrap_or(targets.len() == 1 && targets[0] == "nudity");
-    let eye = Mat::identity(d, d);
 
     // K₂: BOS of "" and 3 centroids of its other tokens.
     let null = enc.encode("")?;
@@ -186,27 +280,39 @@ pub fn speed(
         k2.set_column(j + 1, &centres.row(j).transpose());
     }
 
-    // S_tt, S_at: means over the pairs of tᵀt and aᵀt.
-    let (mut s_tt, mut s_at) = (Mat::zeros(d, d), Mat::zeros(d, d));
+    // S_tt = mean_i t_iᵀ t_i, S_at = mean_i a_iᵀ t_i, kept as factors of the token columns.
+    let (mut tcols, mut acols) = (vec![], vec![]);
     for (t, a) in targets.iter().zip(&anchors) {
         let te = enc.encode(t)?;
         let ae = enc.encode(a)?;
-        let (tm, am) = if all_tokens {
+        let (tr, ar) = if all_tokens {
             (
-                te.embeds.rows(1, te.embeds.nrows() - 1).into_owned(),
-                ae.embeds.rows(1, ae.embeds.nrows() - 1).into_owned(),
+                (1..te.embeds.nrows()).collect::<Vec<_>>(),
+                (1..ae.embeds.nrows()).collect::<Vec<_>>(),
             )
         } else {
-            (
-                te.embeds.rows(te.last_token_index(), 1).into_owned(),
-                ae.embeds.rows(ae.last_token_index(), 1).into_owned(),
-            )
+            (vec![te.last_token_index()], vec![ae.last_token_index()])
         };
-        s_tt += tm.transpose() * &tm;
-        s_at += am.transpose() * &tm;
+        for (i, j) in tr.into_iter().zip(ar) {
+            tcols.push(te.token(i));
+            acols.push(ae.token(j));
+        }
     }
-    s_tt /= targets.len() as f64;
-    s_at /= targets.len() as f64;
+    let n = targets.len() as f64;
+    let tt = columns(&tcols, d);
+    let at = columns(&acols, d);
+    let mut tg = Targets {
+        x: &tt / n,
+        xs: (&at - &tt) / n,
+        y: tt,
+    };
+    if tg.y.ncols() > d {
+        tg = Targets {
+            x: mul_nt(&tg.x, &tg.y),
+            xs: mul_nt(&tg.xs, &tg.y),
+            y: Mat::identity(d, d),
+        };
+    }
 
     // Retain embeddings.
     let lower: Vec<String> = targets.iter().map(|t| t.to_lowercase()).collect();
@@ -239,10 +345,11 @@ pub fn speed(
             ret.push(e.token(e.last_token_index()));
         }
     }
+    let ret = columns(&ret, d);
+    // (S_at − S_tt)(I + S_tt)⁻¹ r for every retain embedding: each layer's erase response is
+    // W times this.
+    let erase_ret = tg.erase_right(&ret)?;
 
-    let shift = &s_at - &s_tt;
-    let erase_right =
-        solve_left(&(&eye + &s_tt).transpose(), &shift.transpose(), "SPEED")?.transpose(); // (S_at − S_tt)(I + S_tt)⁻¹
     let meta = EditMeta {
         concepts: targets.to_vec(),
         guides: anchors,
@@ -273,24 +380,23 @@ pub fn speed(
     };
     let mut order: Vec<usize> = (0..layers.len()).collect();
     order.sort_by_key(|&i| rank(&layers[i].name));
-    let mut edited: Vec<Option<Mat>> = vec![None; layers.len()];
+    let mut changes: Vec<Option<Delta>> = vec![None; layers.len()];
     for &i in &order {
-        edited[i] = Some(speed_layer(
+        changes[i] = Some(speed_layer(
             &layers[i].weight,
             &ret,
-            &erase_right,
-            &shift,
-            &s_tt,
+            &erase_ret,
+            &tg,
             &k2,
             cfg,
             draw,
         )?);
     }
-    edit_from_layers(
+    edit_from_deltas(
         "speed",
         layers,
         |i, _| {
-            edited[i]
+            changes[i]
                 .take()
                 .ok_or_else(|| EraseError::Param("internal: layer not edited".into()))
         },
@@ -298,72 +404,139 @@ pub fn speed(
     )
 }
 
+/// One layer (eq. 9–12). The retain set `S = mean r rᵀ` is kept as `B K Bᵀ` with
+/// `B = [kept retain embeddings, v]` (every augmented embedding `r + z v` lies in that span), so
+/// its eigen-decomposition is that of the small `R_B K R_Bᵀ` (`B = Q R_B`), and `P = I − U Uᵀ`
+/// with `U` the eigenvectors of eigenvalue ≥ threshold. `M` goes through Woodbury
+/// ([`MOp`]) and `ΔW = W X_s [Yᵀ P (I − corr) M]`, returned as the rank-`q` right factor
+/// `Δ = X_s [Yᵀ P (I − corr) M]` of `W' = W + W Δ`.
 #[allow(clippy::too_many_arguments)]
 fn speed_layer(
     w: &Mat,
-    ret: &[Vector],
-    erase_right: &Mat,
-    shift: &Mat,
-    s_tt: &Mat,
+    ret: &Mat,
+    erase_ret: &Mat,
+    tg: &Targets,
     k2: &Mat,
     cfg: &SpeedConfig,
     draw: &mut dyn FnMut() -> f64,
-) -> Result<Mat, EraseError> {
+) -> Result<Delta, EraseError> {
     let d = w.ncols();
-    let eye = Mat::identity(d, d);
-    let erase = w * erase_right;
-    let layer_ret = if cfg.aug_num > 0 && cfg.filter {
-        above_mean(ret.to_vec(), &erase)
+    // Erase responses W (S_at − S_tt)(I + S_tt)⁻¹ r, `[d_out, N]`.
+    let resp = w * erase_ret;
+    let norms: Vec<f64> = resp.column_iter().map(|c| c.norm()).collect();
+    let kept: Vec<usize> = if cfg.aug_num > 0 && cfg.filter {
+        above_mean(&norms)
     } else {
-        ret.to_vec()
+        (0..ret.ncols()).collect()
     };
-    let mut sum = Mat::zeros(d, d);
-    let mut count = 0usize;
     let v = if cfg.aug_num > 0 {
         Some(smallest_right_singular_vector(w))
     } else {
         None
     };
-    for chunk in layer_ret.chunks(CHUNK) {
-        let mut all: Vec<Vector> = chunk.to_vec();
-        if let Some(v) = &v {
+    let resp_v = match &v {
+        Some(v) => Some(w * tg.erase_right(&Mat::from_column_slice(d, 1, v.as_slice()))?),
+        None => None,
+    };
+    // Members of the retain set as (position in `kept`, z): r_kept[pos] + z v.
+    let mut members: Vec<(usize, f64)> = vec![];
+    let positions: Vec<usize> = (0..kept.len()).collect();
+    for chunk in positions.chunks(CHUNK) {
+        members.extend(chunk.iter().map(|&p| (p, 0.0)));
+        if let Some(rv) = &resp_v {
             let mut perturbed = vec![];
             for mini in chunk.chunks(MINI_BATCH) {
                 for _ in 0..cfg.aug_num {
-                    for r in mini {
-                        perturbed.push(r + v * draw());
+                    for &p in mini {
+                        let z = draw();
+                        // W E (r + z v) = W E r + z W E v.
+                        let mut e = resp.column(kept[p]).into_owned();
+                        e.axpy(z, &rv.column(0), 1.0);
+                        perturbed.push((p, z, e.norm()));
                     }
                 }
             }
-            all.extend(above_mean(perturbed, &erase));
+            let pn: Vec<f64> = perturbed.iter().map(|x| x.2).collect();
+            members.extend(
+                above_mean(&pn)
+                    .into_iter()
+                    .map(|i| (perturbed[i].0, perturbed[i].1)),
+            );
         }
-        for r in &all {
-            sum += r * r.transpose();
-        }
-        count += all.len();
     }
+    let count = members.len();
     if count == 0 {
         return Err(EraseError::Param(
             "SPEED has no retain embeddings left after filtering".into(),
         ));
     }
-    sum /= count as f64;
-    let e = SymmetricEigen::new(sum);
-    let mut p = Mat::zeros(d, d);
-    for (i, ev) in e.eigenvalues.iter().enumerate() {
-        if ev.abs() < cfg.threshold {
-            let u = e.eigenvectors.column(i);
-            p += u * u.transpose();
+    // S = B K Bᵀ.
+    let k = kept.len();
+    let p = k + usize::from(v.is_some());
+    let mut b = Mat::zeros(d, p);
+    for (j, &i) in kept.iter().enumerate() {
+        b.set_column(j, &ret.column(i));
+    }
+    if let Some(v) = &v {
+        b.set_column(k, v);
+    }
+    let mut kc = Mat::zeros(p, p);
+    for &(j, z) in &members {
+        kc[(j, j)] += 1.0;
+        if v.is_some() {
+            kc[(j, k)] += z;
+            kc[(k, j)] += z;
+            kc[(k, k)] += z * z;
         }
     }
-    let m = solve_left(&(s_tt * &p + &eye * cfg.retain_scale), &eye, "SPEED")?;
-    let pm = &p * &m;
-    let mut inner = k2.transpose() * &pm * k2;
+    kc /= count as f64;
+    let big: Vec<Vector> = if p < d {
+        let qr = b.qr();
+        let (q, rb) = (qr.q(), qr.r());
+        let mut h = &rb * kc * rb.transpose();
+        h = (&h + h.transpose()) * 0.5;
+        let e = SymmetricEigen::new(h);
+        e.eigenvalues
+            .iter()
+            .enumerate()
+            .filter(|(_, ev)| ev.abs() >= cfg.threshold)
+            .map(|(i, _)| &q * e.eigenvectors.column(i))
+            .collect()
+    } else {
+        let s = &b * kc * b.transpose();
+        let e = SymmetricEigen::new(s);
+        e.eigenvalues
+            .iter()
+            .enumerate()
+            .filter(|(_, ev)| ev.abs() >= cfg.threshold)
+            .map(|(i, _)| e.eigenvectors.column(i).into_owned())
+            .collect()
+    };
+    let u = columns(&big, d);
+    // P B = B − U (Uᵀ B).
+    let proj = |m: &Mat| -> Mat {
+        let mut out = m.clone();
+        if u.ncols() > 0 {
+            out.gemm(-1.0, &u, &mul_tn(&u, m), 1.0);
+        }
+        out
+    };
+    let z = proj(&tg.y);
+    let m_op = MOp::new(tg, &z, cfg.retain_scale)?;
+    let mk2 = m_op.left(k2);
+    let pk2 = proj(k2);
+    let mut inner = mul_tn(k2, &proj(&mk2));
     for i in 0..inner.nrows() {
         inner[(i, i)] += cfg.lamb;
     }
-    let kt_p = k2.transpose() * &p;
-    let corr = &m * k2 * solve_left(&inner, &kt_p, "SPEED")?;
-    let delta = w * shift * &p * (&eye - corr) * &m;
-    Ok(w + delta)
+    // Yᵀ P (I − M K₂ inner⁻¹ K₂ᵀ P) M.
+    let kt_p = pk2.transpose();
+    let mut l2 = z.transpose();
+    let zmk2 = &l2 * &mk2;
+    l2.gemm(-1.0, &zmk2, &solve_left(&inner, &kt_p, "SPEED")?, 1.0);
+    let l3 = m_op.right(&l2);
+    Ok(Delta::LowRank {
+        shift: tg.xs.clone(),
+        y: l3.transpose(),
+    })
 }
