@@ -83,6 +83,7 @@ fn main() {
         scheduler: "ddim".into(),
         clip_skip: None,
         preview_every: 0,
+        steering: None,
     };
     // The first run warms up (kernel compilation on wgpu); the median of the rest is reported.
     let mut per_step = vec![];

@@ -40,6 +40,34 @@ pub struct StudioParams {
     /// costs one VAE decode, so the UI asks for a few per run, not one per step.
     #[serde(default)]
     pub preview_every: usize,
+    /// Inference-time steering for this run only (the weights are untouched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steering: Option<SteeringRequest>,
+}
+
+/// Steering of one run (JSON, camelCase), as `studio generate --sld PRESET [--sld-concept C]`
+/// configures it (crates/cli/src/steering_args.rs).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SteeringRequest {
+    /// Safe Latent Diffusion preset: weak | medium | strong | max.
+    #[serde(default)]
+    pub sld: Option<String>,
+    /// SLD's safety concept; absent or blank: the official list (`erasure::sld::DEFAULT_SAFETY_CONCEPT`).
+    #[serde(default)]
+    pub sld_concept: Option<String>,
+}
+
+impl SteeringRequest {
+    /// The steering configuration, `None` when it asks for nothing. SAFREE, LEACE/INLP and
+    /// Ring-A-Bell read the prompt's embedding back synchronously (`Steering::prepare`), which a
+    /// browser on WebGPU cannot, so only SLD (no read-back) is offered here.
+    pub fn config(&self) -> Result<Option<erasure::steering::SteeringConfig>, StudioError> {
+        let Some(preset) = &self.sld else { return Ok(None) };
+        let preset: erasure::sld::SldPreset = preset.parse()?;
+        let concept = self.sld_concept.as_deref().map(str::trim).filter(|c| !c.is_empty()).unwrap_or(erasure::sld::DEFAULT_SAFETY_CONCEPT);
+        Ok(Some(erasure::steering::SteeringConfig { sld: Some(preset.params()), sld_concept: concept.to_owned(), ..Default::default() }))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -237,8 +265,17 @@ fn readback_err(e: impl std::fmt::Debug) -> StudioError {
 pub async fn generate<H: Host>(model: &StableDiffusion, params: &StudioParams, host: &mut H) -> Result<Outcome, StudioError> {
     let gp = params.to_generate_params()?;
     let t0 = host.now_ms();
-    let mut hooks = pipeline::generate::NoHooks;
-    let mut run = model.start(&gp, &mut hooks)?;
+    let config = match &params.steering {
+        Some(s) => s.config()?,
+        None => None,
+    };
+    let mut steering = config.map(|c| erasure::steering::Steering::prepare(model, &gp, c)).transpose()?;
+    let mut plain = pipeline::generate::NoHooks;
+    let hooks: &mut dyn pipeline::generate::Hooks = match steering.as_mut() {
+        Some(s) => s,
+        None => &mut plain,
+    };
+    let mut run = model.start(&gp, hooks)?;
     let total = run.total();
     host.yield_now().await;
     if host.cancel_requested() {
@@ -251,7 +288,7 @@ pub async fn generate<H: Host>(model: &StableDiffusion, params: &StudioParams, h
     while !run.is_done() {
         let i = run.done_steps();
         let t_rec = host.now_ms();
-        run.step(&mut hooks)?;
+        run.step(hooks)?;
         let record_ms = host.now_ms() - t_rec;
         // One number back per step: waits for the GPU, and a NaN anywhere makes the sum NaN.
         let sum = run.latents.clone().sum().into_data_async().await.map_err(readback_err)?;

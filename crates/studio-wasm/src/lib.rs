@@ -8,6 +8,7 @@
 //! map) are plain Rust, built and tested natively
 //! with the rest of the workspace.
 
+pub mod adapters;
 pub mod edits;
 pub mod engine;
 pub mod erase;

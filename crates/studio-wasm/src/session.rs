@@ -10,11 +10,15 @@
 //! s.cancel();                                       // from a message handler, between two steps
 //! const e = JSON.parse(await s.applyEdit('e1', 'uce.safetensors', bytes)); // EditInfo; e.warning
 //! s.revertEdit('e1'); s.revertAllEdits(); s.activeEdits; s.exportEdit('e1');
+//! Session.fileKind(bytes);                          // 'spm' | 'lora' | 'edit', from the header
+//! const a = JSON.parse(s.attachAdapter('a1', 'spm.safetensors', bytes, 'auto', 1.0)); // AdapterInfo
+//! s.detachAdapter('a1'); s.detachAllAdapters(); s.activeAdapters; s.facilitatedTransport = false;
 //! s.dispose();                                      // drops the model's GPU buffers
 //! ```
 //! Every failure is a rejected promise / thrown `Error` with an actionable message; a panic
 //! is logged by `console_error_panic_hook` and surfaces as a `RuntimeError` the worker reports.
 
+use crate::adapters::{self, SessionAdapters};
 use crate::edits::{self, EditInfo};
 use crate::engine::{self, Host, ModelInfo, Outcome, Progress, StudioError, StudioParams};
 use crate::files::{check_components, list_dir, normalize_paths};
@@ -141,6 +145,8 @@ struct Inner {
     model: RefCell<Option<Rc<StableDiffusion>>>,
     /// The edits applied to `model` (and the original values of the tensors they touch).
     edits: RefCell<EditStack>,
+    /// SPM / LoRA adapters, on top of the edits.
+    adapters: RefCell<SessionAdapters>,
     cancel: Cell<bool>,
     running: Cell<bool>,
 }
@@ -156,6 +162,15 @@ impl Inner {
         let model = Rc::get_mut(rc).ok_or(StudioError::Busy)?;
         f(model, &mut self.edits.borrow_mut())
     }
+
+    /// The UNet and the edits, for changing the edits: the adapters are taken off around `f`
+    /// and put back on the new weights (each stack restores the values it found).
+    fn with_edits_mut<T>(
+        &self,
+        f: impl FnOnce(&mut diffusion::unet_2d_condition::UNet2DConditionModel, &mut EditStack) -> Result<T, StudioError>,
+    ) -> Result<T, StudioError> {
+        self.with_model_mut(|m, stack| self.adapters.borrow_mut().suspended(&mut m.unet, |unet| f(unet, stack)))
+    }
 }
 
 impl Inner {
@@ -169,6 +184,7 @@ impl Inner {
             shader_f16: false,
             model: RefCell::new(None),
             edits: RefCell::new(EditStack::new()),
+            adapters: RefCell::new(SessionAdapters::new()),
             cancel: Cell::new(false),
             running: Cell::new(false),
         }
@@ -291,6 +307,27 @@ impl Host for BrowserHost {
     }
 }
 
+/// Sets the adapters' weights for `prompt` before a run, as `studio generate` does after
+/// attaching them: the prompts Facilitated Transport compares are encoded and read back
+/// asynchronously first. Returns each SPM's permeability.
+async fn prepare_adapters(inner: &Rc<Inner>, prompt: &str) -> Result<Vec<(String, f64)>, StudioError> {
+    if inner.adapters.borrow().is_empty() {
+        return Ok(vec![]);
+    }
+    let needed = inner.adapters.borrow().prompts_to_encode(prompt);
+    let mut known = std::collections::HashMap::new();
+    if !needed.is_empty() {
+        let model = inner.model.borrow().clone().ok_or(StudioError::NoModel)?;
+        for p in needed {
+            let e = crate::erase::encode(&model, &p).await?;
+            known.insert(p, e);
+        }
+    }
+    let mut enc = erasure::text::PrecomputedEncoder(known);
+    let perms = inner.with_model_mut(|m, _| inner.adapters.borrow_mut().prepare(m, prompt, &mut enc))?;
+    Ok(perms.into_iter().map(|p| (p.id, p.value)).collect())
+}
+
 fn web_log(msg: &str) {
     let console = get(&js_sys::global(), "console");
     if let Some(f) = get(&console, "warn").dyn_ref::<js_sys::Function>() {
@@ -348,6 +385,7 @@ impl Session {
         check_components(files.paths.iter().map(|(p, _)| p.as_str())).map_err(js_err)?;
         self.inner.model.borrow_mut().take();
         *self.inner.edits.borrow_mut() = EditStack::new();
+        *self.inner.adapters.borrow_mut() = SessionAdapters::new();
         let model = StableDiffusion::load(&mut files, &self.inner.device).map_err(js_err)?;
         let info = ModelInfo::of(&model);
         *self.inner.model.borrow_mut() = Some(Rc::new(model));
@@ -366,6 +404,7 @@ impl Session {
                 return Err(JsError::new("a generation is already running: wait for it or cancel it").into());
             }
             let params = StudioParams::from_json(&params).map_err(js_err)?;
+            let perms = prepare_adapters(&inner, &params.prompt).await.map_err(js_err)?;
             let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
             inner.cancel.set(false);
             inner.running.set(true);
@@ -389,6 +428,12 @@ impl Session {
                     set("height", (img.height as f64).into());
                     set("rgba", js_sys::Uint8ClampedArray::from(img.rgba.as_slice()).into());
                     set("promptTruncated", img.prompt_truncated.into());
+                    // Each SPM's Facilitated Transport permeability for this prompt (1 with FT off).
+                    let p = js_sys::Object::new();
+                    for (id, v) in &perms {
+                        let _ = js_sys::Reflect::set(&p, &JsValue::from_str(id), &JsValue::from_f64(*v));
+                    }
+                    set("permeabilities", p.into());
                     let timing = serde_json::to_string(&img.timing).map_err(js_err)?;
                     set("timing", js_sys::JSON::parse(&timing).unwrap_or(JsValue::NULL));
                 }
@@ -418,12 +463,22 @@ impl Session {
             }
             let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
             let edit = edits::parse_and_check(&model.unet, &file, bytes).map_err(js_err)?;
-            let originals = edits::originals(&inner.edits.borrow(), &model.unet, &edit);
-            drop(model);
+            let originals = if inner.adapters.borrow().is_empty() {
+                let o = edits::originals(&inner.edits.borrow(), &model.unet, &edit);
+                drop(model);
+                o
+            } else {
+                // The weights under the adapters (tensors are values: taken while the adapters
+                // are off, they stay the unadapted ones after the adapters go back on).
+                drop(model);
+                inner
+                    .with_model_mut(|m, stack| inner.adapters.borrow_mut().suspended(&mut m.unet, |unet| Ok(edits::originals(stack, unet, &edit))))
+                    .map_err(js_err)?
+            };
             let warning = edits::base_warning(&edit, originals).await.map_err(js_err)?;
             let info = EditInfo::of(&id, &file, &edit, warning);
             inner
-                .with_model_mut(|m, stack| stack.apply(&mut m.unet, &id, edit, &file).map_err(StudioError::from))
+                .with_edits_mut(|unet, stack| stack.apply(unet, &id, edit, &file).map_err(StudioError::from))
                 .map_err(js_err)?;
             Ok(JsValue::from_str(&serde_json::to_string(&info).map_err(js_err)?))
         })
@@ -444,23 +499,30 @@ impl Session {
             // The original weights: compute on the unedited model, whatever is applied now.
             let active: Vec<String> = inner.edits.borrow().active().into_iter().map(str::to_owned).collect();
             drop(model);
-            if !active.is_empty() {
-                inner.with_model_mut(|m, stack| {
-                    stack.revert_all(&mut m.unet);
-                    Ok(())
-                })
-                .map_err(js_err)?;
+            let suspended = !inner.adapters.borrow().is_empty();
+            if !active.is_empty() || suspended {
+                inner
+                    .with_model_mut(|m, stack| {
+                        inner.adapters.borrow_mut().suspend(&mut m.unet);
+                        stack.revert_all(&mut m.unet);
+                        Ok(())
+                    })
+                    .map_err(js_err)?;
             }
             let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
             let t0 = now_ms();
             let edit = crate::erase::compute(&model, &req).await;
             let ms = now_ms() - t0;
             drop(model);
-            let edit = edit.map_err(js_err)?;
-            let info = EditInfo::of(&id, &file, &edit, None);
-            inner
-                .with_model_mut(|m, stack| stack.apply(&mut m.unet, &id, edit, &file).map_err(StudioError::from))
-                .map_err(js_err)?;
+            // Whatever happened, the adapters go back on (on the new edit when there is one).
+            let applied = edit.and_then(|edit| {
+                let info = EditInfo::of(&id, &file, &edit, None);
+                inner.with_model_mut(|m, stack| stack.apply(&mut m.unet, &id, edit, &file).map_err(StudioError::from)).map(|_| info)
+            });
+            if suspended {
+                inner.with_model_mut(|m, _| inner.adapters.borrow_mut().resume(&mut m.unet)).map_err(js_err)?;
+            }
+            let info = applied.map_err(js_err)?;
             let out = format!("{{\"edit\":{},\"ms\":{ms}}}", serde_json::to_string(&info).map_err(js_err)?);
             Ok(JsValue::from_str(&out))
         })
@@ -470,15 +532,15 @@ impl Session {
     /// bit). Returns whether it was applied.
     #[wasm_bindgen(js_name = revertEdit)]
     pub fn revert_edit(&self, id: String) -> Result<bool, JsError> {
-        self.inner.with_model_mut(|m, stack| Ok(stack.revert(&mut m.unet, &id))).map_err(js_err)
+        self.inner.with_edits_mut(|unet, stack| Ok(stack.revert(unet, &id))).map_err(js_err)
     }
 
     /// Reverts every edit: the model is the loaded original again.
     #[wasm_bindgen(js_name = revertAllEdits)]
     pub fn revert_all_edits(&self) -> Result<(), JsError> {
         self.inner
-            .with_model_mut(|m, stack| {
-                stack.revert_all(&mut m.unet);
+            .with_edits_mut(|unet, stack| {
+                stack.revert_all(unet);
                 Ok(())
             })
             .map_err(js_err)
@@ -498,10 +560,78 @@ impl Session {
         Ok(js_sys::Uint8Array::from(edit.to_safetensors().as_slice()))
     }
 
+    /// What a `.safetensors` file holds, from its header: `spm`, `lora` or `edit`.
+    #[wasm_bindgen(js_name = fileKind)]
+    pub fn file_kind(bytes: js_sys::Uint8Array) -> String {
+        let len = bytes.length();
+        let head = bytes.subarray(0, len.min(8)).to_vec();
+        let n = head.get(..8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+        // A header larger than 100 MB is not a safetensors header: the edit parser says why.
+        let end = if n <= 100_000_000 { (8 + n as u32).min(len) } else { len.min(8) };
+        adapters::file_kind(&bytes.subarray(0, end).to_vec()).to_string()
+    }
+
+    /// Attaches an SPM or LoRA file (`kind`: `spm`, `lora` or `auto`) under `id` with user scale
+    /// `scale` (an SPM's scale multiplies both factors, as `studio generate --spm FILE:SCALE`),
+    /// on top of the applied edits. Returns [`adapters::AdapterInfo`] as JSON. A bad file (wrong
+    /// architecture, truncated, a LoRA given as SPM) throws with the tensor, shapes and file
+    /// named, and leaves the model unchanged.
+    #[wasm_bindgen(js_name = attachAdapter)]
+    pub fn attach_adapter(&self, id: String, file: String, bytes: js_sys::Uint8Array, kind: String, scale: f32) -> Result<String, JsError> {
+        let parsed = adapters::parse(&file, bytes.to_vec(), &kind).map_err(js_err)?;
+        let info = self
+            .inner
+            .with_model_mut(|m, _| self.inner.adapters.borrow_mut().attach(&mut m.unet, &id, parsed, scale))
+            .map_err(js_err)?;
+        serde_json::to_string(&info).map_err(js_err)
+    }
+
+    /// Detaches one adapter: the layers it alone touched get their tensors back bit for bit.
+    #[wasm_bindgen(js_name = detachAdapter)]
+    pub fn detach_adapter(&self, id: String) -> Result<bool, JsError> {
+        self.inner.with_model_mut(|m, _| Ok(self.inner.adapters.borrow_mut().detach(&mut m.unet, &id))).map_err(js_err)
+    }
+
+    /// Detaches every adapter.
+    #[wasm_bindgen(js_name = detachAllAdapters)]
+    pub fn detach_all_adapters(&self) -> Result<(), JsError> {
+        self.inner
+            .with_model_mut(|m, _| {
+                self.inner.adapters.borrow_mut().detach_all(&mut m.unet);
+                Ok(())
+            })
+            .map_err(js_err)
+    }
+
+    /// Ids of the attached adapters, in attach order.
+    #[wasm_bindgen(getter, js_name = activeAdapters)]
+    pub fn active_adapters(&self) -> Vec<String> {
+        self.inner.adapters.borrow().active()
+    }
+
+    /// The attached adapters as a JSON array of [`adapters::AdapterInfo`].
+    #[wasm_bindgen(getter)]
+    pub fn adapters(&self) -> Result<String, JsError> {
+        serde_json::to_string(&self.inner.adapters.borrow().infos()).map_err(js_err)
+    }
+
+    /// Facilitated Transport (on by default): each SPM applies in proportion to how close the
+    /// prompt is to the concepts it erases. Off: every SPM applies fully (`--no-ft`).
+    #[wasm_bindgen(getter, js_name = facilitatedTransport)]
+    pub fn facilitated_transport(&self) -> bool {
+        self.inner.adapters.borrow().ft
+    }
+
+    #[wasm_bindgen(setter, js_name = facilitatedTransport)]
+    pub fn set_facilitated_transport(&self, on: bool) {
+        self.inner.adapters.borrow_mut().ft = on;
+    }
+
     /// Drops the model (and its GPU buffers) and its edits. The session stays usable for another load.
     pub fn dispose(&self) {
         self.inner.cancel.set(true);
         self.inner.model.borrow_mut().take();
         *self.inner.edits.borrow_mut() = EditStack::new();
+        *self.inner.adapters.borrow_mut() = SessionAdapters::new();
     }
 }

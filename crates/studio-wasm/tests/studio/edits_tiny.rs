@@ -72,6 +72,7 @@ fn image(model: &StableDiffusion) -> Vec<u8> {
         scheduler: "ddim".into(),
         clip_skip: None,
         preview_every: 0,
+        steering: None,
     };
     match block_on(engine::generate(model, &p, &mut Quiet)).unwrap() {
         Outcome::Done(img) => img.rgba,

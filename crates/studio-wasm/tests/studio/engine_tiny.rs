@@ -88,6 +88,7 @@ fn params(scheduler: &str) -> StudioParams {
         scheduler: scheduler.into(),
         clip_skip: None,
         preview_every: 0,
+        steering: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! test binary: each binary links burn with debug info (~1 GB on disk, most of a minute to link on
 //! two cores), so one instead of four.
 
+mod adapters_tiny;
 mod edits_tiny;
 mod engine_tiny;
 mod erase_tiny;
