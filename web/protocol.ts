@@ -21,7 +21,23 @@ export interface GenerateParams {
   scheduler: SchedulerName;
   /** A VAE-decoded preview of the current latents every this many steps (0 or absent: none). */
   previewEvery?: number;
+  /** Inference-time steering of this run only (the worker sets it from the run's variant). */
+  steering?: SteeringRequest;
 }
+
+/** Mirrors `studio_wasm::engine::SteeringRequest`: `studio generate --sld PRESET [--sld-concept C]`. */
+export interface SteeringRequest {
+  sld?: SldPreset;
+  /** Absent or blank: the official list of unsafe concepts. */
+  sldConcept?: string;
+}
+
+/** Safe Latent Diffusion's presets (crates/erasure/src/sld.rs). */
+export const SLD_PRESETS = ['weak', 'medium', 'strong', 'max'] as const;
+export type SldPreset = (typeof SLD_PRESETS)[number];
+
+/** What a variant entry of the erase panel is: a weight edit, an adapter, or inference-time steering. */
+export type VariantKind = 'edit' | 'spm' | 'lora' | 'sld';
 
 /** The closed-form erasure methods (crates/erasure); computing them in the page is the `erase` message. */
 export const ERASE_METHODS = ['uce', 'time', 'rece', 'speed', 'mace'] as const;
@@ -40,6 +56,8 @@ export interface EditInfo {
   values: number;
   baseModel: string;
   warning: string | null;
+  /** Absent: an edit. SPM / LoRA adapters and steering are listed and toggled like edits. */
+  kind?: VariantKind;
 }
 
 /** One file of a hub download (web/hub/download.ts `FileProgress`). */
@@ -95,9 +113,16 @@ export type ModelSource =
 export type ToWorker =
   | { type: 'init'; backend: BackendChoice; tasksMax?: number }
   | { type: 'load'; requestId: number; source: ModelSource }
-  /** `edits`: the ids of the edits active for this run (the worker applies / reverts to match). */
-  | { type: 'generate'; requestId: number; params: GenerateParams; edits: string[] }
-  /** Adds an edit file to the session's edits (applied, then kept for toggling). */
+  /**
+   * `edits`: the ids of the variant entries active for this run (edits, adapters, steering; the
+   * worker applies / reverts / attaches / detaches to match). `ft`: Facilitated Transport for
+   * the SPMs (default on).
+   */
+  | { type: 'generate'; requestId: number; params: GenerateParams; edits: string[]; ft?: boolean }
+  /**
+   * Adds an edit file to the session's edits (applied, then kept for toggling). An SPM or LoRA
+   * file (kohya `lora_unet_…` tensors) is attached as an adapter instead, answered the same way.
+   */
   | { type: 'edit-add'; requestId: number; id: string; file: string; bytes: Uint8Array }
   | { type: 'edit-remove'; requestId: number; id: string }
   /**
@@ -106,6 +131,8 @@ export type ToWorker =
    * (its `bytes` are the new edit file). `params`: hyper-parameters by the CLI's names.
    */
   | { type: 'erase'; requestId: number; id: string; method: EraseMethod; concepts: string[]; guides: string[]; preserve: string[]; params: Record<string, number | string | boolean> }
+  /** Adds an inference-time steering entry (SLD); answered with an `edit` message of kind `sld`. */
+  | { type: 'steer'; requestId: number; id: string; steering: SteeringRequest }
   | { type: 'cancel' }
   | { type: 'dispose' };
 
@@ -142,6 +169,8 @@ export type FromWorker =
       backend: Backend;
       /** The edits that were active. */
       edits: string[];
+      /** Each SPM's Facilitated Transport permeability for this prompt, by id (1 with FT off). */
+      permeabilities?: Record<string, number>;
     }
   | { status: 'cancelled'; requestId: number; step: number; total: number }
   | { status: 'disposed' }

@@ -6,6 +6,11 @@
 //    exactly; previews arrive during the run; the PNG carries the parameters in text chunks; the
 //    edit file exports unchanged; a file of the wrong shape is refused and leaves the model intact;
 //    UCE computed in the page equals `studio erase` (1e-5 relative) and changes the image;
+//  - adapters and steering: an SPM attached in the page equals `studio generate --spm` (FT on,
+//    and --no-ft), detaching gives the original back bit for bit, truncated / wrong-architecture
+//    files are refused with the file, tensor and shapes named, a LoRA attaches, and SLD in the
+//    page equals `studio generate --sld max` (pixels within TOL_WEBGPU = 2 of 255, like the
+//    plain WebGPU-vs-CLI comparison);
 //  - grid: prompts × variants;
 //  - share URL: every setting round-trips through the link, and the link reproduces the image;
 //  - hub: a "hub" model downloaded from the local mirror (vite.config.ts) with per-file progress,
@@ -14,14 +19,19 @@
 // Screenshots go to docs/screenshots/ (the README shows some) and tests/browser/out/.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CLI, FIXTURE, OUT, PARAMS, ROOT, assert, countDiff, generateAll, log, openPage, pngText, readCanvas, runCase, setParams, tid, visibleError, waitReady,
+  CLI, FIXTURE, OUT, PARAMS, ROOT, TOL_WEBGPU, assert, cliImage, countDiff, generateAll, log, maxDiff, openPage, pngText, readCanvas, runCase, setParams, tid, visibleError,
+  waitReady,
 } from './lib.mjs';
 
 const EDIT = join(ROOT, 'tests/browser/fixtures/tiny-sd1-mid-to_v-x3.safetensors');
 const WRONG = join(ROOT, 'tests/browser/fixtures/tiny-sd1-wrong-shape.safetensors');
+// SPM / LoRA fixtures of crates/erasure's parity tests (scripts/reference/spm_reference.py).
+const SPM_A = join(ROOT, 'tests/fixtures/reference/spm/sd1_spm_a.safetensors');
+const SPM_SD2 = join(ROOT, 'tests/fixtures/reference/spm/sd2_spm.safetensors');
+const LORA = join(ROOT, 'tests/fixtures/reference/spm/sd1_lora_r4.safetensors');
 export const SHOTS = join(ROOT, 'docs/screenshots');
 mkdirSync(SHOTS, { recursive: true });
 
@@ -193,6 +203,100 @@ export async function featureCases({ ctx, url }) {
     assert(consoleErrors.length === 0, `console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
     await page.close();
     return { changedBytes: changed, diffMean: mean, previews, progressEvents: progress - previewsBefore, pngKeys: Object.keys(text).length, eraseTime, uceVsCli: vsCli };
+  });
+
+  await runCase('adapters and steering: SPM = studio generate --spm (FT on and off), detach exact, SLD = --sld, bad files refused', async () => {
+    const { page, consoleErrors } = await openPage(ctx, `${url}?model=tiny-sd1`);
+    await waitReady(page);
+    await setParams(page, P);
+    await generateAll(page);
+    const a = await readCanvas(page, 'image-original');
+    const haveCli = existsSync(CLI);
+    const r = { tolerance: TOL_WEBGPU };
+
+    // An SPM dropped in (here through the picker; the drop zone takes the same path): listed
+    // as an SPM variant, on; the edited image equals the CLI's with Facilitated Transport.
+    await addEdit(page, SPM_A);
+    let entries = await page.evaluate(() => window.__studio.edits());
+    assert(entries.length === 1 && entries[0].enabled, `entries ${JSON.stringify(entries)}`);
+    const row = await page.textContent(tid('edit-list'));
+    assert(/SPM: snoopy, mickey mouse/.test(row) && /72 layers, rank 1/.test(row), `SPM row ${row}`);
+    assert(await page.isVisible(tid('ft')), 'the Facilitated Transport switch shows with an SPM listed');
+    await generateAll(page);
+    const spm = await readCanvas(page, 'image-edited');
+    const a2 = await readCanvas(page, 'image-original');
+    assert(spm.edits === entries[0].id, `the edited run used ${spm.edits}`);
+    r.spmChangedBytes = countDiff(a, spm);
+    assert(r.spmChangedBytes > 50, `the SPM changed only ${r.spmChangedBytes} bytes`);
+    assert(countDiff(a, a2) === 0, `the original after detaching the SPM differs in ${countDiff(a, a2)} bytes`);
+    r.permeability = await page.textContent('#note-edited');
+    assert(/SPM m = 0\.\d\d/.test(r.permeability), `edited note ${r.permeability}`);
+    if (haveCli) {
+      r.spmVsCli = maxDiff(spm, cliImage(P, FIXTURE, ['--spm', SPM_A], '-spm-a')).max;
+      assert(r.spmVsCli <= TOL_WEBGPU, `SPM in the page vs studio generate --spm: max |Δ| ${r.spmVsCli}`);
+    }
+    // Facilitated Transport off: the SPM applies fully, as --no-ft.
+    await page.click(tid('ft'));
+    await generateAll(page);
+    const noft = await readCanvas(page, 'image-edited');
+    assert(countDiff(noft, spm) > 0, 'turning Facilitated Transport off changed nothing');
+    if (haveCli) {
+      r.noFtVsCli = maxDiff(noft, cliImage(P, FIXTURE, ['--spm', SPM_A, '--no-ft'], '-spm-a-noft')).max;
+      assert(r.noFtVsCli <= TOL_WEBGPU, `SPM without FT vs studio generate --spm --no-ft: max |Δ| ${r.noFtVsCli}`);
+    }
+    await page.click(tid('ft'));
+    // Toggled off: the original only, bit for bit.
+    await page.click(tid('edit-toggle-0'));
+    await generateAll(page);
+    assert(countDiff(a, await readCanvas(page, 'image-original')) === 0 && !(await page.isVisible(tid('image-edited'))), 'with the SPM off the original must come back exactly');
+
+    // Bad adapter files: a clear message naming the file / tensor / shapes; nothing is listed.
+    const cut = join(OUT, 'spm-cut.safetensors');
+    const bytes = readFileSync(SPM_A);
+    writeFileSync(cut, bytes.subarray(0, bytes.length - 100));
+    await addEdit(page, cut);
+    r.truncatedError = await visibleError(page);
+    assert(/spm-cut\.safetensors/.test(r.truncatedError) && /truncated/.test(r.truncatedError), `truncated SPM: ${r.truncatedError}`);
+    await addEdit(page, SPM_SD2);
+    r.wrongArchError = await visibleError(page);
+    assert(/attn2_to_k\.lora_down\.weight/.test(r.wrongArchError) && /\[1, 48\]/.test(r.wrongArchError) && /\[1, 32\]/.test(r.wrongArchError) && /sd2_spm\.safetensors/.test(r.wrongArchError), `SD-2 SPM on SD-1: ${r.wrongArchError}`);
+    assert((await page.evaluate(() => window.__studio.edits().length)) === 1, 'a refused adapter must not be listed');
+    await page.screenshot({ path: join(OUT, 'adapter-error.png') });
+
+    // A plain LoRA: listed as LoRA; the next generation still works and the original is intact.
+    await addEdit(page, LORA);
+    entries = await page.evaluate(() => window.__studio.edits());
+    assert(entries.length === 2 && /LoRA: sd1_lora_r4\.safetensors/.test(await page.textContent(tid('edit-list'))), `LoRA entries ${JSON.stringify(entries)}`);
+    await generateAll(page);
+    const lora = await readCanvas(page, 'image-edited');
+    assert(countDiff(a, await readCanvas(page, 'image-original')) === 0 && countDiff(a, lora) > 0, 'after refused files the page must still generate (original exact, LoRA changes the image)');
+    await page.click(tid('edit-toggle-1'));
+
+    // SLD in the page: a steering variant, equal to studio generate --sld (preset max: no
+    // warm-up, so the 6 steps are all steered).
+    await page.selectOption(tid('erase-method'), 'sld');
+    await page.fill(tid('erase-concepts'), '');
+    await page.fill(tid('erase-params'), 'preset=extreme');
+    await page.click(tid('erase-apply'));
+    const sldErr = await visibleError(page);
+    assert(/unknown SLD preset `extreme`/.test(sldErr ?? ''), `bad preset: ${sldErr}`);
+    await page.fill(tid('erase-params'), 'preset=max');
+    await page.click(tid('erase-apply'));
+    await page.waitForFunction(() => window.__studio.edits().length === 3 && window.__studio.busy() === null, null, { timeout: 30_000, polling: 20 });
+    assert(/SLD max: the official unsafe-concept list/.test(await page.textContent(tid('edit-list'))), 'SLD row');
+    await generateAll(page);
+    const sld = await readCanvas(page, 'image-edited');
+    assert(countDiff(a, await readCanvas(page, 'image-original')) === 0, 'SLD must not touch the original run');
+    r.sldChangedBytes = countDiff(a, sld);
+    assert(r.sldChangedBytes > 50, `SLD changed only ${r.sldChangedBytes} bytes`);
+    if (haveCli) {
+      r.sldVsCli = maxDiff(sld, cliImage(P, FIXTURE, ['--sld', 'max'], '-sld-max')).max;
+      assert(r.sldVsCli <= TOL_WEBGPU, `SLD in the page vs studio generate --sld max: max |Δ| ${r.sldVsCli}`);
+    }
+    await page.screenshot({ path: join(OUT, 'variants-tiny.png') });
+    assert(consoleErrors.length === 0, `console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
+    await page.close();
+    return r;
   });
 
   await runCase('grid: prompts × variants', async () => {

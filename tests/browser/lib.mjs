@@ -147,12 +147,13 @@ export function readSafetensors(path, name) {
   return { shape: t.shape, data: f };
 }
 
-/** The CLI's image as RGBA bytes, by pipeline::generate::rgb8_from_f32's rule. */
-export function cliImage(p, model = FIXTURE) {
-  const tag = `${model === FIXTURE ? 'tiny' : 'classroom'}-${p.scheduler}-${p.seed}`;
+/** The CLI's image as RGBA bytes, by pipeline::generate::rgb8_from_f32's rule. `extra`: more
+ * `studio generate` flags (e.g. `--spm FILE`), `tag` names their output files. */
+export function cliImage(p, model = FIXTURE, extra = [], extraTag = '') {
+  const tag = `${model === FIXTURE ? 'tiny' : 'classroom'}-${p.scheduler}-${p.seed}${extraTag}`;
   const dump = join(OUT, `cli-${tag}.safetensors`);
   const args = ['generate', '--model', model, '--prompt', p.prompt, '--negative-prompt', p.negativePrompt, '--steps', String(p.steps), '--guidance', String(p.guidance),
-    '--scheduler', p.scheduler, '--height', String(p.size), '--width', String(p.size), '--seed', String(p.seed), '--dump', dump, '--out', join(OUT, `cli-${tag}.png`)];
+    '--scheduler', p.scheduler, '--height', String(p.size), '--width', String(p.size), '--seed', String(p.seed), '--dump', dump, '--out', join(OUT, `cli-${tag}.png`), ...extra];
   execFileSync(CLI, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const { shape, data } = readSafetensors(dump, 'image');
   const [, , h, w] = shape;

@@ -4,11 +4,17 @@
 //   studio-compare.png   UCE computed in the page ("skull"), original vs edited + difference heat-map
 //   studio-grid.png      prompts × variants (the erased concept vs its neighbours)
 //   studio-hub.png       a hub download in progress (from the local mirror of vite.config.ts)
-// Not part of `npm test`: run `node tests/browser/screenshots.mjs` after scripts/build-web.sh.
+//   studio-steering.png  SLD (inference-time) as a variant: "a skull" original vs steered
+//   studio-variants.png  the erase panel with an SPM, a LoRA and SLD listed (tiny SD-1 fixture,
+//                        the SPM/LoRA files of tests/fixtures/reference/spm)
+// Not part of `npm test`: run `node tests/browser/screenshots.mjs` after scripts/build-web.sh
+// (SHOTS=variants: only the last two).
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, generateAll, launch, log, serve, setParams, tid, waitReady } from './lib.mjs';
+
+const SPM_DIR = join(ROOT, 'tests/fixtures/reference/spm');
 
 const SHOTS = join(ROOT, 'docs/screenshots');
 mkdirSync(SHOTS, { recursive: true });
@@ -18,6 +24,50 @@ const PRESERVE = process.env.PRESERVE ?? 'a red circle; a blue star; a green tri
 const { url, proc } = await serve();
 const b = await launch(true);
 try {
+  if (process.env.SHOTS !== 'variants') await mainShots();
+  await variantShots();
+} finally {
+  await b.ctx.close();
+  proc.kill();
+}
+
+async function variantShots() {
+  const page = await b.ctx.newPage();
+  await page.setViewportSize({ width: 1360, height: 900 });
+  await page.goto(`${url}?backend=cpu`);
+  await waitReady(page, 300_000);
+  const base = { prompt: `a ${CONCEPT}`, negativePrompt: '', seed: 42, steps: 20, guidance: 3, size: 64, scheduler: 'ddim' };
+  await setParams(page, base);
+  await page.selectOption(tid('erase-method'), 'sld');
+  await page.fill(tid('erase-concepts'), CONCEPT);
+  await page.fill(tid('erase-params'), 'preset=strong');
+  await page.click(tid('erase-apply'));
+  await page.waitForFunction(() => window.__studio.edits().length === 1 && window.__studio.busy() === null, null, { timeout: 60_000 });
+  await generateAll(page, 900_000);
+  await page.waitForFunction(() => !document.querySelector('[data-testid="download-edited"]').hidden, null, { timeout: 10_000 });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(SHOTS, 'studio-steering.png') });
+  log('studio-steering.png');
+
+  const tiny = await b.ctx.newPage();
+  await tiny.setViewportSize({ width: 1360, height: 900 });
+  await tiny.goto(`${url}?backend=cpu&model=tiny-sd1`);
+  await waitReady(tiny, 300_000);
+  for (const f of ['sd1_spm_a.safetensors', 'sd1_lora_r4.safetensors']) {
+    const n = await tiny.evaluate(() => window.__studio.edits().length);
+    await tiny.setInputFiles(tid('edit-input'), join(SPM_DIR, f));
+    await tiny.waitForFunction((k) => window.__studio.edits().length > k && window.__studio.busy() === null, n, { timeout: 60_000 });
+  }
+  await tiny.selectOption(tid('erase-method'), 'sld');
+  await tiny.fill(tid('erase-params'), 'preset=medium');
+  await tiny.click(tid('erase-apply'));
+  await tiny.waitForFunction(() => window.__studio.edits().length === 3 && window.__studio.busy() === null, null, { timeout: 60_000 });
+  await tiny.click(tid('edit-toggle-1'));
+  await tiny.locator('#erase-card').screenshot({ path: join(SHOTS, 'studio-variants.png') });
+  log('studio-variants.png');
+}
+
+async function mainShots() {
   const page = await b.ctx.newPage();
   await page.setViewportSize({ width: 1360, height: 900 });
   await page.goto(`${url}?backend=cpu`);
@@ -63,7 +113,4 @@ try {
   await hub.waitForTimeout(1500);
   await hub.screenshot({ path: join(SHOTS, 'studio-hub.png') });
   log('studio-hub.png');
-} finally {
-  await b.ctx.close();
-  proc.kill();
 }

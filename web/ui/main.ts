@@ -38,6 +38,7 @@ import {
   urlSettings,
   type FormValues,
 } from './logic';
+import { addedStatus, isSteeringMethod, permeabilityNote, sldRequest, variantDetails, variantLabel } from './variants';
 import { defaultGridPrompts, diffHeatmap, gridVariants, type Variant } from './compare';
 import { addTextChunks } from './png';
 import { fromHash, toHash, type Shared } from './share';
@@ -99,6 +100,8 @@ const el = {
   editInput: $<HTMLInputElement>('edit-input'),
   editDrop: $('edit-drop'),
   editList: $<HTMLUListElement>('edit-list'),
+  ftField: $('ft-field'),
+  ft: $<HTMLInputElement>('ft'),
   error: $('error'),
   errorTitle: $('error-title'),
   errorText: $('error-text'),
@@ -483,6 +486,8 @@ function isGrid(): boolean {
 }
 
 function editLabel(e: EditEntry): string {
+  const v = variantLabel(e.info);
+  if (v) return v;
   const c = e.info.concepts.length ? e.info.concepts.join(', ') : e.info.file;
   return e.info.method && e.info.method !== 'unknown' ? `${e.info.method.toUpperCase()}: ${c}` : c;
 }
@@ -531,6 +536,8 @@ function renderEdits() {
       exp.textContent = 'Export';
       exp.setAttribute('data-testid', `edit-export-${i}`);
       exp.addEventListener('click', () => download(e.bytes, e.info.file.endsWith('.safetensors') ? e.info.file : `${e.info.file}.safetensors`, 'application/octet-stream'));
+      const details = variantDetails(e.info);
+      exp.hidden = details ? !details.exportable : false;
       const rm = document.createElement('button');
       rm.type = 'button';
       rm.className = 'link';
@@ -547,7 +554,9 @@ function renderEdits() {
       const sub = document.createElement('span');
       sub.className = 'sub';
       const layers = e.info.tensors.length;
-      sub.textContent = `${e.info.file} · ${layers} tensor${layers === 1 ? '' : 's'} (${formatBytes(e.info.values * 4)} f32)${e.info.preserve.length ? ` · preserves ${e.info.preserve.join(', ')}` : ''}`;
+      sub.textContent =
+        details?.sub ??
+        `${e.info.file} · ${layers} tensor${layers === 1 ? '' : 's'} (${formatBytes(e.info.values * 4)} f32)${e.info.preserve.length ? ` · preserves ${e.info.preserve.join(', ')}` : ''}`;
       li.append(sw, title, actions, sub);
       if (e.info.warning) {
         const w = document.createElement('span');
@@ -558,6 +567,7 @@ function renderEdits() {
       return li;
     }),
   );
+  el.ftField.hidden = !state.edits.some((e) => e.info.kind === 'spm');
   refreshControls();
 }
 
@@ -568,7 +578,7 @@ async function addEditFiles(files: File[]) {
   }
   for (const f of files) {
     if (!f.name.endsWith('.safetensors')) {
-      showError('Not an edit file', `${f.name}: edit files are .safetensors files holding the changed UNet tensors.`);
+      showError('Not an edit file', `${f.name}: edit, SPM and LoRA files are .safetensors files (changed UNet tensors, or kohya lora_unet_… factors).`);
       continue;
     }
     let bytes: Uint8Array;
@@ -601,6 +611,17 @@ function onEraseApply() {
   const method = el.eraseMethod.value;
   if (method === 'file') {
     el.editInput.click();
+    return;
+  }
+  if (isSteeringMethod(method)) {
+    const r = sldRequest(el.eraseConcepts.value, el.eraseParams.value);
+    el.eraseParams.classList.toggle('invalid', !r.ok);
+    if (!r.ok) return showError('Check the SLD settings', r.message);
+    clearError();
+    state.busy = 'edit';
+    state.requestId++;
+    refreshControls();
+    send({ type: 'steer', requestId: state.requestId, id: `e${++state.editCounter}`, steering: r.steering });
     return;
   }
   const concepts = splitList(el.eraseConcepts.value);
@@ -636,8 +657,13 @@ function onEraseApply() {
 
 function refreshEraseForm() {
   const file = el.eraseMethod.value === 'file';
+  const steer = isSteeringMethod(el.eraseMethod.value);
   el.eraseExtra.hidden = file;
-  el.eraseApply.textContent = file ? 'Choose edit file…' : `Erase with ${el.eraseMethod.value.toUpperCase()}`;
+  for (const i of [el.eraseGuides, el.erasePreserve]) (i.closest('label') as HTMLElement).hidden = steer;
+  el.eraseConcepts.placeholder = steer ? '(empty: the official unsafe-concept list)' : 'skull; pirate flag';
+  $('erase-concepts-label').innerHTML = steer ? 'Safety concept <em>one text</em>' : 'Concepts <em>; separated</em>';
+  el.eraseParams.placeholder = steer ? 'preset=medium (weak, medium, strong, max)' : 'lamb=0.5, erase_scale=1';
+  el.eraseApply.textContent = file ? 'Choose edit, SPM or LoRA file…' : steer ? `Add ${el.eraseMethod.value.toUpperCase()} variant` : `Erase with ${el.eraseMethod.value.toUpperCase()}`;
 }
 
 // ---------------------------------------------------------------- generation
@@ -754,7 +780,7 @@ function runNext() {
   const n = state.runCount - state.jobs.length;
   el.progressText.textContent = state.runCount > 1 ? `Run ${n} / ${state.runCount}` : 'Encoding prompt…';
   setStatus(`${which ? `Generating the ${which} image (${n} of ${state.runCount}): ` : ''}encoding the prompt…`);
-  send({ type: 'generate', requestId: state.requestId, params: job.params, edits: job.edits });
+  send({ type: 'generate', requestId: state.requestId, params: job.params, edits: job.edits, ft: el.ft.checked });
 }
 
 function targetCanvas(t: Target): HTMLCanvasElement | null {
@@ -843,7 +869,7 @@ function onImage(m: Extract<FromWorker, { status: 'image' }>) {
   } else if (job.target.kind === 'edited') {
     state.results.edited = r;
     el.placeholderEdited.hidden = true;
-    el.noteEdited.textContent = `${m.edits.length} edit${m.edits.length === 1 ? '' : 's'} · ${formatMs(m.timing.totalMs)}`;
+    el.noteEdited.textContent = `${m.edits.length} edit${m.edits.length === 1 ? '' : 's'} · ${formatMs(m.timing.totalMs)}${permeabilityNote(m.permeabilities, el.ft.checked)}`;
     attachPng(el.canvasEdited, el.downloadEdited, r, `erasure-studio-${seedTag}-edited.png`);
     showDiff();
   } else {
@@ -1016,12 +1042,14 @@ function onWorker(data: unknown) {
       state.edits.push({ id: m.edit.id, info: m.edit, bytes: m.bytes, enabled: true });
       // The grid starts from the newly erased concept(s) unless the user wrote their own prompts.
       if (!el.gridPrompts.dataset.touched && m.edit.concepts.length) el.gridPrompts.value = defaultGridPrompts(state.model?.id ?? null, m.edit.concepts).join('\n');
-      el.eraseTime.textContent = m.computed ? `${m.edit.method.toUpperCase()} computed in ${formatMs(m.ms)}` : `applied in ${formatMs(m.ms)}`;
+      el.eraseTime.textContent =
+        m.edit.kind === 'sld' ? 'SLD added' : m.computed ? `${m.edit.method.toUpperCase()} computed in ${formatMs(m.ms)}` : `applied in ${formatMs(m.ms)}`;
       el.eraseTime.setAttribute('data-testid', 'erase-time');
       renderEdits();
       refreshPanes();
       setStatus(
-        `${m.computed ? 'Computed' : 'Added'} ${m.edit.file}: ${m.edit.tensors.length} tensor(s) changed, on for the next generation${m.edit.warning ? ' (see the warning)' : ''}.`,
+        addedStatus(m.edit) ??
+          `${m.computed ? 'Computed' : 'Added'} ${m.edit.file}: ${m.edit.tensors.length} tensor(s) changed, on for the next generation${m.edit.warning ? ' (see the warning)' : ''}.`,
       );
       refreshControls();
       return;
@@ -1035,7 +1063,7 @@ function onWorker(data: unknown) {
         init: 'The engine could not start',
         load: 'The model could not be loaded',
         generate: 'Generation failed',
-        edit: 'The edit was not applied',
+        edit: 'The file was not applied',
         erase: 'Erasure failed',
       };
       showError(titles[m.phase], m.message);
@@ -1063,7 +1091,7 @@ function onWorker(data: unknown) {
       el.progressText.textContent = '';
       const after: Record<string, string> = {
         generate: 'Generation failed; the model is still loaded.',
-        edit: 'The edit was not applied; the model is unchanged.',
+        edit: 'The file was not applied; the model is unchanged.',
         erase: 'Nothing was erased; the model is unchanged.',
       };
       setStatus(after[m.phase] ?? 'Failed: see the message above.');

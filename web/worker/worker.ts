@@ -7,11 +7,26 @@
 // applies / reverts so that exactly the run's `edits` are active. Reverting restores the
 // original tensors bit for bit (erasure::EditStack), so "original vs edited" comparisons run on
 // one loaded model.
+//
+// SPM / LoRA adapters and SLD steering are variant entries too (same ids, same toggles): an
+// adapter file is attached on top of the edits (the Session takes adapters off while edits
+// change and puts them back), a steering entry becomes `params.steering` of the runs whose
+// variant includes it, and nothing else.
 
-import init, { createSession, type Session } from '../pkg/studio_wasm.js';
+import init, { Session, createSession } from '../pkg/studio_wasm.js';
 import { cachedFiles, chooseFiles, downloadRepo, listRepo, type RemoteFile } from '../hub/download';
 import { MemoryStore, OpfsStore, cacheKey, opfsAvailable, type Store } from '../hub/store';
-import { errorMessage, type EditInfo, type FromWorker, type GenerateParams, type ModelInfo, type ModelSource, type Phase, type ToWorker } from '../protocol';
+import {
+  errorMessage,
+  type EditInfo,
+  type FromWorker,
+  type GenerateParams,
+  type ModelInfo,
+  type ModelSource,
+  type Phase,
+  type SteeringRequest,
+  type ToWorker,
+} from '../protocol';
 
 /** The dedicated worker's global scope (typed by hand: the DOM and WebWorker libs cannot be mixed). */
 const scope = globalThis as unknown as {
@@ -21,8 +36,12 @@ const scope = globalThis as unknown as {
 
 let wasmReady: Promise<unknown> | null = null;
 let session: Session | null = null;
-/** Edit files the page added to this model, by id. */
-const library = new Map<string, { file: string; bytes: Uint8Array }>();
+/** What the page added to this model, by id: edit files, adapter files, steering. */
+type Entry =
+  | { kind: 'edit'; file: string; bytes: Uint8Array }
+  | { kind: 'adapter'; file: string; bytes: Uint8Array; adapterKind: 'spm' | 'lora'; scale: number }
+  | { kind: 'steer'; steering: SteeringRequest };
+const library = new Map<string, Entry>();
 let store: Promise<Store> | null = null;
 
 function cacheStore(): Promise<Store> {
@@ -167,16 +186,55 @@ async function readSource(requestId: number, source: ModelSource): Promise<{ map
   return { map, bytes: total };
 }
 
+const same = (a: string[], b: string[]) => a.length === b.length && a.every((id, i) => id === b[i]);
+
 /** Applies / reverts edits so that exactly `wanted` are active, in that order. */
 async function syncEdits(s: Session, wanted: string[]) {
-  const active = s.activeEdits as string[];
-  if (active.length === wanted.length && active.every((id, i) => id === wanted[i])) return;
-  for (const id of wanted) if (!library.has(id)) throw new Error(`edit ${id} is not loaded any more: add it again`);
+  if (same(s.activeEdits as string[], wanted)) return;
   s.revertAllEdits();
   for (const id of wanted) {
-    const e = library.get(id)!;
-    await s.applyEdit(id, e.file, e.bytes);
+    const e = library.get(id);
+    if (e?.kind === 'edit') await s.applyEdit(id, e.file, e.bytes);
   }
+}
+
+/** Attaches / detaches adapters so that exactly `wanted` are attached, in that order. */
+function syncAdapters(s: Session, wanted: string[]) {
+  if (same(s.activeAdapters as string[], wanted)) return;
+  s.detachAllAdapters();
+  for (const id of wanted) {
+    const e = library.get(id);
+    if (e?.kind === 'adapter') s.attachAdapter(id, e.file, e.bytes, e.adapterKind, e.scale);
+  }
+}
+
+/** Makes the session match a run's variant; returns the run's steering (the last SLD entry wins). */
+async function syncVariant(s: Session, ids: string[]): Promise<SteeringRequest | undefined> {
+  for (const id of ids) if (!library.has(id)) throw new Error(`variant entry ${id} is not loaded any more: add it again`);
+  const of = (kind: Entry['kind']) => ids.filter((id) => library.get(id)!.kind === kind);
+  await syncEdits(s, of('edit'));
+  syncAdapters(s, of('adapter'));
+  let steering: SteeringRequest | undefined;
+  for (const id of of('steer')) steering = (library.get(id) as Extract<Entry, { kind: 'steer' }>).steering;
+  return steering;
+}
+
+/** An adapter as the page lists it (the EditInfo shape, `kind` spm / lora). */
+function adapterEntry(a: { id: string; kind: 'spm' | 'lora'; file: string; prompts: string[]; scale: number; rank: number; layers: number; modules: string[]; values: number }): EditInfo {
+  return {
+    id: a.id,
+    file: a.file,
+    method: a.kind,
+    concepts: a.prompts,
+    guides: [],
+    preserve: [],
+    hyperparameters: { scale: a.scale, rank: a.rank, layers: a.layers },
+    tensors: a.modules,
+    values: a.values,
+    baseModel: '',
+    warning: null,
+    kind: a.kind,
+  };
 }
 
 async function handle(msg: ToWorker) {
@@ -227,9 +285,10 @@ async function handle(msg: ToWorker) {
       try {
         if (!session) throw new Error('the engine is not started yet');
         const s = session;
-        await syncEdits(s, msg.edits);
+        const steering = await syncVariant(s, msg.edits);
+        s.facilitatedTransport = msg.ft ?? true;
         const r = await s.generate(
-          JSON.stringify(params satisfies GenerateParams),
+          JSON.stringify({ ...params, ...(steering ? { steering } : {}) } satisfies GenerateParams),
           (p: { step: number; total: number; elapsedMs: number; stepMs: number; recordMs: number }) =>
             post({ status: 'progress', requestId, step: p.step, total: p.total, elapsedMs: p.elapsedMs, stepMs: p.stepMs, recordMs: p.recordMs }),
           (p: { step: number; width: number; height: number; rgba: Uint8ClampedArray }) =>
@@ -251,6 +310,7 @@ async function handle(msg: ToWorker) {
               promptTruncated: r.promptTruncated,
               backend: s.backend as 'webgpu' | 'cpu',
               edits: [...msg.edits],
+              permeabilities: r.permeabilities ?? {},
             },
             [rgba.buffer],
           );
@@ -265,9 +325,16 @@ async function handle(msg: ToWorker) {
       try {
         if (!session) throw new Error('the engine is not started yet');
         if (!session.hasModel) throw new Error('load a model before adding an edit');
-        // Applied now (this checks it against the model), then kept for toggling.
-        const edit = JSON.parse(await session.applyEdit(msg.id, msg.file, msg.bytes)) as EditInfo;
-        library.set(msg.id, { file: msg.file, bytes: msg.bytes });
+        // Applied / attached now (this checks it against the model), then kept for toggling.
+        const kind = Session.fileKind(msg.bytes);
+        let edit: EditInfo;
+        if (kind === 'spm' || kind === 'lora') {
+          edit = adapterEntry(JSON.parse(session.attachAdapter(msg.id, msg.file, msg.bytes, kind, 1)));
+          library.set(msg.id, { kind: 'adapter', file: msg.file, bytes: msg.bytes, adapterKind: kind, scale: 1 });
+        } else {
+          edit = JSON.parse(await session.applyEdit(msg.id, msg.file, msg.bytes)) as EditInfo;
+          library.set(msg.id, { kind: 'edit', file: msg.file, bytes: msg.bytes });
+        }
         post({ status: 'edit', requestId: msg.requestId, edit, bytes: msg.bytes.slice(), ms: performance.now() - t0 });
       } catch (e) {
         fail('edit', msg.requestId, e);
@@ -278,6 +345,7 @@ async function handle(msg: ToWorker) {
       try {
         library.delete(msg.id);
         if (session?.hasModel && (session.activeEdits as string[]).includes(msg.id)) session.revertEdit(msg.id);
+        if (session?.hasModel && (session.activeAdapters as string[]).includes(msg.id)) session.detachAdapter(msg.id);
         post({ status: 'edit-removed', requestId: msg.requestId, id: msg.id });
       } catch (e) {
         fail('edit', msg.requestId, e);
@@ -294,8 +362,34 @@ async function handle(msg: ToWorker) {
         const r = JSON.parse(await session.erase(msg.id, file, JSON.stringify(request))) as { edit: EditInfo; ms: number };
         // Kept as a file, like an added one: toggling re-applies it, and the page can export it.
         const bytes = session.exportEdit(msg.id);
-        library.set(msg.id, { file, bytes });
+        library.set(msg.id, { kind: 'edit', file, bytes });
         post({ status: 'edit', requestId: msg.requestId, edit: r.edit, bytes: bytes.slice(), ms: r.ms, computed: true });
+      } catch (e) {
+        fail('erase', msg.requestId, e);
+      }
+      return;
+    }
+    case 'steer': {
+      try {
+        if (!session?.hasModel) throw new Error('load a model before adding steering');
+        const st = msg.steering;
+        library.set(msg.id, { kind: 'steer', steering: st });
+        const concept = st.sldConcept?.trim() ? st.sldConcept.trim() : 'the official unsafe-concept list';
+        const edit: EditInfo = {
+          id: msg.id,
+          file: `SLD ${st.sld}`,
+          method: 'sld',
+          concepts: [concept],
+          guides: [],
+          preserve: [],
+          hyperparameters: { preset: st.sld ?? '' },
+          tensors: [],
+          values: 0,
+          baseModel: '',
+          warning: null,
+          kind: 'sld',
+        };
+        post({ status: 'edit', requestId: msg.requestId, edit, bytes: new Uint8Array(0), ms: 0, computed: true });
       } catch (e) {
         fail('erase', msg.requestId, e);
       }
