@@ -8,8 +8,8 @@
 
 use crate::weights::{Init, WeightLoader};
 use burn::tensor::module::{conv2d, layer_norm, linear};
-use burn::tensor::ops::ConvOptions;
-use burn::tensor::Tensor;
+use burn::tensor::ops::{ConvOptions, PadMode};
+use burn::tensor::{Device, Tensor};
 
 /// `torch.nn.Linear`.
 #[derive(Debug, Clone)]
@@ -68,7 +68,22 @@ impl Conv2d {
     }
 
     /// `[b, c_in, h, w]` → `[b, c_out, h', w']`.
+    ///
+    /// On the CPU backend a stride-1 convolution with at least [`IM2COL_MIN_OUT`] output channels
+    /// runs as im2col + one matrix product ([`Self::forward_im2col`]): burn-ndarray's direct
+    /// convolution reaches 5–16 GFLOPS on the UNet's shapes, its matrix product 16–59
+    /// (`cargo run --release -p diffusion --example conv_bench`, BENCHMARKS.md). Other backends
+    /// (wgpu/WebGPU have implicit-GEMM kernels) and strided convolutions use burn's `conv2d`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [c_out, _, _, _] = self.weight.dims();
+        if self.stride == 1 && c_out >= IM2COL_MIN_OUT && is_cpu(&x.device()) {
+            return self.forward_im2col(x);
+        }
+        self.forward_direct(x)
+    }
+
+    /// burn's `conv2d` on any backend.
+    pub fn forward_direct(&self, x: Tensor<4>) -> Tensor<4> {
         conv2d(
             x,
             self.weight.clone(),
@@ -76,6 +91,54 @@ impl Conv2d {
             ConvOptions::new([self.stride, self.stride], [self.padding, self.padding], [1, 1], 1),
         )
     }
+
+    /// The same convolution (stride 1) as `W[o, c·k·k] × cols[c·k·k, h'·w']` per image, where
+    /// `cols` stacks the `k²` shifted views of the zero-padded input (im2col); a 1×1 kernel is a
+    /// plain matrix product. The columns are built in bands of output rows so that they never
+    /// exceed [`IM2COL_MAX_ELEMS`] floats (a 512 px VAE decode would otherwise need 1.2 GB).
+    pub fn forward_im2col(&self, x: Tensor<4>) -> Tensor<4> {
+        assert_eq!(self.stride, 1, "im2col convolution is for stride 1");
+        let [b, c, h, w] = x.dims();
+        let [o, _, k, _] = self.weight.dims();
+        let p = self.padding;
+        let (ho, wo) = (h + 2 * p + 1 - k, w + 2 * p + 1 - k);
+        let weight = self.weight.clone().reshape([1, o, c * k * k]);
+        let y = if k == 1 && p == 0 {
+            weight.matmul(x.reshape([b, c, h * w])).reshape([b, o, ho, wo])
+        } else {
+            let xp = if p > 0 { x.pad((p, p, p, p), PadMode::Constant(0.0)) } else { x };
+            let band = (IM2COL_MAX_ELEMS / (b * c * k * k * wo).max(1)).clamp(1, ho);
+            let mut bands = Vec::with_capacity(ho.div_ceil(band));
+            for r0 in (0..ho).step_by(band) {
+                let rows = band.min(ho - r0);
+                let shifted: Vec<Tensor<4>> = (0..k * k)
+                    .map(|i| xp.clone().slice([0..b, 0..c, r0 + i / k..r0 + i / k + rows, i % k..i % k + wo]))
+                    .collect();
+                // [b, c, k·k, rows, wo]: flattening (c, kh, kw) matches the weight's [o, c, kh, kw].
+                let cols: Tensor<5> = Tensor::stack(shifted, 2);
+                let cols = cols.reshape([b, c * k * k, rows * wo]);
+                bands.push(weight.clone().matmul(cols).reshape([b, o, rows, wo]));
+            }
+            if bands.len() == 1 { bands.pop().expect("one band") } else { Tensor::cat(bands, 2) }
+        };
+        match &self.bias {
+            Some(bias) => y + bias.clone().reshape([1, o, 1, 1]),
+            None => y,
+        }
+    }
+}
+
+/// Below this many output channels (a UNet's `conv_out` has 4, a VAE's 3) burn's direct
+/// convolution is faster than im2col on the CPU.
+pub const IM2COL_MIN_OUT: usize = 16;
+
+/// The most floats one im2col band may hold (64 MB in f32).
+pub const IM2COL_MAX_ELEMS: usize = 1 << 24;
+
+/// Whether `device` is burn's CPU backend (ndarray), natively or in wasm.
+pub fn is_cpu(device: &Device) -> bool {
+    // burn 0.22 prints the CPU device as `Device<NdArray(Cpu)>`.
+    format!("{device:?}").contains("NdArray(")
 }
 
 /// `torch.nn.GroupNorm` (biased variance, like PyTorch), computed in f32.
@@ -135,5 +198,47 @@ impl LayerNorm {
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         layer_norm(x, self.weight.clone(), Some(self.bias.clone()), self.eps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn conv(c_in: usize, c_out: usize, k: usize, padding: usize, device: &Device) -> Conv2d {
+        Conv2d {
+            weight: Tensor::random([c_out, c_in, k, k], Distribution::Normal(0.0, 0.1), device),
+            bias: Some(Tensor::random([c_out], Distribution::Normal(0.0, 1.0), device)),
+            stride: 1,
+            padding,
+        }
+    }
+
+    fn max_rel(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        let (a, b) = (a.into_data().to_vec::<f32>().unwrap(), b.into_data().to_vec::<f32>().unwrap());
+        assert_eq!(a.len(), b.len());
+        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+        a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
+    }
+
+    /// im2col + matmul equals burn's direct convolution: 3×3 padded, 1×1, 3×3 unpadded, and a
+    /// 256-row input whose columns (1·64·9·128 floats a row) need two bands.
+    #[test]
+    fn im2col_equals_direct_convolution() {
+        let device = Device::ndarray();
+        assert!(is_cpu(&device), "{device:?}");
+        for (b, c_in, c_out, k, p, h, w) in
+            [(2, 8, 16, 3, 1, 9, 7), (3, 12, 20, 1, 0, 5, 6), (1, 8, 16, 3, 0, 8, 8), (1, 64, 16, 3, 1, 256, 128)]
+        {
+            let x = Tensor::<4>::random([b, c_in, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let layer = conv(c_in, c_out, k, p, &device);
+            let direct = layer.forward_direct(x.clone());
+            let im2col = layer.forward_im2col(x.clone());
+            assert_eq!(direct.dims(), im2col.dims());
+            let err = max_rel(direct, im2col);
+            assert!(err < 1e-5, "{b}×{c_in}→{c_out} k{k} p{p} {h}×{w}: relative error {err}");
+        }
+        assert!((1usize << 24) / (64 * 9 * 128) < 256, "the last case must be banded");
     }
 }
