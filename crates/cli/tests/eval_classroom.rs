@@ -104,3 +104,43 @@ fn a_model_without_evaluator_is_refused() {
     assert!(stderr.contains("loading the evaluator in") && stderr.contains("truncated or corrupt"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--edit` changes the UNet before generating: an edit that zeroes every cross-attention value
+/// projection (`attn2.to_v`) cuts the prompt off, and the first four held-out prompts (combo,
+/// style, character, skull), which the unedited model draws right (test above), all miss their
+/// shape, colour, character and skull.
+#[test]
+fn edits_are_applied_before_generating() {
+    use diffusion::safetensors_file::{Dtype, SafetensorsBytes, WriteTensor, serialize};
+    let dir = std::env::temp_dir().join(format!("studio-eval-edit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let unet = root().join("models/classroom/unet/diffusion_pytorch_model.safetensors");
+    let file = SafetensorsBytes::parse("unet", std::fs::read(unet).unwrap()).unwrap();
+    let zeros: Vec<(String, Vec<usize>, Vec<f32>)> = file
+        .header
+        .tensors
+        .iter()
+        .filter(|(k, _)| k.contains("attn2.to_v.weight"))
+        .map(|(k, info)| (k.clone(), info.shape.clone(), vec![0f32; info.shape.iter().product()]))
+        .collect();
+    assert_eq!(zeros.len(), 7);
+    let tensors: Vec<WriteTensor> = zeros.iter().map(|(k, s, d)| WriteTensor { name: k, shape: s.clone(), data: d, dtype: Dtype::F32 }).collect();
+    let edit = dir.join("zero_to_v.safetensors");
+    std::fs::write(&edit, serialize(&tensors, &Default::default())).unwrap();
+
+    let json = dir.join("eval.json");
+    let model = root().join("models/classroom");
+    let (ok, _, stderr) = studio(&[
+        "eval-classroom", "--model", model.to_str().unwrap(), "--edit", edit.to_str().unwrap(), "--limit", "4", "--seeds", "1",
+        "--steps", "12", "--batch", "4", "--json", json.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("7 tensor(s)"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["edits"][0]["file"], edit.to_str().unwrap());
+    let all = &v["adherence"]["all"];
+    for k in ["shape", "colour", "character", "skull"] {
+        assert_eq!(all[k], 0.0, "{k} with the prompt cut off: {all}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
