@@ -93,6 +93,11 @@ pub fn run(a: BenchEraseArgs) -> Result<()> {
         let mut prompts = concepts.clone();
         prompts.push(String::new());
         let mut enc = encoder(&prompts, 1);
+        let v_only: Vec<CrossAttn> = layers
+            .iter()
+            .filter(|l| l.proj == Proj::Value)
+            .cloned()
+            .collect();
         for method in ["uce", "rece", "speed"] {
             let mut times = vec![];
             for _ in 0..a.repeat.max(1) {
@@ -119,11 +124,6 @@ pub fn run(a: BenchEraseArgs) -> Result<()> {
                         )?;
                     }
                     _ => {
-                        let v_only: Vec<CrossAttn> = layers
-                            .iter()
-                            .filter(|l| l.proj == Proj::Value)
-                            .cloned()
-                            .collect();
                         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
                         let mut draw = || -> f64 { StandardNormal.sample(&mut rng) };
                         let cfg = erasure::speed::SpeedConfig {
