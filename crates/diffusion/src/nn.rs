@@ -9,7 +9,7 @@
 use crate::weights::{Init, WeightLoader};
 use burn::tensor::module::{conv2d, layer_norm, linear};
 use burn::tensor::ops::{ConvOptions, PadMode};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Slice, Tensor};
 
 /// `torch.nn.Linear`.
 #[derive(Debug, Clone)]
@@ -69,14 +69,14 @@ impl Conv2d {
 
     /// `[b, c_in, h, w]` → `[b, c_out, h', w']`.
     ///
-    /// On the CPU backend a stride-1 convolution with at least [`IM2COL_MIN_OUT`] output channels
-    /// runs as im2col + one matrix product ([`Self::forward_im2col`]): burn-ndarray's direct
+    /// On the CPU backend a convolution with at least [`IM2COL_MIN_OUT`] output channels runs as
+    /// im2col + one matrix product ([`Self::forward_im2col`]): burn-ndarray's direct
     /// convolution reaches 5–16 GFLOPS on the UNet's shapes, its matrix product 16–59
     /// (`cargo run --release -p diffusion --example conv_bench`, BENCHMARKS.md). Other backends
-    /// (wgpu/WebGPU have implicit-GEMM kernels) and strided convolutions use burn's `conv2d`.
+    /// (wgpu/WebGPU have implicit-GEMM kernels) use burn's `conv2d`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [c_out, _, _, _] = self.weight.dims();
-        if self.stride == 1 && c_out >= IM2COL_MIN_OUT && is_cpu(&x.device()) {
+        if c_out >= IM2COL_MIN_OUT && is_cpu(&x.device()) {
             return self.forward_im2col(x);
         }
         self.forward_direct(x)
@@ -92,18 +92,17 @@ impl Conv2d {
         )
     }
 
-    /// The same convolution (stride 1) as `W[o, c·k·k] × cols[c·k·k, h'·w']` per image, where
-    /// `cols` stacks the `k²` shifted views of the zero-padded input (im2col); a 1×1 kernel is a
-    /// plain matrix product. The columns are built in bands of output rows so that they never
+    /// The same convolution as `W[o, c·k·k] × cols[c·k·k, h'·w']` per image, where `cols` stacks
+    /// the `k²` shifted (and, for a stride, strided) views of the zero-padded input (im2col); a
+    /// 1×1 stride-1 kernel is a plain matrix product. The columns are built in bands of output rows so that they never
     /// exceed [`IM2COL_MAX_ELEMS`] floats (a 512 px VAE decode would otherwise need 1.2 GB).
     pub fn forward_im2col(&self, x: Tensor<4>) -> Tensor<4> {
-        assert_eq!(self.stride, 1, "im2col convolution is for stride 1");
         let [b, c, h, w] = x.dims();
         let [o, _, k, _] = self.weight.dims();
-        let p = self.padding;
-        let (ho, wo) = (h + 2 * p + 1 - k, w + 2 * p + 1 - k);
+        let (p, st) = (self.padding, self.stride);
+        let (ho, wo) = ((h + 2 * p - k) / st + 1, (w + 2 * p - k) / st + 1);
         let weight = self.weight.clone().reshape([1, o, c * k * k]);
-        let y = if k == 1 && p == 0 {
+        let y = if k == 1 && p == 0 && st == 1 {
             weight.matmul(x.reshape([b, c, h * w])).reshape([b, o, ho, wo])
         } else {
             let xp = if p > 0 { x.pad((p, p, p, p), PadMode::Constant(0.0)) } else { x };
@@ -111,8 +110,13 @@ impl Conv2d {
             let mut bands = Vec::with_capacity(ho.div_ceil(band));
             for r0 in (0..ho).step_by(band) {
                 let rows = band.min(ho - r0);
+                // Tap (kh, kw) reads input rows (r0 + r)·st + kh and columns q·st + kw.
+                let strided = |start: usize, n: usize| Slice::new(start as isize, Some((start + (n - 1) * st + 1) as isize), st as isize);
                 let shifted: Vec<Tensor<4>> = (0..k * k)
-                    .map(|i| xp.clone().slice([0..b, 0..c, r0 + i / k..r0 + i / k + rows, i % k..i % k + wo]))
+                    .map(|i| {
+                        let (kh, kw) = (i / k, i % k);
+                        xp.clone().slice([Slice::from(0..b), Slice::from(0..c), strided(r0 * st + kh, rows), strided(kw, wo)])
+                    })
                     .collect();
                 // [b, c, k·k, rows, wo]: flattening (c, kh, kw) matches the weight's [o, c, kh, kw].
                 let cols: Tensor<5> = Tensor::stack(shifted, 2);
@@ -228,16 +232,22 @@ mod tests {
     fn im2col_equals_direct_convolution() {
         let device = Device::ndarray();
         assert!(is_cpu(&device), "{device:?}");
-        for (b, c_in, c_out, k, p, h, w) in
-            [(2, 8, 16, 3, 1, 9, 7), (3, 12, 20, 1, 0, 5, 6), (1, 8, 16, 3, 0, 8, 8), (1, 64, 16, 3, 1, 256, 128)]
-        {
+        for (b, c_in, c_out, k, p, st, h, w) in [
+            (2, 8, 16, 3, 1, 1, 9, 7),
+            (3, 12, 20, 1, 0, 1, 5, 6),
+            (1, 8, 16, 3, 0, 1, 8, 8),
+            (2, 8, 16, 3, 1, 2, 9, 8), // SD's Downsample2D: 3×3, stride 2, padding 1
+            (1, 8, 16, 3, 0, 2, 9, 9), // the VAE encoder's: padded by the caller, then padding 0
+            (1, 64, 16, 3, 1, 1, 256, 128),
+        ] {
             let x = Tensor::<4>::random([b, c_in, h, w], Distribution::Normal(0.0, 1.0), &device);
-            let layer = conv(c_in, c_out, k, p, &device);
+            let mut layer = conv(c_in, c_out, k, p, &device);
+            layer.stride = st;
             let direct = layer.forward_direct(x.clone());
             let im2col = layer.forward_im2col(x.clone());
             assert_eq!(direct.dims(), im2col.dims());
             let err = max_rel(direct, im2col);
-            assert!(err < 1e-5, "{b}×{c_in}→{c_out} k{k} p{p} {h}×{w}: relative error {err}");
+            assert!(err < 1e-5, "{b}×{c_in}→{c_out} k{k} p{p} s{st} {h}×{w}: relative error {err}");
         }
         assert!((1usize << 24) / (64 * 9 * 128) < 256, "the last case must be banded");
     }
