@@ -4,7 +4,7 @@
 //! tiny SD-1 fixture; edits changing under attached adapters and detaching restore the weights
 //! bit for bit; bad files are refused with the file named and the model unchanged.
 
-use burn::tensor::Device;
+use crate::common::{block_on, load};
 use diffusion::unet_2d_condition::UNet2DConditionModel;
 use erasure::adapters::AdapterStack;
 use erasure::spm::Spm;
@@ -12,47 +12,12 @@ use erasure::text::PrecomputedEncoder;
 use erasure::{Edit, EditStack};
 use pipeline::model::StableDiffusion;
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::path::Path;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use studio_wasm::adapters::{self, SessionAdapters, file_kind};
-use studio_wasm::files::MapFiles;
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/tiny-sd1");
 const SPM_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/reference/spm");
 const EDIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/browser/fixtures/tiny-sd1-mid-to_v-x3.safetensors");
 const PROMPT: &str = "a photo of mickey on the beach";
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..1_000_000 {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-    panic!("future did not complete");
-}
-
-fn read_dir(root: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
-    for entry in std::fs::read_dir(root).unwrap() {
-        let entry = entry.unwrap();
-        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-        if entry.file_type().unwrap().is_dir() {
-            read_dir(&entry.path(), &format!("{name}/"), out);
-        } else {
-            out.push((name, std::fs::read(entry.path()).unwrap()));
-        }
-    }
-}
-
-#[allow(deprecated)]
-fn load() -> StableDiffusion {
-    let mut v = vec![];
-    read_dir(Path::new(FIXTURE), "", &mut v);
-    StableDiffusion::load(&mut MapFiles::new(v), &Device::ndarray()).unwrap()
-}
 
 fn bytes(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(SPM_DIR).join(name)).unwrap()

@@ -3,50 +3,14 @@
 //! back bit for bit, a bad file is refused with its reason and leaves the model as it was, and a
 //! file computed on other weights is applied with a warning.
 
-use burn::tensor::Device;
+use crate::common::{FIXTURE, block_on, load};
 use diffusion::safetensors_file::SafetensorsBytes;
 use erasure::{Edit, EditMeta, EditStack, EditTensor};
 use pipeline::model::StableDiffusion;
-use std::future::Future;
-use std::path::Path;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use studio_wasm::edits::{self, EditInfo};
 use studio_wasm::engine::{self, Host, Outcome, Progress, StudioParams};
-use studio_wasm::files::MapFiles;
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/tiny-sd1");
 const TO_V: &str = "mid_block.attentions.0.transformer_blocks.0.attn2.to_v.weight";
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..1_000_000 {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-    panic!("future did not complete");
-}
-
-fn read_dir(root: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
-    for entry in std::fs::read_dir(root).unwrap() {
-        let entry = entry.unwrap();
-        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-        if entry.file_type().unwrap().is_dir() {
-            read_dir(&entry.path(), &format!("{name}/"), out);
-        } else {
-            out.push((name, std::fs::read(entry.path()).unwrap()));
-        }
-    }
-}
-
-#[allow(deprecated)]
-fn load() -> StableDiffusion {
-    let mut v = vec![];
-    read_dir(Path::new(FIXTURE), "", &mut v);
-    StableDiffusion::load(&mut MapFiles::new(v), &Device::ndarray()).unwrap()
-}
 
 struct Quiet;
 impl Host for Quiet {

@@ -2,41 +2,14 @@
 //! pipeline's own image (the browser runs this same code), cancel between steps, and report a
 //! missing component or a corrupt weight file with a message a user can act on.
 
+use crate::common::{FIXTURE, block_on, read_dir};
 use burn::tensor::Device;
 use pipeline::generate::NoHooks;
 use pipeline::model::StableDiffusion;
-use std::future::Future;
 use std::path::Path;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use studio_wasm::engine::{self, Host, Outcome, Progress, StudioParams};
 use studio_wasm::files::{MapFiles, check_components};
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/tiny-sd1");
-
-/// Every future here completes without waiting (ndarray read-backs are immediate).
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..1_000_000 {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-    panic!("future did not complete");
-}
-
-fn read_dir(root: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
-    for entry in std::fs::read_dir(root).unwrap() {
-        let entry = entry.unwrap();
-        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-        if entry.file_type().unwrap().is_dir() {
-            read_dir(&entry.path(), &format!("{name}/"), out);
-        } else {
-            out.push((name, std::fs::read(entry.path()).unwrap()));
-        }
-    }
-}
 
 /// The fixture as the folder picker hands it over: every path starts with the folder's name.
 fn fixture_files() -> Vec<(String, Vec<u8>)> {

@@ -3,48 +3,10 @@
 //! runs) bit for bit on the tiny SD-1 fixture, for every method, including the runs that need
 //! prompts not known beforehand (augmentation templates); bad requests say what to change.
 
-use burn::tensor::Device;
+use crate::common::{block_on, load};
 use erasure::Edit;
 use erasure::text::{ModelEncoder, cross_attention};
-use pipeline::model::StableDiffusion;
-use std::future::Future;
-use std::path::Path;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use studio_wasm::erase::{EraseRequest, compute};
-use studio_wasm::files::MapFiles;
-
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/tiny-sd1");
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..1_000_000 {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-    panic!("future did not complete");
-}
-
-fn read_dir(root: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
-    for entry in std::fs::read_dir(root).unwrap() {
-        let entry = entry.unwrap();
-        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-        if entry.file_type().unwrap().is_dir() {
-            read_dir(&entry.path(), &format!("{name}/"), out);
-        } else {
-            out.push((name, std::fs::read(entry.path()).unwrap()));
-        }
-    }
-}
-
-#[allow(deprecated)]
-fn load() -> StableDiffusion {
-    let mut v = vec![];
-    read_dir(Path::new(FIXTURE), "", &mut v);
-    StableDiffusion::load(&mut MapFiles::new(v), &Device::ndarray()).unwrap()
-}
 
 fn same(a: &Edit, b: &Edit, what: &str) {
     assert_eq!(a.tensors.len(), b.tensors.len(), "{what}: tensor count");

@@ -3,6 +3,7 @@
 //! two cores), so one instead of four.
 
 mod adapters_tiny;
+mod common;
 mod edits_tiny;
 mod engine_tiny;
 mod erase_tiny;

@@ -1,0 +1,45 @@
+//! What every studio-wasm test module needs: the tiny SD-1 fixture read into memory as the page
+//! hands files over, loaded on ndarray, and a poll loop for the session's futures.
+
+use burn::tensor::Device;
+use pipeline::model::StableDiffusion;
+use std::future::Future;
+use std::path::Path;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use studio_wasm::files::MapFiles;
+
+pub const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/tiny-sd1");
+
+/// Every future here completes without waiting (ndarray read-backs are immediate).
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..1_000_000 {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+    panic!("future did not complete");
+}
+
+/// Every file under `root` as `(prefix + relative path, bytes)`.
+pub fn read_dir(root: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    for entry in std::fs::read_dir(root).unwrap() {
+        let entry = entry.unwrap();
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        if entry.file_type().unwrap().is_dir() {
+            read_dir(&entry.path(), &format!("{name}/"), out);
+        } else {
+            out.push((name, std::fs::read(entry.path()).unwrap()));
+        }
+    }
+}
+
+/// The tiny SD-1 fixture loaded from in-memory files on ndarray.
+#[allow(deprecated)]
+pub fn load() -> StableDiffusion {
+    let mut v = vec![];
+    read_dir(Path::new(FIXTURE), "", &mut v);
+    StableDiffusion::load(&mut MapFiles::new(v), &Device::ndarray()).unwrap()
+}
