@@ -7,10 +7,12 @@
 // with LFS SHA-256s and `resolve/` downloads with Range support; /hub-mirror/slow/ is the same
 // at ~1 MB/s (to interrupt a download), /hub-mirror/_log lists the requests. The browser tests
 // point the page at it with `?hub=`, so the downloader is tested without the network.
+// STUDIO_HUB_MIRROR_REPOS="owner/name=/abs/dir;…" mirrors more folders (tests/browser/large.mjs
+// serves an SD 1.5-sized model made by scripts/reference/make_sd15_random.py this way).
 
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'vite';
@@ -104,14 +106,26 @@ function studioModels(): Plugin {
 const MIRROR_REPO = 'erasure-studio/tiny-sd1';
 const MIRROR_DIR = join(root, 'tests/fixtures/tiny-sd1');
 
+/** repo id → folder: the tiny fixture, and whatever STUDIO_HUB_MIRROR_REPOS adds. */
+function mirrorRepos(): Map<string, string> {
+  const repos = new Map([[MIRROR_REPO, MIRROR_DIR]]);
+  for (const entry of (process.env.STUDIO_HUB_MIRROR_REPOS ?? '').split(';').filter(Boolean)) {
+    const [repo, dir] = entry.split('=');
+    if (repo && dir) repos.set(repo, dir);
+  }
+  return repos;
+}
+
 function hubMirror(): Plugin {
   const log: { path: string; range: string | null; status: number; slow: boolean }[] = [];
+  const repos = mirrorRepos();
   const shas = new Map<string, string>();
-  const sha = (path: string) => {
-    if (!shas.has(path)) shas.set(path, createHash('sha256').update(readFileSync(join(MIRROR_DIR, path))).digest('hex'));
-    return shas.get(path)!;
+  const sha = (dir: string, path: string) => {
+    const key = join(dir, path);
+    if (!shas.has(key)) shas.set(key, createHash('sha256').update(readFileSync(key)).digest('hex'));
+    return shas.get(key)!;
   };
-  const files = () => [...modelFiles(MIRROR_DIR), { path: 'unet/diffusion_pytorch_model.non_ema.bin', size: 4 }];
+  const files = (dir: string) => [...modelFiles(dir), ...(dir === MIRROR_DIR ? [{ path: 'unet/diffusion_pytorch_model.non_ema.bin', size: 4 }] : [])];
   const handle = (req: IncomingMessage, res: ServerResponse, next: () => void) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const m = /^\/hub-mirror(\/slow)?\/(.*)$/.exec(decodeURIComponent(url.pathname));
@@ -133,38 +147,42 @@ function hubMirror(): Plugin {
       res.statusCode = status;
       res.end(msg);
     };
-    if (rest === `api/models/${MIRROR_REPO}/tree/main`) {
+    const tree = /^api\/models\/(.+)\/tree\/main$/.exec(rest);
+    const treeDir = tree ? repos.get(tree[1]) : undefined;
+    if (treeDir) {
       log.push({ path: rest, range, status: 200, slow });
       res.setHeader('content-type', 'application/json');
       return res.end(
         JSON.stringify(
-          files().map((f) => ({
+          files(treeDir).map((f) => ({
             type: 'file',
             path: f.path,
             size: f.size,
             oid: '0'.repeat(40),
-            ...(f.path.endsWith('.safetensors') ? { lfs: { oid: sha(f.path), size: f.size, pointerSize: 134 } } : {}),
+            ...(f.path.endsWith('.safetensors') ? { lfs: { oid: sha(treeDir, f.path), size: f.size, pointerSize: 134 } } : {}),
           })),
         ),
       );
     }
     if (rest.startsWith('api/models/')) return fail(404, 'Repository not found');
-    const prefix = `${MIRROR_REPO}/resolve/main/`;
-    const file = rest.startsWith(prefix) ? modelFiles(MIRROR_DIR).find((f) => f.path === rest.slice(prefix.length)) : undefined;
-    if (!file) return fail(404, 'Entry not found');
-    const body = readFileSync(join(MIRROR_DIR, file.path));
+    const resolve = /^(.+?\/.+?)\/resolve\/main\/(.+)$/.exec(rest);
+    const dir = resolve ? repos.get(resolve[1]) : undefined;
+    const file = dir ? modelFiles(dir).find((f) => f.path === resolve![2]) : undefined;
+    if (!dir || !file) return fail(404, 'Entry not found');
+    const full = join(dir, file.path);
     const r = range ? /^bytes=(\d+)-$/.exec(range) : null;
     const start = r ? Number(r[1]) : 0;
-    if (start > body.length) return fail(416, 'Range Not Satisfiable');
-    const part = body.subarray(start);
+    if (start > file.size) return fail(416, 'Range Not Satisfiable');
     log.push({ path: rest, range, status: r ? 206 : 200, slow });
     res.statusCode = r ? 206 : 200;
     res.setHeader('accept-ranges', 'bytes');
     res.setHeader('content-type', 'application/octet-stream');
-    res.setHeader('content-length', String(part.length));
-    res.setHeader('etag', `"${sha(file.path).slice(0, 16)}"`);
-    if (r) res.setHeader('content-range', `bytes ${start}-${body.length - 1}/${body.length}`);
-    if (!slow) return res.end(part);
+    res.setHeader('content-length', String(file.size - start));
+    res.setHeader('etag', `"${sha(dir, file.path).slice(0, 16)}"`);
+    if (r) res.setHeader('content-range', `bytes ${start}-${file.size - 1}/${file.size}`);
+    // Streamed: a mirrored checkpoint can be gigabytes.
+    if (!slow) return void createReadStream(full, { start }).pipe(res);
+    const part = readFileSync(full).subarray(start);
     // ~1 MB/s in 32 KB pieces.
     let o = 0;
     const tick = () => {

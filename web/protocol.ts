@@ -150,7 +150,16 @@ export type FromWorker =
     }
   | { status: 'loading'; requestId: number; file: string; fileIndex: number; fileCount: number; loaded: number; total: number }
   | { status: 'download'; requestId: number; repo: string; files: DownloadFile[]; offline: boolean }
-  | { status: 'loaded'; requestId: number; name: string; info: ModelInfo; bytes: number; ms: number }
+  | {
+      status: 'loaded';
+      requestId: number;
+      name: string;
+      info: ModelInfo;
+      bytes: number;
+      ms: number;
+      /** The engine's wasm memory after loading, bytes (wasm32 stops at 4 GiB; weights read one tensor at a time stay far below). */
+      wasmBytes?: number;
+    }
   | { status: 'progress'; requestId: number; step: number; total: number; elapsedMs: number; stepMs: number; recordMs: number }
   | { status: 'preview'; requestId: number; step: number; width: number; height: number; rgba: Uint8ClampedArray }
   /** An edit is in the session (applied now); `bytes` is its file, for export. */

@@ -95,6 +95,29 @@ export function chooseFiles(files: RemoteFile[]): { files: RemoteFile[]; missing
   return { files: unique, missing, bytes: unique.reduce((a, f) => a + (f.size ?? 0), 0) };
 }
 
+/**
+ * Most f32 weight bytes the CPU path (ndarray in wasm) can hold: WebAssembly memory stops at
+ * 4 GB and images need room too. The same limit as `CPU_WEIGHT_LIMIT` in
+ * crates/studio-wasm/src/session.rs, which checks the exact parameter count after download.
+ */
+export const CPU_WEIGHT_LIMIT = 3e9;
+
+/** The chosen weights' size once loaded as f32 (fp16 variants double), bytes. */
+export function f32WeightBytes(files: RemoteFile[]): number {
+  return files.filter((f) => f.path.endsWith(WEIGHT_EXT)).reduce((a, f) => a + (f.size ?? 0) * (/\.fp16(-\d+-of-\d+)?\.safetensors$/.test(f.path) ? 2 : 1), 0);
+}
+
+/** Why a model is refused on the CPU path before anything is downloaded, or null when it fits. */
+export function cpuRefusal(repo: string, files: RemoteFile[]): string | null {
+  const need = f32WeightBytes(files);
+  if (need <= CPU_WEIGHT_LIMIT) return null;
+  return (
+    `${repo} needs about ${(need / 1e9).toFixed(1)} GB of weights as f32: more than the CPU path can hold in a browser tab ` +
+    `(WebAssembly memory stops at 4 GB, and images need room too; the limit is ${(CPU_WEIGHT_LIMIT / 1e9).toFixed(1)} GB of weights). ` +
+    'Nothing was downloaded. Choose WebGPU (Backend: Auto) in a browser that has it, or a smaller model such as the classroom model or BK-SDM-Tiny'
+  );
+}
+
 export interface DownloadOptions {
   endpoint: string;
   repo: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HubError, cachedFiles, chooseFiles, downloadRepo, listRepo, resolveUrl, type RemoteFile } from '../hub/download';
+import { HubError, cachedFiles, chooseFiles, cpuRefusal, downloadRepo, f32WeightBytes, listRepo, resolveUrl, type RemoteFile } from '../hub/download';
 import { Sha256, sha256Hex } from '../hub/sha256';
 import { MemoryStore, cacheKey, clearCache, summarize } from '../hub/store';
 import { isRepoId } from '../hub/presets';
@@ -147,6 +147,25 @@ describe('listing and choosing files', () => {
     expect(isRepoId('CompVis/stable-diffusion-v1-4')).toBe(true);
     expect(isRepoId('../etc/passwd')).toBe(false);
     expect(isRepoId('no-slash')).toBe(false);
+  });
+});
+
+describe('the CPU path refuses what wasm32 cannot hold, before downloading', () => {
+  const f = (path: string, size: number): RemoteFile => ({ path, size, sha256: null });
+  // SD 1.5's fp16 files as the hub lists them (sizes of the real repo's fp16 variants).
+  const sd15 = [
+    f('unet/diffusion_pytorch_model.fp16.safetensors', 1_719_125_304),
+    f('text_encoder/model.fp16.safetensors', 246_144_152),
+    f('vae/diffusion_pytorch_model.fp16.safetensors', 167_335_342),
+    f('unet/config.json', 1_000),
+  ];
+  it('counts fp16 weights twice and skips configs', () => {
+    expect(f32WeightBytes(sd15)).toBe(2 * (1_719_125_304 + 246_144_152 + 167_335_342));
+    expect(f32WeightBytes([f('unet/diffusion_pytorch_model.safetensors', 100), f('unet/x.fp16-00001-of-00002.safetensors', 10)])).toBe(120);
+  });
+  it('refuses SD 1.5 with the numbers and what to do, lets the classroom-sized model through', () => {
+    expect(cpuRefusal('stable-diffusion-v1-5/stable-diffusion-v1-5', sd15)).toMatch(/needs about 4\.3 GB of weights as f32.*Nothing was downloaded\. Choose WebGPU/);
+    expect(cpuRefusal('tiny', [f('unet/diffusion_pytorch_model.fp16.safetensors', 12_000_000)])).toBeNull();
   });
 });
 

@@ -13,8 +13,8 @@
 // change and puts them back), a steering entry becomes `params.steering` of the runs whose
 // variant includes it, and nothing else.
 
-import init, { Session, createSession } from '../pkg/studio_wasm.js';
-import { cachedFiles, chooseFiles, downloadRepo, listRepo, type RemoteFile } from '../hub/download';
+import init, { Session, createSession, type InitOutput } from '../pkg/studio_wasm.js';
+import { cachedFiles, chooseFiles, cpuRefusal, downloadRepo, listRepo, type RemoteFile } from '../hub/download';
 import { MemoryStore, OpfsStore, cacheKey, opfsAvailable, type Store } from '../hub/store';
 import {
   errorMessage,
@@ -34,7 +34,7 @@ const scope = globalThis as unknown as {
   onmessage: ((ev: MessageEvent<ToWorker>) => void) | null;
 };
 
-let wasmReady: Promise<unknown> | null = null;
+let wasmReady: Promise<InitOutput> | null = null;
 let session: Session | null = null;
 /** What the page added to this model, by id: edit files, adapter files, steering. */
 type Entry =
@@ -121,6 +121,8 @@ async function readHub(requestId: number, source: Extract<ModelSource, { kind: '
   const chosen = chooseFiles(files);
   if (chosen.missing.length)
     throw new Error(`${source.repo} has no ${chosen.missing.map((m) => `${m}/`).join(', ')} in diffusers layout with .safetensors weights: the studio cannot load it`);
+  const refusal = session?.backend === 'cpu' ? cpuRefusal(source.repo, chosen.files) : null;
+  if (refusal) throw new Error(refusal);
   await downloadRepo({
     endpoint: source.endpoint,
     repo: source.repo,
@@ -273,7 +275,8 @@ async function handle(msg: ToWorker) {
         const info = JSON.parse(session.loadModel(map)) as ModelInfo;
         map.clear();
         const name = msg.source.name;
-        post({ status: 'loaded', requestId: msg.requestId, name, info, bytes, ms: performance.now() - t0 });
+        const wasmBytes = (await wasmReady)?.memory.buffer.byteLength;
+        post({ status: 'loaded', requestId: msg.requestId, name, info, bytes, ms: performance.now() - t0, wasmBytes });
       } catch (e) {
         // Until loadModel runs (files read, hub download), the previous model stays loaded.
         fail('load', msg.requestId, e, dropped || !session?.hasModel);

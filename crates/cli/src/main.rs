@@ -199,7 +199,7 @@ fn inspect(dir: PathBuf) -> Result<()> {
         let mut dtypes = BTreeMap::new();
         let mut bytes = 0usize;
         for f in &weights {
-            for info in f.header.tensors.values() {
+            for info in f.header().tensors.values() {
                 let n: usize = info.shape.iter().product();
                 params += n;
                 bytes += n * info.dtype.size();

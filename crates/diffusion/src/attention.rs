@@ -12,6 +12,34 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::Tensor;
 
+/// Most attention scores (`batch × heads × queries × keys`) computed at once; larger problems are
+/// split along the queries. burn's WebGPU attention (no autotune in the browser build)
+/// materialises the scores: SD 1.5's self-attention on 64×64 latents would need one buffer of
+/// 2 × 8 × 4096 × 4096 f32 = 1.07 GB, above SwiftShader's 1 GiB binding limit and many real
+/// adapters' too. 2²⁵ scores are 128 MiB in f32, Chrome's default `maxStorageBufferBindingSize`.
+pub const MAX_SCORES: usize = 1 << 25;
+
+/// softmax(QKᵀ/√d)V on `[b, h, n, d]` queries and `[b, h, m, d]` keys/values, at most
+/// `max_scores` scores at a time. Splitting the queries is exact: each query's softmax runs over
+/// all keys either way.
+pub fn chunked_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, max_scores: usize) -> Tensor<4> {
+    let [b, h, n, _] = q.dims();
+    let m = k.dims()[2];
+    let rows = (max_scores / (b * h * m).max(1)).max(1);
+    let opts = AttentionModuleOptions::default();
+    if rows >= n {
+        return attention(q, k, v, None, None, opts);
+    }
+    let parts: Vec<Tensor<4>> = (0..n)
+        .step_by(rows)
+        .map(|start| {
+            let len = rows.min(n - start);
+            attention(q.clone().narrow(2, start, len), k.clone(), v.clone(), None, None, opts)
+        })
+        .collect();
+    Tensor::cat(parts, 2)
+}
+
 #[derive(Debug, Clone)]
 pub struct Attention {
     pub to_q: Linear,
@@ -79,7 +107,7 @@ impl Attention {
         let h = self.heads;
         let d = inner / h;
         let split = |t: Tensor<3>, len: usize| t.reshape([b, len, h, d]).swap_dims(1, 2);
-        let out = attention(split(q, n), split(k, m), split(v, m), None, None, AttentionModuleOptions::default());
+        let out = chunked_attention(split(q, n), split(k, m), split(v, m), MAX_SCORES);
         out.swap_dims(1, 2).reshape([b, n, inner])
     }
 
@@ -96,5 +124,27 @@ impl Attention {
         let out = self.forward(tokens, None).swap_dims(1, 2).reshape([b, c, hh, ww]);
         let out = if self.residual_connection { out + x } else { out };
         if self.rescale_output_factor == 1.0 { out } else { out / self.rescale_output_factor }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution};
+
+    #[test]
+    fn chunked_attention_equals_one_pass() {
+        #[allow(deprecated)]
+        let device = Device::ndarray();
+        let t = |n: usize| Tensor::<4>::random([2, 3, n, 8], Distribution::Normal(0.0, 1.0), &device);
+        let (q, k, v) = (t(37), t(11), t(11));
+        let whole = chunked_attention(q.clone(), k.clone(), v.clone(), usize::MAX);
+        // 2·3·11 = 66 scores a query row: 7 rows a chunk (6 chunks, the last one short), and 1 row.
+        for budget in [66 * 7, 1] {
+            let parts = chunked_attention(q.clone(), k.clone(), v.clone(), budget);
+            assert_eq!(parts.dims(), [2, 3, 37, 8]);
+            let diff = (parts - whole.clone()).abs().max().into_scalar::<f32>();
+            assert!(diff < 1e-6, "budget {budget}: max |Δ| {diff}");
+        }
     }
 }

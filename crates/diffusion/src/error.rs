@@ -13,6 +13,18 @@ pub enum TensorProblem {
     Unexpected { name: String, found: Vec<usize> },
     /// The tensor's dtype cannot be read (only f32, f16 and bf16 are supported).
     Dtype { name: String, dtype: String },
+    /// The tensor's bytes could not be read from the file.
+    Unreadable { name: String, reason: String },
+}
+
+/// Why a stored tensor could not be read as f32.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadError {
+    Missing,
+    /// Its dtype (by name) has no f32 conversion.
+    Dtype(String),
+    /// Its bytes could not be read (a ranged read failed).
+    Io(String),
 }
 
 impl std::fmt::Display for TensorProblem {
@@ -28,6 +40,7 @@ impl std::fmt::Display for TensorProblem {
                 f,
                 "tensor `{name}` has dtype {dtype}; only F32, F16 and BF16 weights can be loaded"
             ),
+            Self::Unreadable { name, reason } => write!(f, "tensor `{name}` could not be read ({reason}); load the files again"),
         }
     }
 }

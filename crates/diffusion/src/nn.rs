@@ -220,7 +220,7 @@ mod tests {
     }
 
     fn max_rel(a: Tensor<4>, b: Tensor<4>) -> f32 {
-        let (a, b) = (a.into_data().to_vec::<f32>().unwrap(), b.into_data().to_vec::<f32>().unwrap());
+        let (a, b) = (a.into_data().try_to_vec::<f32>().unwrap(), b.into_data().try_to_vec::<f32>().unwrap());
         assert_eq!(a.len(), b.len());
         let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
         a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale

@@ -4,7 +4,7 @@
 //! header first and then feed one tensor at a time (ranged reads), never holding a whole
 //! checkpoint in wasm memory, and so that every malformation gets a precise message.
 
-use crate::error::LoadError;
+use crate::error::{LoadError, ReadError};
 use std::collections::BTreeMap;
 
 /// Element type of a stored tensor.
@@ -173,6 +173,78 @@ impl SafetensorsBytes {
     }
 }
 
+/// Byte ranges of a file that is not held in memory as a whole (the browser worker's buffer of a
+/// downloaded or dropped checkpoint, outside wasm memory).
+pub trait ByteRanges {
+    /// The file's size in bytes.
+    fn len(&self) -> usize;
+    /// Bytes `begin..end` (within `0..len()`), copied out.
+    fn read(&mut self, begin: usize, end: usize) -> Result<Vec<u8>, String>;
+}
+
+/// A safetensors file read tensor by tensor: only its header and the tensor being loaded are ever
+/// copied in, so a 1.7 GB UNet does not have to fit in wasm32's 4 GB beside everything else.
+pub struct RangedSafetensors {
+    pub name: String,
+    pub header: Header,
+    source: Box<dyn ByteRanges>,
+}
+
+impl RangedSafetensors {
+    /// Reads and checks the header (the same checks as [`SafetensorsBytes::parse`]).
+    pub fn open(name: &str, mut source: Box<dyn ByteRanges>) -> Result<Self, LoadError> {
+        let len = source.len();
+        let read = |s: &mut Box<dyn ByteRanges>, end: usize| s.read(0, end.min(len)).map_err(|reason| LoadError::Safetensors { file: name.into(), reason });
+        let prefix = read(&mut source, 8)?;
+        let n = header_len(&prefix, name)?;
+        let head = read(&mut source, 8 + n)?;
+        let header = parse_header(&head, len, name)?;
+        Ok(Self { name: name.into(), header, source })
+    }
+
+    /// Raw bytes of one tensor (a copy).
+    pub fn raw(&mut self, name: &str) -> Option<Result<(&TensorInfo, Vec<u8>), String>> {
+        let info = self.header.tensors.get(name)?;
+        let start = self.header.data_start;
+        Some(self.source.read(start + info.begin, start + info.end).map(|b| (info, b)))
+    }
+}
+
+/// A weight file of a model component, whole in memory or read by ranges.
+pub enum WeightFile {
+    InMemory(SafetensorsBytes),
+    Ranged(RangedSafetensors),
+}
+
+impl WeightFile {
+    pub fn header(&self) -> &Header {
+        match self {
+            Self::InMemory(f) => &f.header,
+            Self::Ranged(f) => &f.header,
+        }
+    }
+    pub fn name(&self) -> &str {
+        match self {
+            Self::InMemory(f) => &f.name,
+            Self::Ranged(f) => &f.name,
+        }
+    }
+    /// One tensor as f32.
+    pub fn read_f32(&mut self, name: &str) -> Result<Vec<f32>, ReadError> {
+        let dtype = |info: &TensorInfo| ReadError::Dtype(info.dtype.name().to_string());
+        match self {
+            Self::InMemory(f) => {
+                let (info, raw) = f.raw(name).ok_or(ReadError::Missing)?;
+                to_f32(info.dtype, raw).ok_or_else(|| dtype(info))
+            }
+            Self::Ranged(f) => {
+                let (info, raw) = f.raw(name).ok_or(ReadError::Missing)?.map_err(ReadError::Io)?;
+                to_f32(info.dtype, &raw).ok_or_else(|| dtype(info))
+            }
+        }
+    }
+}
+
 /// A tensor to write: f32 data stored as the given dtype (F32 or F16).
 pub struct WriteTensor<'a> {
     pub name: &'a str,
@@ -231,5 +303,40 @@ mod tests {
         assert!(cut.contains("truncated"), "{cut}");
         let garbage = SafetensorsBytes::parse("y", b"\x05\0\0\0\0\0\0\0{nope".to_vec()).unwrap_err().to_string();
         assert!(garbage.contains("not JSON"), "{garbage}");
+    }
+
+    /// A file read by ranges, counting how many bytes were copied out.
+    struct Counted(Vec<u8>, std::rc::Rc<std::cell::Cell<usize>>);
+    impl ByteRanges for Counted {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn read(&mut self, begin: usize, end: usize) -> Result<Vec<u8>, String> {
+            self.1.set(self.1.get() + end - begin);
+            Ok(self.0[begin..end].to_vec())
+        }
+    }
+
+    #[test]
+    fn ranged_reads_one_tensor_at_a_time() {
+        let big: Vec<f32> = (0..4096).map(|i| i as f32 * 0.5).collect();
+        let bytes = serialize(
+            &[WriteTensor { name: "big", shape: vec![64, 64], data: &big, dtype: Dtype::F16 }, WriteTensor { name: "small", shape: vec![3], data: &big[..3], dtype: Dtype::F32 }],
+            &BTreeMap::new(),
+        );
+        let copied = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut f = WeightFile::Ranged(RangedSafetensors::open("r.safetensors", Box::new(Counted(bytes.clone(), copied.clone()))).unwrap());
+        let header_bytes = copied.get();
+        assert!(header_bytes < 300, "the header read copied {header_bytes} bytes");
+        assert_eq!(f.read_f32("small").unwrap(), vec![0.0, 0.5, 1.0]);
+        assert_eq!(copied.get() - header_bytes, 12, "reading a 3-float tensor copied more than its 12 bytes");
+        let whole = WeightFile::InMemory(SafetensorsBytes::parse("w", bytes.clone()).unwrap()).read_f32("big").unwrap();
+        assert_eq!(f.read_f32("big").unwrap(), whole);
+        assert_eq!(f.read_f32("nope").unwrap_err(), ReadError::Missing);
+        // The same checks as the in-memory parse.
+        let cut = RangedSafetensors::open("cut.safetensors", Box::new(Counted(bytes[..bytes.len() - 3].to_vec(), copied.clone()))).err().unwrap().to_string();
+        assert!(cut.contains("truncated"), "{cut}");
+        let short = RangedSafetensors::open("s.safetensors", Box::new(Counted(vec![1, 2, 3], copied))).err().unwrap().to_string();
+        assert!(short.contains("shorter than the 8-byte"), "{short}");
     }
 }

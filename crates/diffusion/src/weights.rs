@@ -11,8 +11,8 @@
 //! - a stored tensor whose shape is the expected one followed by trailing 1s (1×1 convolutions
 //!   stored for a linear layer, as in old VAE attention weights) is reshaped.
 
-use crate::error::{LoadError, TensorProblem};
-use crate::safetensors_file::{SafetensorsBytes, to_f32};
+use crate::error::{LoadError, ReadError, TensorProblem};
+use crate::safetensors_file::{SafetensorsBytes, WeightFile};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,35 +23,37 @@ pub trait TensorSource {
     fn names(&self) -> Vec<String>;
     /// Shape of a stored tensor.
     fn shape(&self, name: &str) -> Option<Vec<usize>>;
-    /// Reads a tensor as f32; `Err` carries the dtype name when it cannot be converted.
-    fn read(&mut self, name: &str) -> Result<Vec<f32>, String>;
+    /// Reads a tensor as f32.
+    fn read(&mut self, name: &str) -> Result<Vec<f32>, ReadError>;
 }
 
-/// Tensors from one or more in-memory safetensors files (sharded checkpoints are several).
+/// Tensors from one or more safetensors files (sharded checkpoints are several), in memory or
+/// read by ranges.
 pub struct SafetensorsSource {
-    pub files: Vec<SafetensorsBytes>,
+    pub files: Vec<WeightFile>,
 }
 
 impl SafetensorsSource {
     pub fn new(files: Vec<SafetensorsBytes>) -> Self {
+        Self { files: files.into_iter().map(WeightFile::InMemory).collect() }
+    }
+    pub fn from_weight_files(files: Vec<WeightFile>) -> Self {
         Self { files }
     }
-    fn find(&self, name: &str) -> Option<&SafetensorsBytes> {
-        self.files.iter().find(|f| f.header.tensors.contains_key(name))
+    fn find(&mut self, name: &str) -> Option<&mut WeightFile> {
+        self.files.iter_mut().find(|f| f.header().tensors.contains_key(name))
     }
 }
 
 impl TensorSource for SafetensorsSource {
     fn names(&self) -> Vec<String> {
-        self.files.iter().flat_map(|f| f.header.tensors.keys().cloned()).collect()
+        self.files.iter().flat_map(|f| f.header().tensors.keys().cloned()).collect()
     }
     fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        self.find(name).map(|f| f.header.tensors[name].shape.clone())
+        self.files.iter().find_map(|f| f.header().tensors.get(name).map(|t| t.shape.clone()))
     }
-    fn read(&mut self, name: &str) -> Result<Vec<f32>, String> {
-        let f = self.find(name).ok_or_else(|| "missing".to_string())?;
-        let (info, raw) = f.raw(name).ok_or_else(|| "missing".to_string())?;
-        to_f32(info.dtype, raw).ok_or_else(|| info.dtype.name().to_string())
+    fn read(&mut self, name: &str) -> Result<Vec<f32>, ReadError> {
+        self.find(name).ok_or(ReadError::Missing)?.read_f32(name)
     }
 }
 
@@ -173,8 +175,12 @@ impl<'a> WeightLoader<'a> {
         }
         match source.read(&key) {
             Ok(v) => v,
-            Err(dtype) => {
-                self.problems.push(TensorProblem::Dtype { name: key, dtype });
+            Err(e) => {
+                self.problems.push(match e {
+                    ReadError::Dtype(dtype) => TensorProblem::Dtype { name: key, dtype },
+                    ReadError::Io(reason) => TensorProblem::Unreadable { name: key, reason },
+                    ReadError::Missing => TensorProblem::Missing { name: key, expected: shape.to_vec() },
+                });
                 vec![0.0; numel]
             }
         }

@@ -182,7 +182,7 @@ fn visitors_cover_the_transformers() {
     for (model, blocks, has_conv_proj) in [("tiny-sd1", 6, true), ("tiny-sd2", 7, false)] {
         let mut unet = load(model);
         let file = component_source(model, "unet");
-        let shapes = |n: &str| file.files.iter().find_map(|f| f.header.tensors.get(n).map(|t| t.shape.clone()));
+        let shapes = |n: &str| file.files.iter().find_map(|f| f.header().tensors.get(n).map(|t| t.shape.clone()));
         let mut names = vec![];
         unet.for_each_linear(&mut |name, l| {
             assert_eq!(shapes(&format!("{name}.weight")), Some(l.weight_torch().dims().to_vec()), "{name}");

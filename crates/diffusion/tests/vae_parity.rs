@@ -68,8 +68,7 @@ fn variant_without_attention_or_quant_convs_matches_diffusers() {
 /// Checkpoints converted long ago: `query/key/value/proj_attn` stored as 1×1 convs `[C, C, 1, 1]`.
 #[test]
 fn old_attention_key_names_load() {
-    let src = component_source("tiny-sd1", "vae");
-    let all = read_all_f32(&src.files[0]);
+    let all = read_all_f32(&read("tiny-sd1/vae/diffusion_pytorch_model.safetensors"));
     let mut renamed: Vec<(String, Vec<usize>, Vec<f32>)> = vec![];
     let mut n_old = 0;
     for (name, (data, mut shape)) in all {
@@ -108,8 +107,7 @@ fn old_attention_key_names_load() {
 
 #[test]
 fn missing_tensor_is_reported_with_name_and_shape() {
-    let src = component_source("tiny-sd1", "vae");
-    let kept: Vec<(String, (Vec<f32>, Vec<usize>))> = read_all_f32(&src.files[0])
+    let kept: Vec<(String, (Vec<f32>, Vec<usize>))> = read_all_f32(&read("tiny-sd1/vae/diffusion_pytorch_model.safetensors"))
         .into_iter()
         .filter(|(k, _)| k != "decoder.up_blocks.1.resnets.0.conv_shortcut.weight")
         .collect();

@@ -12,7 +12,7 @@ use burn::tensor::Device;
 use diffusion::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
 use diffusion::clip::{CLIPTextConfig, CLIPTextModel};
 use diffusion::error::LoadError;
-use diffusion::safetensors_file::SafetensorsBytes;
+use diffusion::safetensors_file::{SafetensorsBytes, WeightFile};
 use diffusion::unet_2d_condition::{UNet2DConditionConfig, UNet2DConditionModel};
 use diffusion::weights::{SafetensorsSource, WeightLoader};
 use schedulers::SchedulerConfig;
@@ -23,6 +23,13 @@ pub trait ModelFiles {
     fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, LoadError>;
     /// File names (not paths) directly inside `dir`; empty if it does not exist.
     fn list(&mut self, dir: &str) -> Result<Vec<String>, LoadError>;
+    /// A weight file, ready to be read tensor by tensor. By default it is read whole; the browser
+    /// worker overrides this to copy one tensor at a time out of the file's JS buffer, so that
+    /// wasm32's 4 GB never has to hold a whole checkpoint (DESIGN.md, "Big models in a browser tab").
+    fn open_weights(&mut self, path: &str) -> Result<WeightFile, LoadError> {
+        let bytes = self.read(path)?.unwrap_or_default();
+        Ok(WeightFile::InMemory(SafetensorsBytes::parse(path, bytes)?))
+    }
 }
 
 /// The model parts a text-to-image run needs.
@@ -42,8 +49,8 @@ fn read_text(files: &mut dyn ModelFiles, path: &str, component: &str) -> Result<
     String::from_utf8(bytes).map_err(|_| LoadError::Config { file: path.into(), reason: "not UTF-8 text".into() })
 }
 
-/// The weight files of a component, parsed.
-pub fn component_weights(files: &mut dyn ModelFiles, component: &str) -> Result<Vec<SafetensorsBytes>, LoadError> {
+/// The weight files of a component, their headers parsed.
+pub fn component_weights(files: &mut dyn ModelFiles, component: &str) -> Result<Vec<WeightFile>, LoadError> {
     let names = files.list(component)?;
     let mut chosen: Vec<&String> = names.iter().filter(|n| n.ends_with(".safetensors")).collect();
     // Prefer full-precision files over `.fp16.`-style variants of the same weights.
@@ -60,8 +67,7 @@ pub fn component_weights(files: &mut dyn ModelFiles, component: &str) -> Result<
     let mut out = vec![];
     for name in chosen {
         let path = format!("{component}/{name}");
-        let bytes = files.read(&path)?.unwrap_or_default();
-        out.push(SafetensorsBytes::parse(&path, bytes)?);
+        out.push(files.open_weights(&path)?);
     }
     Ok(out)
 }
@@ -74,7 +80,7 @@ impl StableDiffusion {
             .map_err(|e| LoadError::Config { file: "scheduler/scheduler_config.json".into(), reason: e.to_string() })?;
 
         let te_config = CLIPTextConfig::from_json(&read_text(files, "text_encoder/config.json", "text_encoder")?)?;
-        let mut src = SafetensorsSource::new(component_weights(files, "text_encoder")?);
+        let mut src = SafetensorsSource::from_weight_files(component_weights(files, "text_encoder")?);
         let mut w = WeightLoader::new(&mut src, device, "text_encoder");
         let text_encoder = CLIPTextModel::load(&te_config, &mut w);
         w.finish(diffusion::clip::IGNORED_KEYS, "check that text_encoder/ holds a CLIPTextModel matching its config.json")?;
@@ -93,13 +99,13 @@ impl StableDiffusion {
                 unet_config.cross_attention_dim, te_config.hidden_size
             )));
         }
-        let mut src = SafetensorsSource::new(component_weights(files, "unet")?);
+        let mut src = SafetensorsSource::from_weight_files(component_weights(files, "unet")?);
         let mut w = WeightLoader::new(&mut src, device, "unet");
         let unet = UNet2DConditionModel::load(&unet_config, &mut w);
         w.finish(&[], "check that unet/ holds a UNet2DConditionModel matching its config.json")?;
 
         let vae_config = AutoencoderKLConfig::from_json(&read_text(files, "vae/config.json", "vae")?)?;
-        let mut src = SafetensorsSource::new(component_weights(files, "vae")?);
+        let mut src = SafetensorsSource::from_weight_files(component_weights(files, "vae")?);
         let mut w = WeightLoader::new(&mut src, device, "vae");
         let vae = AutoencoderKL::load(&vae_config, &mut w);
         w.finish(&[], "check that vae/ holds an AutoencoderKL matching its config.json")?;

@@ -5,6 +5,7 @@
 //! [`normalize_paths`] strips that prefix so both spellings load.
 
 use diffusion::error::LoadError;
+use diffusion::safetensors_file::{ByteRanges, RangedSafetensors, WeightFile};
 use pipeline::model::ModelFiles;
 use std::collections::BTreeMap;
 
@@ -82,7 +83,8 @@ pub fn check_components<'a>(paths: impl IntoIterator<Item = &'a str> + Clone) ->
     })
 }
 
-/// A model folder held in memory (native tests; the browser uses a JS `Map` with the same rules).
+/// A model folder held in memory (native tests; the browser uses a JS `Map` with the same rules,
+/// and like it reads weight files by ranges, so native tests load models the browser's way).
 #[derive(Default)]
 pub struct MapFiles {
     files: BTreeMap<String, Vec<u8>>,
@@ -107,5 +109,21 @@ impl ModelFiles for MapFiles {
     }
     fn list(&mut self, dir: &str) -> Result<Vec<String>, LoadError> {
         Ok(list_dir(self.paths(), dir))
+    }
+    fn open_weights(&mut self, path: &str) -> Result<WeightFile, LoadError> {
+        let bytes = self.files.remove(path).unwrap_or_default();
+        Ok(WeightFile::Ranged(RangedSafetensors::open(path, Box::new(VecRanges(bytes)))?))
+    }
+}
+
+/// Byte ranges of a file held in a `Vec` (the native stand-in for the worker's JS buffer).
+pub struct VecRanges(pub Vec<u8>);
+
+impl ByteRanges for VecRanges {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn read(&mut self, begin: usize, end: usize) -> Result<Vec<u8>, String> {
+        self.0.get(begin..end).map(<[u8]>::to_vec).ok_or_else(|| format!("bytes {begin}..{end} lie outside the file"))
     }
 }

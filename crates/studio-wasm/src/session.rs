@@ -24,6 +24,7 @@ use crate::engine::{self, Host, ModelInfo, Outcome, Progress, StudioError, Studi
 use crate::files::{check_components, list_dir, normalize_paths};
 use burn::tensor::Device;
 use diffusion::error::LoadError;
+use diffusion::safetensors_file::{ByteRanges, RangedSafetensors, SafetensorsBytes, WeightFile};
 use erasure::EditStack;
 use pipeline::model::{ModelFiles, StableDiffusion};
 use std::cell::{Cell, RefCell};
@@ -197,8 +198,14 @@ pub struct Session {
     inner: Rc<Inner>,
 }
 
-/// A JS `Map<string, Uint8Array>` as a model folder; each file is copied into wasm memory
-/// only when the loader asks for it, and dropped after its component is loaded.
+/// Most f32 weight bytes the CPU path loads (wasm32 memory stops at 4 GiB; the rest is for
+/// activations, the tokenizer and the engine itself).
+const CPU_WEIGHT_LIMIT: usize = 3_000_000_000;
+
+/// A JS `Map<string, Uint8Array>` as a model folder. Config and tokenizer files are copied into
+/// wasm memory when the loader asks for them; weight files never are as a whole: the loader
+/// copies out the header and then one tensor at a time ([`JsRanges`]), so peak wasm memory while
+/// loading SD 1.5 is its largest tensor, not its 1.7 GB UNet file.
 struct JsFiles {
     map: js_sys::Map,
     /// (normalized path, key in `map`).
@@ -217,20 +224,46 @@ impl JsFiles {
     }
 }
 
-impl ModelFiles for JsFiles {
-    fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, LoadError> {
+impl JsFiles {
+    /// The JS bytes of `path`, not copied.
+    fn bytes(&self, path: &str) -> Result<Option<js_sys::Uint8Array>, LoadError> {
         let Some((_, key)) = self.paths.iter().find(|(p, _)| p == path) else { return Ok(None) };
         let value = self.map.get(&JsValue::from_str(key));
         if value.is_instance_of::<js_sys::Uint8Array>() {
-            Ok(Some(js_sys::Uint8Array::from(value).to_vec()))
+            Ok(Some(js_sys::Uint8Array::from(value)))
         } else if value.is_instance_of::<js_sys::ArrayBuffer>() {
-            Ok(Some(js_sys::Uint8Array::new(&value).to_vec()))
+            Ok(Some(js_sys::Uint8Array::new(&value)))
         } else {
             Err(LoadError::Unsupported(format!("`{path}` was handed over as something else than bytes (Uint8Array)")))
         }
     }
+}
+
+/// Byte ranges of a file that stays in the worker's JS memory.
+struct JsRanges(js_sys::Uint8Array);
+
+impl ByteRanges for JsRanges {
+    fn len(&self) -> usize {
+        self.0.length() as usize
+    }
+    fn read(&mut self, begin: usize, end: usize) -> Result<Vec<u8>, String> {
+        let (b, e) = (u32::try_from(begin).map_err(|_| "offset beyond 4 GB")?, u32::try_from(end).map_err(|_| "offset beyond 4 GB")?);
+        Ok(self.0.subarray(b, e).to_vec())
+    }
+}
+
+impl ModelFiles for JsFiles {
+    fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, LoadError> {
+        Ok(self.bytes(path)?.map(|a| a.to_vec()))
+    }
     fn list(&mut self, dir: &str) -> Result<Vec<String>, LoadError> {
         Ok(list_dir(self.paths.iter().map(|(p, _)| p.as_str()), dir))
+    }
+    fn open_weights(&mut self, path: &str) -> Result<WeightFile, LoadError> {
+        match self.bytes(path)? {
+            Some(a) => Ok(WeightFile::Ranged(RangedSafetensors::open(path, Box::new(JsRanges(a)))?)),
+            None => Ok(WeightFile::InMemory(SafetensorsBytes::parse(path, vec![])?)),
+        }
     }
 }
 
@@ -383,6 +416,24 @@ impl Session {
         }
         let mut files = JsFiles::new(files).map_err(js_err)?;
         check_components(files.paths.iter().map(|(p, _)| p.as_str())).map_err(js_err)?;
+        if self.inner.backend == "cpu" {
+            // On the CPU path the weights live in wasm memory as f32: refuse, with the numbers,
+            // what cannot fit, before dropping the loaded model.
+            let mut numel = 0usize;
+            for c in ["text_encoder", "unet", "vae"] {
+                for f in pipeline::model::component_weights(&mut files, c).map_err(js_err)? {
+                    numel += f.header().tensors.values().map(|t| t.shape.iter().product::<usize>()).sum::<usize>();
+                }
+            }
+            if numel * 4 > CPU_WEIGHT_LIMIT {
+                return Err(JsError::new(&format!(
+                    "this model has {:.2} billion parameters, {:.1} GB as f32: more than the CPU path can hold in a browser tab (WebAssembly memory stops at 4 GB, and images need room too; the limit is {:.1} GB of weights). Choose WebGPU (Backend: Auto) in a browser that has it, or a smaller model such as the classroom model or BK-SDM-Tiny",
+                    numel as f64 / 1e9,
+                    (numel * 4) as f64 / 1e9,
+                    CPU_WEIGHT_LIMIT as f64 / 1e9
+                )));
+            }
+        }
         self.inner.model.borrow_mut().take();
         *self.inner.edits.borrow_mut() = EditStack::new();
         *self.inner.adapters.borrow_mut() = SessionAdapters::new();
