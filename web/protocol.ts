@@ -25,11 +25,22 @@ export interface GenerateParams {
   steering?: SteeringRequest;
 }
 
-/** Mirrors `studio_wasm::engine::SteeringRequest`: `studio generate --sld PRESET [--sld-concept C]`. */
+/**
+ * Mirrors `studio_wasm::engine::SteeringRequest`: `studio generate --sld PRESET [--sld-concept C]
+ * --safree "kw1;kw2" [--safree-alpha A] [--safree-all-steps] [--safree-artist]`.
+ */
 export interface SteeringRequest {
   sld?: SldPreset;
   /** Absent or blank: the official list of unsafe concepts. */
   sldConcept?: string;
+  /** SAFREE's keywords of the concept to steer away from, `;`-separated. */
+  safree?: string;
+  /** SAFREE's trigger margin α (default 0.01). */
+  safreeAlpha?: number;
+  /** Project at every step instead of the self-validating filter's count. */
+  safreeAllSteps?: boolean;
+  /** The filter calibrated for artist styles. */
+  safreeArtist?: boolean;
 }
 
 /** Safe Latent Diffusion's presets (crates/erasure/src/sld.rs). */
@@ -37,7 +48,7 @@ export const SLD_PRESETS = ['weak', 'medium', 'strong', 'max'] as const;
 export type SldPreset = (typeof SLD_PRESETS)[number];
 
 /** What a variant entry of the erase panel is: a weight edit, an adapter, or inference-time steering. */
-export type VariantKind = 'edit' | 'spm' | 'lora' | 'sld';
+export type VariantKind = 'edit' | 'spm' | 'lora' | 'sld' | 'safree';
 
 /** The closed-form erasure methods (crates/erasure); computing them in the page is the `erase` message. */
 export const ERASE_METHODS = ['uce', 'time', 'rece', 'speed', 'mace'] as const;
@@ -175,6 +186,8 @@ export type FromWorker =
       timing: Timing;
       params: GenerateParams;
       promptTruncated: boolean;
+      /** What the run's steering did (SAFREE's trigger tokens and steps), when it says something. */
+      steering?: string | null;
       backend: Backend;
       /** The edits that were active. */
       edits: string[];

@@ -9,7 +9,7 @@
 //  - adapters and steering: an SPM attached in the page equals `studio generate --spm` (FT on,
 //    and --no-ft), detaching gives the original back bit for bit, truncated / wrong-architecture
 //    files are refused with the file, tensor and shapes named, a LoRA attaches, and SLD in the
-//    page equals `studio generate --sld max` (pixels within TOL_WEBGPU = 2 of 255, like the
+//    page equals `studio generate --sld max` and SAFREE `--safree` (pixels within TOL_WEBGPU = 2 of 255, like the
 //    plain WebGPU-vs-CLI comparison);
 //  - grid: prompts × variants;
 //  - share URL: every setting round-trips through the link, and the link reproduces the image;
@@ -292,6 +292,31 @@ export async function featureCases({ ctx, url }) {
     if (haveCli) {
       r.sldVsCli = maxDiff(sld, cliImage(P, FIXTURE, ['--sld', 'max'], '-sld-max')).max;
       assert(r.sldVsCli <= TOL_WEBGPU, `SLD in the page vs studio generate --sld max: max |Δ| ${r.sldVsCli}`);
+    }
+    // SAFREE in the page: prepared with asynchronous read-backs on WebGPU, equal to
+    // studio generate --safree (all steps, a low trigger margin so tokens are projected).
+    await page.click(tid('edit-toggle-2'));
+    await page.selectOption(tid('erase-method'), 'safree');
+    await page.fill(tid('erase-concepts'), ' ; ');
+    await page.fill(tid('erase-params'), '');
+    await page.click(tid('erase-apply'));
+    const safreeErr = await visibleError(page);
+    assert(/at least one keyword/.test(safreeErr ?? ''), `SAFREE without keywords: ${safreeErr}`);
+    await page.fill(tid('erase-concepts'), 'red star; star');
+    await page.fill(tid('erase-params'), 'alpha=-0.5, all_steps=true');
+    await page.click(tid('erase-apply'));
+    await page.waitForFunction(() => window.__studio.edits().length === 4 && window.__studio.busy() === null, null, { timeout: 30_000, polling: 20 });
+    assert(/SAFREE: red star, star/.test(await page.textContent(tid('edit-list'))), 'SAFREE row');
+    await generateAll(page);
+    const safree = await readCanvas(page, 'image-edited');
+    assert(countDiff(a, await readCanvas(page, 'image-original')) === 0, 'SAFREE must not touch the original run');
+    r.safreeChangedBytes = countDiff(a, safree);
+    assert(r.safreeChangedBytes > 50, `SAFREE changed only ${r.safreeChangedBytes} bytes`);
+    r.safreeNote = (await page.textContent(tid('status'))).match(/SAFREE: [^.]*/)?.[0];
+    assert(/SAFREE: \d+ of \d+ tokens are triggers/.test(r.safreeNote ?? ''), `the status does not say what SAFREE did: ${await page.textContent(tid('status'))}`);
+    if (haveCli) {
+      r.safreeVsCli = maxDiff(safree, cliImage(P, FIXTURE, ['--safree', 'red star;star', '--safree-alpha=-0.5', '--safree-all-steps'], '-safree')).max;
+      assert(r.safreeVsCli <= TOL_WEBGPU, `SAFREE in the page vs studio generate --safree: max |Δ| ${r.safreeVsCli}`);
     }
     await page.screenshot({ path: join(OUT, 'variants-tiny.png') });
     assert(consoleErrors.length === 0, `console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);

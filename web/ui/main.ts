@@ -38,7 +38,7 @@ import {
   urlSettings,
   type FormValues,
 } from './logic';
-import { addedStatus, isSteeringMethod, permeabilityNote, sldRequest, variantDetails, variantLabel } from './variants';
+import { addedStatus, isSteeringMethod, permeabilityNote, steeringRequest, variantDetails, variantLabel } from './variants';
 import { defaultGridPrompts, diffHeatmap, gridVariants, type Variant } from './compare';
 import { addTextChunks } from './png';
 import { fromHash, toHash, type Shared } from './share';
@@ -614,9 +614,9 @@ function onEraseApply() {
     return;
   }
   if (isSteeringMethod(method)) {
-    const r = sldRequest(el.eraseConcepts.value, el.eraseParams.value);
+    const r = steeringRequest(method, el.eraseConcepts.value, el.eraseParams.value);
     el.eraseParams.classList.toggle('invalid', !r.ok);
-    if (!r.ok) return showError('Check the SLD settings', r.message);
+    if (!r.ok) return showError(`Check the ${method.toUpperCase()} settings`, r.message);
     clearError();
     state.busy = 'edit';
     state.requestId++;
@@ -660,9 +660,18 @@ function refreshEraseForm() {
   const steer = isSteeringMethod(el.eraseMethod.value);
   el.eraseExtra.hidden = file;
   for (const i of [el.eraseGuides, el.erasePreserve]) (i.closest('label') as HTMLElement).hidden = steer;
-  el.eraseConcepts.placeholder = steer ? '(empty: the official unsafe-concept list)' : 'skull; pirate flag';
-  $('erase-concepts-label').innerHTML = steer ? 'Safety concept <em>one text</em>' : 'Concepts <em>; separated</em>';
-  el.eraseParams.placeholder = steer ? 'preset=medium (weak, medium, strong, max)' : 'lamb=0.5, erase_scale=1';
+  const safree = el.eraseMethod.value === 'safree';
+  el.eraseConcepts.placeholder = safree ? 'skull; pirate flag' : steer ? '(empty: the official unsafe-concept list)' : 'skull; pirate flag';
+  $('erase-concepts-label').innerHTML = safree
+    ? 'Keywords <em>of the concept to steer away from, ; separated</em>'
+    : steer
+      ? 'Safety concept <em>one text</em>'
+      : 'Concepts <em>; separated</em>';
+  el.eraseParams.placeholder = safree
+    ? 'alpha=0.01, all_steps=false, artist=false'
+    : steer
+      ? 'preset=medium (weak, medium, strong, max)'
+      : 'lamb=0.5, erase_scale=1';
   el.eraseApply.textContent = file ? 'Choose edit, SPM or LoRA file…' : steer ? `Add ${el.eraseMethod.value.toUpperCase()} variant` : `Erase with ${el.eraseMethod.value.toUpperCase()}`;
 }
 
@@ -882,9 +891,10 @@ function onImage(m: Extract<FromWorker, { status: 'image' }>) {
     const first = state.firstImage ? '' : `, first image ${formatMs(performance.now() - state.t0)} after page load`;
     state.firstImage = true;
     const truncated = m.promptTruncated ? ' The prompt was longer than 77 tokens and was cut.' : '';
+    const steered = m.steering ? ` ${m.steering}.` : '';
     const all = state.runCount > 1 ? `${state.runCount} images in ${formatMs(performance.now() - state.runStart)}` : `Done in ${formatMs(m.timing.totalMs)}`;
     el.progressText.textContent = `Done · ${m.params.steps} steps`;
-    setStatus(`${all} (${formatMs(m.timing.perStepMs)} per step${first}).${truncated}`);
+    setStatus(`${all} (${formatMs(m.timing.perStepMs)} per step${first}).${truncated}${steered}`);
   }
   runNext();
 }
@@ -1043,7 +1053,7 @@ function onWorker(data: unknown) {
       // The grid starts from the newly erased concept(s) unless the user wrote their own prompts.
       if (!el.gridPrompts.dataset.touched && m.edit.concepts.length) el.gridPrompts.value = defaultGridPrompts(state.model?.id ?? null, m.edit.concepts).join('\n');
       el.eraseTime.textContent =
-        m.edit.kind === 'sld' ? 'SLD added' : m.computed ? `${m.edit.method.toUpperCase()} computed in ${formatMs(m.ms)}` : `applied in ${formatMs(m.ms)}`;
+        m.edit.kind === 'sld' || m.edit.kind === 'safree' ? `${m.edit.kind.toUpperCase()} added` : m.computed ? `${m.edit.method.toUpperCase()} computed in ${formatMs(m.ms)}` : `applied in ${formatMs(m.ms)}`;
       el.eraseTime.setAttribute('data-testid', 'erase-time');
       renderEdits();
       refreshPanes();

@@ -210,14 +210,14 @@ function syncAdapters(s: Session, wanted: string[]) {
   }
 }
 
-/** Makes the session match a run's variant; returns the run's steering (the last SLD entry wins). */
+/** Makes the session match a run's variant; returns the run's steering (SLD and SAFREE entries combine; of two of a kind the last wins). */
 async function syncVariant(s: Session, ids: string[]): Promise<SteeringRequest | undefined> {
   for (const id of ids) if (!library.has(id)) throw new Error(`variant entry ${id} is not loaded any more: add it again`);
   const of = (kind: Entry['kind']) => ids.filter((id) => library.get(id)!.kind === kind);
   await syncEdits(s, of('edit'));
   syncAdapters(s, of('adapter'));
   let steering: SteeringRequest | undefined;
-  for (const id of of('steer')) steering = (library.get(id) as Extract<Entry, { kind: 'steer' }>).steering;
+  for (const id of of('steer')) steering = { ...steering, ...(library.get(id) as Extract<Entry, { kind: 'steer' }>).steering };
   return steering;
 }
 
@@ -311,6 +311,7 @@ async function handle(msg: ToWorker) {
               timing: r.timing,
               params,
               promptTruncated: r.promptTruncated,
+              steering: r.steering ?? null,
               backend: s.backend as 'webgpu' | 'cpu',
               edits: [...msg.edits],
               permeabilities: r.permeabilities ?? {},
@@ -377,20 +378,23 @@ async function handle(msg: ToWorker) {
         if (!session?.hasModel) throw new Error('load a model before adding steering');
         const st = msg.steering;
         library.set(msg.id, { kind: 'steer', steering: st });
+        const safree = st.safree !== undefined;
         const concept = st.sldConcept?.trim() ? st.sldConcept.trim() : 'the official unsafe-concept list';
         const edit: EditInfo = {
           id: msg.id,
-          file: `SLD ${st.sld}`,
-          method: 'sld',
-          concepts: [concept],
+          file: safree ? `SAFREE ${st.safree}` : `SLD ${st.sld}`,
+          method: safree ? 'safree' : 'sld',
+          concepts: safree ? st.safree!.split(';') : [concept],
           guides: [],
           preserve: [],
-          hyperparameters: { preset: st.sld ?? '' },
+          hyperparameters: safree
+            ? { alpha: st.safreeAlpha ?? 0.01, allSteps: st.safreeAllSteps ?? false, artist: st.safreeArtist ?? false }
+            : { preset: st.sld ?? '' },
           tensors: [],
           values: 0,
           baseModel: '',
           warning: null,
-          kind: 'sld',
+          kind: safree ? 'safree' : 'sld',
         };
         post({ status: 'edit', requestId: msg.requestId, edit, bytes: new Uint8Array(0), ms: 0, computed: true });
       } catch (e) {

@@ -235,11 +235,10 @@ pub fn concept_projection(keyword_pooled: &Mat) -> Result<Mat, EraseError> {
 }
 
 /// The pooled (EOS) outputs `[n, d]` of token-id sequences, in one batch through the model's text
-/// encoder (native: reads back synchronously).
-pub fn pooled_of_ids(model: &StableDiffusion, ids: &[Vec<u32>]) -> Result<Mat, EraseError> {
-    let d = model.text_encoder.config().hidden_size;
+/// encoder, on the device (`None` for no sequences).
+pub fn pooled_tensor_of_ids(model: &StableDiffusion, ids: &[Vec<u32>]) -> Result<Option<Tensor<2>>, EraseError> {
     if ids.is_empty() {
-        return Ok(Mat::zeros(0, d));
+        return Ok(None);
     }
     let n = ids[0].len();
     let flat: Vec<i64> = ids
@@ -248,8 +247,16 @@ pub fn pooled_of_ids(model: &StableDiffusion, ids: &[Vec<u32>]) -> Result<Mat, E
         .collect();
     model.text_encoder.check_ids(&flat)?;
     let t = Tensor::<2, Int>::from_data(TensorData::new(flat, [ids.len(), n]), &model.device);
-    let out = model.text_encoder.forward(t)?;
-    let v = read_f32(&out.pooler_output);
+    Ok(Some(model.text_encoder.forward(t)?.pooler_output))
+}
+
+/// [`pooled_tensor_of_ids`] read back synchronously (native).
+pub fn pooled_of_ids(model: &StableDiffusion, ids: &[Vec<u32>]) -> Result<Mat, EraseError> {
+    let d = model.text_encoder.config().hidden_size;
+    let Some(t) = pooled_tensor_of_ids(model, ids)? else {
+        return Ok(Mat::zeros(0, d));
+    };
+    let v = read_f32(&t);
     Ok(Mat::from_fn(ids.len(), d, |r, c| v[r * d + c] as f64))
 }
 
@@ -269,9 +276,22 @@ pub fn prepare(
     }
     let d = text.ncols();
     let kw = Mat::from_fn(rows.len(), d, |r, c| rows[r][c]);
-    let p_c = concept_projection(&kw)?;
     let masked = pooled_of_ids(model, &masked_ids(encoding))?;
-    let out = project(text, encoding.n_tokens, &masked, &p_c, config.alpha)?;
+    prepare_from(config, text, encoding, &kw, &masked)
+}
+
+/// SAFREE from encoder outputs computed beforehand: the keywords' pooled rows `[k, d]` and the
+/// masked prompts' `[m, d]` ([`masked_ids`] of `encoding`).
+pub fn prepare_from(
+    config: &SafreeConfig,
+    text: &Mat,
+    encoding: &Encoding,
+    keyword_pooled: &Mat,
+    masked_pooled: &Mat,
+) -> Result<(SafreeProjection, usize), EraseError> {
+    config.check()?;
+    let p_c = concept_projection(keyword_pooled)?;
+    let out = project(text, encoding.n_tokens, masked_pooled, &p_c, config.alpha)?;
     let bound = step_bound(out.beta, config.upper_bound, config.artist);
     Ok((out, bound))
 }

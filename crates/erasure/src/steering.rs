@@ -23,10 +23,11 @@ use crate::linalg::{Mat, from_row_major};
 use crate::ring_a_bell::RingABell;
 use crate::safree::{self, SafreeConfig};
 use crate::sld::{DEFAULT_SAFETY_CONCEPT, Sld, SldParams};
-use crate::text::{ModelEncoder, read_f32};
+use crate::text::read_f32;
 use burn::tensor::{Device, Tensor, TensorData};
 use diffusion::error::LoadError;
 use pipeline::prompt::encode_prompt;
+use pipeline::tokenizer::Encoding;
 use pipeline::{GenerateParams, Hooks, StableDiffusion};
 
 /// What to steer with; every part is optional.
@@ -101,6 +102,91 @@ fn to_tensor(m: &Mat, device: &Device) -> Tensor<3> {
     Tensor::from_data(TensorData::new(data, [1, m.nrows(), m.ncols()]), device)
 }
 
+/// The text-encoder outputs the hooks are computed from, still on the model's device. Reading
+/// them back is the only step a browser must await (WebGPU has no synchronous read-back), so
+/// [`Steering::prepare`] is [`Steering::encode`], [`SteeringTensors::read`] (or
+/// [`SteeringTensors::read_async`]) and [`Steering::from_data`].
+pub struct SteeringTensors {
+    /// The prompt's conditional embedding `[1, n, d]` and its tokens (Ring-A-Bell, eraser, SAFREE).
+    prompt: Option<(Tensor<3>, Encoding)>,
+    /// SAFREE: the keywords' pooled outputs `[k, d]` and the masked prompts' `[m, d]` (`None`
+    /// when the prompt has no real token to mask).
+    safree: Option<(Tensor<2>, Option<Tensor<2>>)>,
+    /// SLD's safety concept `[1, 77, d]` (stays on the device).
+    sld_concept: Option<Tensor<3>>,
+}
+
+/// [`SteeringTensors`] read back.
+pub struct SteeringData {
+    prompt: Option<(Mat, Encoding)>,
+    safree: Option<(Mat, Mat)>,
+    sld_concept: Option<Tensor<3>>,
+}
+
+fn mat_of(dims: [usize; 2], v: &[f32]) -> Mat {
+    Mat::from_fn(dims[0], dims[1], |r, c| v[r * dims[1] + c] as f64)
+}
+
+fn readback(e: impl std::fmt::Debug) -> EraseError {
+    EraseError::Param(format!(
+        "could not read the text embeddings back from the device ({e:?}); if the GPU was reset, reload the model"
+    ))
+}
+
+async fn read_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, EraseError> {
+    t.into_data_async()
+        .await
+        .map_err(readback)?
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(readback)
+}
+
+impl SteeringTensors {
+    /// Reads back synchronously (native backends, or the CPU backend in a browser).
+    pub fn read(self) -> SteeringData {
+        SteeringData {
+            prompt: self.prompt.map(|(t, enc)| {
+                let [_, n, d] = t.dims();
+                (from_row_major(n, d, &read_f32(&t)), enc)
+            }),
+            safree: self.safree.map(|(kw, masked)| {
+                let d = kw.dims()[1];
+                let masked = masked.map(|m| mat_of(m.dims(), &read_f32(&m))).unwrap_or_else(|| Mat::zeros(0, d));
+                (mat_of(kw.dims(), &read_f32(&kw)), masked)
+            }),
+            sld_concept: self.sld_concept,
+        }
+    }
+
+    /// Reads back asynchronously (a browser on WebGPU).
+    pub async fn read_async(self) -> Result<SteeringData, EraseError> {
+        let prompt = match self.prompt {
+            Some((t, enc)) => {
+                let [_, n, d] = t.dims();
+                Some((from_row_major(n, d, &read_async(t).await?), enc))
+            }
+            None => None,
+        };
+        let safree = match self.safree {
+            Some((kw, masked)) => {
+                let dims = kw.dims();
+                let kw = mat_of(dims, &read_async(kw).await?);
+                let masked = match masked {
+                    Some(m) => {
+                        let md = m.dims();
+                        mat_of(md, &read_async(m).await?)
+                    }
+                    None => Mat::zeros(0, dims[1]),
+                };
+                Some((kw, masked))
+            }
+            None => None,
+        };
+        Ok(SteeringData { prompt, safree, sld_concept: self.sld_concept })
+    }
+}
+
 impl Steering {
     /// Prepares the hooks for `params` on `model`: validates the configuration against the model
     /// and the run, encodes what the methods need, and computes the steered embeddings.
@@ -109,9 +195,18 @@ impl Steering {
         params: &GenerateParams,
         config: SteeringConfig,
     ) -> Result<Self, EraseError> {
+        let data = Self::encode(model, params, &config)?.read();
+        Self::from_data(model, config, data)
+    }
+
+    /// Validates `config` for the run and runs the text encoder for what the hooks need.
+    pub fn encode(
+        model: &StableDiffusion,
+        params: &GenerateParams,
+        config: &SteeringConfig,
+    ) -> Result<SteeringTensors, EraseError> {
         let device = &model.device;
         let d = model.text_encoder.config().hidden_size;
-        let mut report = SteeringReport::default();
         if config.sld.is_some() && params.guidance <= 1.0 {
             return Err(EraseError::Param(format!(
                 "SLD steers classifier-free guidance, which is off at guidance {}: use a guidance above 1",
@@ -124,19 +219,34 @@ impl Steering {
         if let Some(s) = &config.safree {
             s.check()?;
         }
+        let mut out = SteeringTensors { prompt: None, safree: None, sld_concept: None };
+        if config.ring_a_bell.is_some() || config.eraser.is_some() || config.safree.is_some() {
+            let enc = encode_prompt(&model.tokenizer, &model.text_encoder, &params.prompt, params.clip_skip, device)?;
+            if let Some(sc) = &config.safree {
+                // Each keyword encoded alone, as SAFREE's official code does.
+                let mut pooled = vec![];
+                for k in sc.keywords.iter().filter(|k| !k.trim().is_empty()) {
+                    pooled.push(encode_prompt(&model.tokenizer, &model.text_encoder, k, None, device)?.pooled);
+                }
+                let keywords: Tensor<2> = Tensor::cat(pooled, 0);
+                let masked = safree::pooled_tensor_of_ids(model, &safree::masked_ids(&enc.encoding))?;
+                out.safree = Some((keywords, masked));
+            }
+            out.prompt = Some((enc.embeds, enc.encoding));
+        }
+        if config.sld.is_some() {
+            out.sld_concept = Some(encode_prompt(&model.tokenizer, &model.text_encoder, &config.sld_concept, None, device)?.embeds);
+        }
+        Ok(out)
+    }
 
+    /// The hooks from what [`Self::encode`] computed, read back.
+    pub fn from_data(model: &StableDiffusion, config: SteeringConfig, data: SteeringData) -> Result<Self, EraseError> {
+        let device = &model.device;
+        let mut report = SteeringReport::default();
         let mut cond = None;
         let mut safree_steps = None;
-        if config.ring_a_bell.is_some() || config.eraser.is_some() || config.safree.is_some() {
-            let enc = encode_prompt(
-                &model.tokenizer,
-                &model.text_encoder,
-                &params.prompt,
-                params.clip_skip,
-                device,
-            )?;
-            let [_, n, _] = enc.embeds.dims();
-            let mut e = from_row_major(n, d, &read_f32(&enc.embeds));
+        if let Some((mut e, encoding)) = data.prompt {
             if let Some(rab) = &config.ring_a_bell {
                 e = rab.attack(&e)?;
                 report.ring_a_bell = true;
@@ -146,9 +256,8 @@ impl Steering {
                 report.eraser = Some(eraser.method.name());
             }
             cond = Some(to_tensor(&e, device));
-            if let Some(sc) = &config.safree {
-                let mut encoder = ModelEncoder::new(model);
-                let (proj, bound) = safree::prepare(model, &mut encoder, sc, &e, &enc.encoding)?;
+            if let (Some(sc), Some((keywords, masked))) = (&config.safree, &data.safree) {
+                let (proj, bound) = safree::prepare_from(sc, &e, &encoding, keywords, masked)?;
                 let triggers = proj
                     .triggers()
                     .into_iter()
@@ -157,7 +266,7 @@ impl Steering {
                             pos,
                             model
                                 .tokenizer
-                                .decode_token(enc.encoding.ids[pos])
+                                .decode_token(encoding.ids[pos])
                                 .unwrap_or("?")
                                 .replace("</w>", ""),
                         )
@@ -178,28 +287,15 @@ impl Steering {
                 }
             }
         }
-
-        let sld = match config.sld {
-            Some(p) => {
-                let concept = encode_prompt(
-                    &model.tokenizer,
-                    &model.text_encoder,
-                    &config.sld_concept,
-                    None,
-                    device,
-                )?;
+        let sld = match (config.sld, data.sld_concept) {
+            (Some(p), Some(concept)) => {
                 let sld = Sld::new(p)?;
                 report.sld = sld.enabled();
-                Some((sld, concept.embeds))
+                Some((sld, concept))
             }
-            None => None,
+            _ => None,
         };
-        Ok(Self {
-            cond,
-            safree_steps,
-            sld,
-            report,
-        })
+        Ok(Self { cond, safree_steps, sld, report })
     }
 }
 

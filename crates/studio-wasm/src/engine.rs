@@ -45,28 +45,56 @@ pub struct StudioParams {
     pub steering: Option<SteeringRequest>,
 }
 
-/// Steering of one run (JSON, camelCase), as `studio generate --sld PRESET [--sld-concept C]`
-/// configures it (crates/cli/src/steering_args.rs).
+/// Steering of one run (JSON, camelCase), as `studio generate --sld PRESET [--sld-concept C]
+/// --safree KW [--safree-alpha A] [--safree-all-steps] [--safree-artist]` configures it
+/// (crates/cli/src/steering_args.rs).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SteeringRequest {
     /// Safe Latent Diffusion preset: weak | medium | strong | max.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sld: Option<String>,
     /// SLD's safety concept; absent or blank: the official list (`erasure::sld::DEFAULT_SAFETY_CONCEPT`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sld_concept: Option<String>,
+    /// SAFREE: keywords of the concept to steer away from, `;`-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safree: Option<String>,
+    /// SAFREE's trigger margin α (default 0.01).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safree_alpha: Option<f64>,
+    /// SAFREE projects at every step instead of the self-validating filter's count.
+    #[serde(default)]
+    pub safree_all_steps: bool,
+    /// SAFREE's filter calibrated for artist styles.
+    #[serde(default)]
+    pub safree_artist: bool,
 }
 
 impl SteeringRequest {
-    /// The steering configuration, `None` when it asks for nothing. SAFREE, LEACE/INLP and
-    /// Ring-A-Bell read the prompt's embedding back synchronously (`Steering::prepare`), which a
-    /// browser on WebGPU cannot, so only SLD (no read-back) is offered here.
+    /// The steering configuration, `None` when it asks for nothing. LEACE/INLP erasers and
+    /// Ring-A-Bell are fitted from many prompts through a synchronous encoder and are not offered
+    /// here yet; SLD and SAFREE are prepared with asynchronous read-backs ([`generate`]).
     pub fn config(&self) -> Result<Option<erasure::steering::SteeringConfig>, StudioError> {
-        let Some(preset) = &self.sld else { return Ok(None) };
-        let preset: erasure::sld::SldPreset = preset.parse()?;
-        let concept = self.sld_concept.as_deref().map(str::trim).filter(|c| !c.is_empty()).unwrap_or(erasure::sld::DEFAULT_SAFETY_CONCEPT);
-        Ok(Some(erasure::steering::SteeringConfig { sld: Some(preset.params()), sld_concept: concept.to_owned(), ..Default::default() }))
+        let mut config = erasure::steering::SteeringConfig::default();
+        if let Some(preset) = &self.sld {
+            let preset: erasure::sld::SldPreset = preset.parse()?;
+            config.sld = Some(preset.params());
+            if let Some(c) = self.sld_concept.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+                config.sld_concept = c.to_owned();
+            }
+        }
+        if let Some(list) = &self.safree {
+            let mut s = erasure::safree::SafreeConfig::new(erasure::safree::SafreeConfig::parse_keywords(list));
+            if let Some(a) = self.safree_alpha {
+                s.alpha = a;
+            }
+            s.self_validating = !self.safree_all_steps;
+            s.artist = self.safree_artist;
+            s.check()?;
+            config.safree = Some(s);
+        }
+        Ok((!config.is_empty()).then_some(config))
     }
 }
 
@@ -214,6 +242,8 @@ pub struct Image {
     pub rgba: Vec<u8>,
     pub timing: Timing,
     pub prompt_truncated: bool,
+    /// What the steering did (SAFREE's triggers and steps), when it says something.
+    pub steering: Option<String>,
 }
 
 /// How a run ended.
@@ -269,7 +299,15 @@ pub async fn generate<H: Host>(model: &StableDiffusion, params: &StudioParams, h
         Some(s) => s.config()?,
         None => None,
     };
-    let mut steering = config.map(|c| erasure::steering::Steering::prepare(model, &gp, c)).transpose()?;
+    // Encoded on the device, read back without blocking (WebGPU cannot read synchronously).
+    let mut steering = match config {
+        Some(c) => {
+            let data = erasure::steering::Steering::encode(model, &gp, &c)?.read_async().await?;
+            Some(erasure::steering::Steering::from_data(model, c, data)?)
+        }
+        None => None,
+    };
+    let steering_note = steering.as_ref().and_then(|s| steering_note(&s.report));
     let mut plain = pipeline::generate::NoHooks;
     let hooks: &mut dyn pipeline::generate::Hooks = match steering.as_mut() {
         Some(s) => s,
@@ -330,5 +368,19 @@ pub async fn generate<H: Host>(model: &StableDiffusion, params: &StudioParams, h
             total_ms: t_end - t0,
         },
         prompt_truncated: run.prompt_truncated,
+        steering: steering_note,
     }))
+}
+
+/// What SAFREE did, in a sentence for the page (the CLI prints the same on stderr).
+fn steering_note(r: &erasure::steering::SteeringReport) -> Option<String> {
+    let s = r.safree.as_ref()?;
+    let words: Vec<&str> = s.triggers.iter().map(|(_, w)| w.as_str()).collect();
+    let steps = if s.self_validating { format!("steps 1–{}", s.bound + 1) } else { "every step".to_owned() };
+    Some(format!(
+        "SAFREE: {} of {} tokens are triggers{}; projected embedding for {steps}",
+        s.triggers.len(),
+        s.real_tokens,
+        if words.is_empty() { String::new() } else { format!(" ({})", words.join(", ")) }
+    ))
 }

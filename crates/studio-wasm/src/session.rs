@@ -479,6 +479,7 @@ impl Session {
                     set("height", (img.height as f64).into());
                     set("rgba", js_sys::Uint8ClampedArray::from(img.rgba.as_slice()).into());
                     set("promptTruncated", img.prompt_truncated.into());
+                    set("steering", img.steering.map(JsValue::from).unwrap_or(JsValue::NULL));
                     // Each SPM's Facilitated Transport permeability for this prompt (1 with FT off).
                     let p = js_sys::Object::new();
                     for (id, v) in &perms {

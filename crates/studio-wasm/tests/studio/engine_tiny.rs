@@ -138,3 +138,42 @@ fn a_missing_component_and_a_corrupt_file_are_named() {
     let msg = StableDiffusion::load(&mut files, &device()).err().expect("a truncated UNet must not load").to_string();
     assert!(msg.contains("unet/diffusion_pytorch_model.safetensors") && msg.contains("corrupt"), "{msg}");
 }
+
+/// SAFREE and SLD in the studio loop: prepared with asynchronous read-backs (what the browser
+/// must do on WebGPU), they give exactly the image of the CLI's synchronous `Steering::prepare`
+/// (`studio generate --safree … --sld …`), and the note says what SAFREE did.
+#[test]
+fn steering_with_async_readback_equals_the_cli_path() {
+    use erasure::steering::Steering;
+    use studio_wasm::engine::SteeringRequest;
+    let device = device();
+    let mut files = MapFiles::new(fixture_files());
+    let model = StableDiffusion::load(&mut files, &device).unwrap();
+    let cases = [
+        SteeringRequest { safree: Some("red star; crimson".into()), ..Default::default() },
+        SteeringRequest { safree: Some("red star".into()), safree_all_steps: true, safree_alpha: Some(-0.5), ..Default::default() },
+        SteeringRequest { safree: Some("red star".into()), sld: Some("strong".into()), sld_concept: Some("red".into()), ..Default::default() },
+    ];
+    let plain = model.generate(&params("ddim").to_generate_params().unwrap(), &mut NoHooks).unwrap();
+    for req in cases {
+        let p = StudioParams { steering: Some(req.clone()), ..params("ddim") };
+        let mut host = TestHost { steps_seen: vec![], cancel_after: None, yields: 0, previews: vec![] };
+        let Outcome::Done(img) = block_on(engine::generate(&model, &p, &mut host)).unwrap() else { panic!("cancelled") };
+        let gp = p.to_generate_params().unwrap();
+        let mut steering = Steering::prepare(&model, &gp, req.config().unwrap().unwrap()).unwrap();
+        let reference = model.generate(&gp, &mut steering).unwrap();
+        let (_, _, rgb) = pipeline::generate::to_rgb8(&reference.image);
+        let ours: Vec<u8> = img.rgba.chunks_exact(4).flat_map(|px| [px[0], px[1], px[2]]).collect();
+        assert_eq!(ours, rgb, "{req:?}: the studio's steered image differs from the CLI path");
+        assert_ne!(rgb, pipeline::generate::to_rgb8(&plain.image).2, "{req:?}: steering changed nothing");
+        let note = img.steering.expect("a SAFREE note");
+        let s = steering.report.safree.as_ref().unwrap();
+        assert!(note.starts_with(&format!("SAFREE: {} of {} tokens are triggers", s.triggers.len(), s.real_tokens)), "{note}");
+    }
+    // Bad SAFREE settings are refused before anything runs.
+    let bad = StudioParams { steering: Some(SteeringRequest { safree: Some(" ; ".into()), ..Default::default() }), ..params("ddim") };
+    let mut host = TestHost { steps_seen: vec![], cancel_after: None, yields: 0, previews: vec![] };
+    let e = block_on(engine::generate(&model, &bad, &mut host)).err().unwrap().to_string();
+    assert!(e.contains("at least one keyword"), "{e}");
+    assert!(host.steps_seen.is_empty());
+}
