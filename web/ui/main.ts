@@ -1087,6 +1087,8 @@ function onWorker(data: unknown) {
           renderEdits();
           el.modelMeta.textContent = 'No model loaded: pick another model or folder.';
           el.model.value = '';
+        } else if (state.model) {
+          el.modelMeta.textContent = `${state.model.name} is still loaded.`;
         }
         state.pendingLoad = null;
       }

@@ -427,7 +427,7 @@ impl Session {
             }
             if numel * 4 > CPU_WEIGHT_LIMIT {
                 return Err(JsError::new(&format!(
-                    "this model has {:.2} billion parameters, {:.1} GB as f32: more than the CPU path can hold in a browser tab (WebAssembly memory stops at 4 GB, and images need room too; the limit is {:.1} GB of weights). Choose WebGPU (Backend: Auto) in a browser that has it, or a smaller model such as the classroom model or BK-SDM-Tiny",
+                    "this model has {:.2} billion parameters, {:.1} GB as f32: more than the CPU path can hold in a browser tab (WebAssembly memory stops at 4 GB, and images need room too; the limit is {:.1} GB of weights). Set Device to Auto (WebGPU) in a browser with WebGPU, or a smaller model such as the classroom model or BK-SDM-Tiny",
                     numel as f64 / 1e9,
                     (numel * 4) as f64 / 1e9,
                     CPU_WEIGHT_LIMIT as f64 / 1e9
