@@ -663,7 +663,7 @@ function refreshEraseForm() {
   const safree = el.eraseMethod.value === 'safree';
   el.eraseConcepts.placeholder = safree ? 'skull; pirate flag' : steer ? '(empty: the official unsafe-concept list)' : 'skull; pirate flag';
   $('erase-concepts-label').innerHTML = safree
-    ? 'Keywords <em>of the concept to steer away from, ; separated</em>'
+    ? 'Keywords <em>to steer away from, ; separated</em>'
     : steer
       ? 'Safety concept <em>one text</em>'
       : 'Concepts <em>; separated</em>';
