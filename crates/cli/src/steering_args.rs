@@ -61,12 +61,7 @@ impl SteeringArgs {
             bail!("--sld-concept needs --sld weak|medium|strong|max");
         }
         if let Some(list) = &self.safree {
-            let mut s = SafreeConfig::new(SafreeConfig::parse_keywords(list));
-            s.alpha = self.safree_alpha;
-            s.self_validating = !self.safree_all_steps;
-            s.artist = self.safree_artist;
-            s.check()?;
-            config.safree = Some(s);
+            config.safree = Some(SafreeConfig::from_flags(list, Some(self.safree_alpha), self.safree_all_steps, self.safree_artist)?);
         }
         if let Some(path) = &self.leace {
             let bytes = std::fs::read(path).with_context(|| format!("reading the eraser {}", path.display()))?;

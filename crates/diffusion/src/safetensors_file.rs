@@ -223,12 +223,6 @@ impl WeightFile {
             Self::Ranged(f) => &f.header,
         }
     }
-    pub fn name(&self) -> &str {
-        match self {
-            Self::InMemory(f) => &f.name,
-            Self::Ranged(f) => &f.name,
-        }
-    }
     /// One tensor as f32.
     pub fn read_f32(&mut self, name: &str) -> Result<Vec<f32>, ReadError> {
         let dtype = |info: &TensorInfo| ReadError::Dtype(info.dtype.name().to_string());

@@ -63,6 +63,20 @@ impl SafreeConfig {
         }
     }
 
+    /// The configuration `studio generate --safree KW [--safree-alpha A] [--safree-all-steps]
+    /// [--safree-artist]` asks for (the page's steering request takes the same flags), checked.
+    /// `alpha`: `None` keeps the official 0.01.
+    pub fn from_flags(keywords: &str, alpha: Option<f64>, all_steps: bool, artist: bool) -> Result<Self, EraseError> {
+        let mut s = Self::new(Self::parse_keywords(keywords));
+        if let Some(a) = alpha {
+            s.alpha = a;
+        }
+        s.self_validating = !all_steps;
+        s.artist = artist;
+        s.check()?;
+        Ok(s)
+    }
+
     /// Keywords from `"kw1;kw2"`; empty entries are dropped.
     pub fn parse_keywords(list: &str) -> Vec<String> {
         list.split(';')

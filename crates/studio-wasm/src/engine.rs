@@ -85,14 +85,7 @@ impl SteeringRequest {
             }
         }
         if let Some(list) = &self.safree {
-            let mut s = erasure::safree::SafreeConfig::new(erasure::safree::SafreeConfig::parse_keywords(list));
-            if let Some(a) = self.safree_alpha {
-                s.alpha = a;
-            }
-            s.self_validating = !self.safree_all_steps;
-            s.artist = self.safree_artist;
-            s.check()?;
-            config.safree = Some(s);
+            config.safree = Some(erasure::safree::SafreeConfig::from_flags(list, self.safree_alpha, self.safree_all_steps, self.safree_artist)?);
         }
         Ok((!config.is_empty()).then_some(config))
     }
