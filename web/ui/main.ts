@@ -1257,6 +1257,7 @@ function currentShare(): Shared {
     concepts: el.eraseConcepts.value,
     guides: el.eraseGuides.value,
     preserve: el.erasePreserve.value,
+    others: el.eraseOthers.value,
     eraseParams: el.eraseParams.value,
     edits: enabledEdits().map((e) => e.info.file),
   };
@@ -1297,6 +1298,7 @@ function applyShared(s: Shared) {
   if (s.concepts !== undefined) el.eraseConcepts.value = s.concepts;
   if (s.guides !== undefined) el.eraseGuides.value = s.guides;
   if (s.preserve !== undefined) el.erasePreserve.value = s.preserve;
+  if (s.others !== undefined) el.eraseOthers.value = s.others;
   if (s.eraseParams !== undefined) el.eraseParams.value = s.eraseParams;
   if (s.edits?.length) {
     el.eraseTime.textContent = `this link used: ${s.edits.join(', ')}, add ${s.edits.length === 1 ? 'it' : 'them'} to reproduce`;

@@ -125,6 +125,9 @@ pub enum StudioError {
     Edit(#[from] erasure::EraseError),
     #[error("a generation is running: wait for it or cancel it before changing the model's edits")]
     Busy,
+    /// A file the user gave that is not what it should be (the message names it and says why).
+    #[error("{0}")]
+    File(String),
 }
 
 impl StudioParams {

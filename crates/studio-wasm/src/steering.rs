@@ -121,7 +121,7 @@ pub async fn fit_eraser(model: &StableDiffusion, req: &EraserRequest) -> Result<
 /// is not an eraser, is damaged, or was made for another text width is refused with the reason.
 pub fn read_eraser(model: &StableDiffusion, file: &str, bytes: Vec<u8>) -> Result<LinearEraser, StudioError> {
     let eraser = LinearEraser::from_safetensors(file, bytes).map_err(|e| match e {
-        erasure::EraseError::BadFile { .. } => StudioError::Params(format!(
+        erasure::EraseError::BadFile { .. } => StudioError::File(format!(
             "{e}. An eraser file holds `proj_left` [d, r] and `proj_right` [r, d] (made by `studio fit-eraser` or this page's Export of a LEACE/INLP entry)"
         )),
         e => e.into(),
