@@ -27,7 +27,9 @@ export interface GenerateParams {
 
 /**
  * Mirrors `studio_wasm::engine::SteeringRequest`: `studio generate --sld PRESET [--sld-concept C]
- * --safree "kw1;kw2" [--safree-alpha A] [--safree-all-steps] [--safree-artist]`.
+ * --safree "kw1;kw2" [--safree-alpha A] [--safree-all-steps] [--safree-artist] [--leace FILE]
+ * [--ring-a-bell PAIRS]`. The eraser and the probe are fitted (or loaded) into the session first
+ * and named here by id.
  */
 export interface SteeringRequest {
   sld?: SldPreset;
@@ -41,6 +43,46 @@ export interface SteeringRequest {
   safreeAllSteps?: boolean;
   /** The filter calibrated for artist styles. */
   safreeArtist?: boolean;
+  /** The id of a LEACE / INLP eraser in the session (`fit-eraser`, or an eraser file added). */
+  eraser?: string;
+  /** The id of a Ring-A-Bell probe in the session (`ring-a-bell`). */
+  ringABell?: string;
+}
+
+/** The linear erasers of text embeddings (crates/erasure leace.rs, inlp.rs). */
+export const ERASER_METHODS = ['leace', 'inlp'] as const;
+export type EraserMethod = (typeof ERASER_METHODS)[number];
+
+/**
+ * Mirrors `studio_wasm::steering::EraserRequest`: `studio fit-eraser --method M --concept-prompts
+ * "a;b" --other-prompts "c;d" [--iterations N] [--min-accuracy A]` (INLP's settings only for INLP).
+ */
+export interface EraserFitRequest {
+  method: EraserMethod;
+  concepts: string[];
+  others: string[];
+  iterations?: number;
+  minAccuracy?: number;
+}
+
+/** Mirrors `studio_wasm::steering::RingABellRequest`: `--ring-a-bell "with|without;…" --ring-a-bell-eta η`. */
+export interface RingABellFitRequest {
+  pairs: string;
+  eta?: number;
+}
+
+/** Mirrors `studio_wasm::steering::SteererInfo`: an eraser or probe kept in the session. */
+export interface SteererInfo {
+  id: string;
+  kind: 'leace' | 'inlp' | 'ring-a-bell';
+  file: string;
+  /** Concept prompts (eraser) / prompts with the concept (probe). */
+  concepts: string[];
+  /** Other prompts (eraser) / the same prompts without the concept (probe). */
+  others: string[];
+  rank: number;
+  dText: number;
+  hyperparameters: Record<string, unknown>;
 }
 
 /** Safe Latent Diffusion's presets (crates/erasure/src/sld.rs). */
@@ -48,7 +90,7 @@ export const SLD_PRESETS = ['weak', 'medium', 'strong', 'max'] as const;
 export type SldPreset = (typeof SLD_PRESETS)[number];
 
 /** What a variant entry of the erase panel is: a weight edit, an adapter, or inference-time steering. */
-export type VariantKind = 'edit' | 'spm' | 'lora' | 'sld' | 'safree';
+export type VariantKind = 'edit' | 'spm' | 'lora' | 'sld' | 'safree' | 'leace' | 'inlp' | 'ring-a-bell';
 
 /** The closed-form erasure methods (crates/erasure); computing them in the page is the `erase` message. */
 export const ERASE_METHODS = ['uce', 'time', 'rece', 'speed', 'mace'] as const;
@@ -132,7 +174,9 @@ export type ToWorker =
   | { type: 'generate'; requestId: number; params: GenerateParams; edits: string[]; ft?: boolean }
   /**
    * Adds an edit file to the session's edits (applied, then kept for toggling). An SPM or LoRA
-   * file (kohya `lora_unet_…` tensors) is attached as an adapter instead, answered the same way.
+   * file (kohya `lora_unet_…` tensors) is attached as an adapter instead, and an eraser file
+   * (`proj_left` / `proj_right`, from `studio fit-eraser` or an export) is kept as a LEACE / INLP
+   * steering entry; each is answered the same way.
    */
   | { type: 'edit-add'; requestId: number; id: string; file: string; bytes: Uint8Array }
   | { type: 'edit-remove'; requestId: number; id: string }
@@ -144,6 +188,14 @@ export type ToWorker =
   | { type: 'erase'; requestId: number; id: string; method: EraseMethod; concepts: string[]; guides: string[]; preserve: string[]; params: Record<string, number | string | boolean> }
   /** Adds an inference-time steering entry (SLD); answered with an `edit` message of kind `sld`. */
   | { type: 'steer'; requestId: number; id: string; steering: SteeringRequest }
+  /**
+   * Fits a LEACE / INLP eraser in the page (`Session.fitEraser`, asynchronous read-backs) and
+   * keeps it as steering entry `id`; answered with an `edit` message of kind `leace` / `inlp`
+   * whose `bytes` are the eraser file (`studio generate --leace FILE` reads it).
+   */
+  | { type: 'fit-eraser'; requestId: number; id: string; request: EraserFitRequest }
+  /** Computes a Ring-A-Bell probe (`Session.fitRingABell`); answered with an `edit` message of kind `ring-a-bell`. */
+  | { type: 'ring-a-bell'; requestId: number; id: string; request: RingABellFitRequest }
   | { type: 'cancel' }
   | { type: 'dispose' };
 

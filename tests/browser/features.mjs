@@ -11,6 +11,10 @@
 //    files are refused with the file, tensor and shapes named, a LoRA attaches, and SLD in the
 //    page equals `studio generate --sld max` and SAFREE `--safree` (pixels within TOL_WEBGPU = 2 of 255, like the
 //    plain WebGPU-vs-CLI comparison);
+//  - embedding erasers: a LEACE eraser fitted in the page (asynchronous read-backs on WebGPU) and
+//    exported equals `studio generate --leace EXPORTED`, a Ring-A-Bell probe `--ring-a-bell`, both
+//    together `--leace … --ring-a-bell …` (TOL_WEBGPU); the exported file dropped back in gives the
+//    same image bit for bit; eraser files of another text width or cut short are refused;
 //  - grid: prompts × variants;
 //  - share URL: every setting round-trips through the link, and the link reproduces the image;
 //  - hub: a "hub" model downloaded from the local mirror (vite.config.ts) with per-file progress,
@@ -95,6 +99,21 @@ function compareEdits(a, b) {
     method: x.meta.method,
     sameBase: x.meta.base_model === y.meta.base_model,
   };
+}
+
+/** A LEACE eraser file (crates/erasure/src/leace.rs format) of text width `d`, rank 1. */
+function writeEraser(path, d) {
+  const header = {
+    __metadata__: { format: 'erasure-studio-eraser/1', method: 'leace', d_text: String(d), concepts: '["a skull"]', others: '["a star"]', positions: '1..77' },
+    proj_left: { dtype: 'F32', shape: [d, 1], data_offsets: [0, 4 * d] },
+    proj_right: { dtype: 'F32', shape: [1, d], data_offsets: [4 * d, 8 * d] },
+  };
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  const data = Buffer.from(new Float32Array(2 * d).fill(0.1).buffer);
+  writeFileSync(path, Buffer.concat([len, Buffer.from(json), data]));
 }
 
 async function mirrorLog(page, url, clear = false) {
@@ -319,6 +338,116 @@ export async function featureCases({ ctx, url }) {
       assert(r.safreeVsCli <= TOL_WEBGPU, `SAFREE in the page vs studio generate --safree: max |Δ| ${r.safreeVsCli}`);
     }
     await page.screenshot({ path: join(OUT, 'variants-tiny.png') });
+    assert(consoleErrors.length === 0, `console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
+    await page.close();
+    return r;
+  });
+
+  await runCase('embedding erasers: LEACE fitted in the page = studio generate --leace on its export, Ring-A-Bell = --ring-a-bell, eraser files dropped and refused', async () => {
+    const { page, consoleErrors } = await openPage(ctx, `${url}?model=tiny-sd1`);
+    await waitReady(page);
+    await setParams(page, P);
+    await generateAll(page);
+    const a = await readCanvas(page, 'image-original');
+    const haveCli = existsSync(CLI);
+    const r = { tolerance: TOL_WEBGPU };
+    const concepts = 'a red star; a big red star; a photo of a red star; a red star on a striped background';
+    const others = 'a blue circle; a big green square; a photo of a moon; a yellow circle on a striped background';
+    const edits = () => page.evaluate(() => window.__studio.edits().length);
+
+    // LEACE fitted in the page: without other prompts it is refused with what to give.
+    await page.selectOption(tid('erase-method'), 'leace');
+    assert(await page.isVisible(tid('erase-others')), 'the other-prompts field shows for LEACE');
+    await page.fill(tid('erase-concepts'), concepts);
+    await page.fill(tid('erase-others'), ' ; ');
+    await page.fill(tid('erase-params'), '');
+    await page.click(tid('erase-apply'));
+    r.noOthersError = await visibleError(page);
+    assert(/LEACE needs other prompts/.test(r.noOthersError ?? ''), `LEACE without other prompts: ${r.noOthersError}`);
+    await page.fill(tid('erase-others'), others);
+    await page.click(tid('erase-apply'));
+    await page.waitForFunction(() => window.__studio.edits().length === 1 && window.__studio.busy() === null, null, { timeout: 120_000, polling: 20 });
+    r.fitTime = await page.textContent(tid('erase-time'));
+    assert(/LEACE fitted in/.test(r.fitTime), `erase time ${r.fitTime}`);
+    r.leaceRow = await page.textContent(tid('edit-list'));
+    assert(/LEACE: a red star, a big red star/.test(r.leaceRow) && /rank \d+ of 32/.test(r.leaceRow), `LEACE row ${r.leaceRow}`);
+    await generateAll(page);
+    const leace = await readCanvas(page, 'image-edited');
+    assert(countDiff(a, await readCanvas(page, 'image-original')) === 0, 'LEACE must not touch the original run');
+    r.leaceChangedBytes = countDiff(a, leace);
+    assert(r.leaceChangedBytes > 50, `LEACE changed only ${r.leaceChangedBytes} bytes`);
+    assert(/LEACE eraser applied to the prompt's tokens/.test(await page.textContent(tid('status'))), 'the status says the eraser was applied');
+    // Its export is what `studio generate --leace` reads.
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click(tid('edit-export-0'))]);
+    const exported = join(OUT, 'page-leace.safetensors');
+    writeFileSync(exported, readFileSync(await dl.path()));
+    if (haveCli) {
+      r.leaceVsCli = maxDiff(leace, cliImage(P, FIXTURE, ['--leace', exported], '-page-leace')).max;
+      assert(r.leaceVsCli <= TOL_WEBGPU, `LEACE in the page vs studio generate --leace (its export): max |Δ| ${r.leaceVsCli}`);
+      // The same fit by the CLI (ndarray text encoder instead of WebGPU's): reported, not asserted.
+      const cliFit = join(OUT, 'cli-leace.safetensors');
+      execFileSync(CLI, ['fit-eraser', '--model', FIXTURE, '--method', 'leace', '--concept-prompts', concepts, '--other-prompts', others, '--out', cliFit], { stdio: 'ignore' });
+      r.leaceVsCliFit = maxDiff(leace, cliImage(P, FIXTURE, ['--leace', cliFit], '-cli-leace')).max;
+    }
+
+    // Ring-A-Bell: a pair without "|" is named; then the probe alone, then with the eraser.
+    await page.click(tid('edit-toggle-0'));
+    await page.selectOption(tid('erase-method'), 'ring-a-bell');
+    assert(!(await page.isVisible(tid('erase-others'))), 'the other-prompts field hides for Ring-A-Bell');
+    await page.fill(tid('erase-concepts'), 'a red star|a blue circle; a big red star');
+    await page.fill(tid('erase-params'), 'eta=0.9');
+    await page.click(tid('erase-apply'));
+    r.badPairError = await visibleError(page);
+    assert(/pair `a big red star` has no `\|`/.test(r.badPairError ?? ''), `bad pair: ${r.badPairError}`);
+    const pairs = 'a red star|a blue circle; a big red star|a big blue circle';
+    await page.fill(tid('erase-concepts'), pairs);
+    await page.click(tid('erase-apply'));
+    await page.waitForFunction(() => window.__studio.edits().length === 2 && window.__studio.busy() === null, null, { timeout: 120_000, polling: 20 });
+    assert(/Ring-A-Bell η = 0.9: a red star, a big red star/.test(await page.textContent(tid('edit-list'))), 'Ring-A-Bell row');
+    await generateAll(page);
+    const rab = await readCanvas(page, 'image-edited');
+    r.rabChangedBytes = countDiff(a, rab);
+    assert(r.rabChangedBytes > 50 && countDiff(a, await readCanvas(page, 'image-original')) === 0, `Ring-A-Bell changed ${r.rabChangedBytes} bytes, or touched the original`);
+    const rabFlags = ['--ring-a-bell', pairs, '--ring-a-bell-eta', '0.9'];
+    if (haveCli) {
+      r.rabVsCli = maxDiff(rab, cliImage(P, FIXTURE, rabFlags, '-rab')).max;
+      assert(r.rabVsCli <= TOL_WEBGPU, `Ring-A-Bell in the page vs studio generate --ring-a-bell: max |Δ| ${r.rabVsCli}`);
+    }
+    await page.click(tid('edit-toggle-0'));
+    await generateAll(page);
+    const both = await readCanvas(page, 'image-edited');
+    assert(both.edits.split(',').length === 2 && countDiff(both, rab) > 0 && countDiff(both, leace) > 0, 'LEACE + Ring-A-Bell must combine');
+    if (haveCli) {
+      r.bothVsCli = maxDiff(both, cliImage(P, FIXTURE, ['--leace', exported, ...rabFlags], '-leace-rab')).max;
+      assert(r.bothVsCli <= TOL_WEBGPU, `LEACE + Ring-A-Bell vs studio generate --leace --ring-a-bell: max |Δ| ${r.bothVsCli}`);
+    }
+
+    // The exported eraser dropped back in (the picker takes the drop zone's path): a LEACE row,
+    // the same image bit for bit.
+    await page.click(tid('edit-toggle-0'));
+    await page.click(tid('edit-toggle-1'));
+    await addEdit(page, exported);
+    assert((await edits()) === 3 && /LEACE: a red star/.test(await page.textContent(`[data-testid="edit-row"]:nth-child(3)`)), 'the eraser file is listed as LEACE');
+    await generateAll(page);
+    r.droppedVsFitted = countDiff(leace, await readCanvas(page, 'image-edited'));
+    assert(r.droppedVsFitted === 0, `the dropped eraser gave another image (${r.droppedVsFitted} bytes)`);
+
+    // Bad eraser files: refused with the file and the reason; nothing listed; the page still works.
+    const wide = join(OUT, 'eraser-width-48.safetensors');
+    writeEraser(wide, 48);
+    await addEdit(page, wide);
+    r.wideError = await visibleError(page);
+    assert(/eraser-width-48\.safetensors/.test(r.wideError ?? '') && /text width 48/.test(r.wideError) && /text width 32/.test(r.wideError), `wide eraser: ${r.wideError}`);
+    const cut = join(OUT, 'eraser-cut.safetensors');
+    const bytes = readFileSync(exported);
+    writeFileSync(cut, bytes.subarray(0, bytes.length - 40));
+    await addEdit(page, cut);
+    r.cutError = await visibleError(page);
+    assert(/eraser-cut\.safetensors/.test(r.cutError ?? '') && /not a valid eraser file/.test(r.cutError), `cut eraser: ${r.cutError}`);
+    assert((await edits()) === 3, 'a refused eraser must not be listed');
+    await generateAll(page);
+    assert(countDiff(leace, await readCanvas(page, 'image-edited')) === 0 && countDiff(a, await readCanvas(page, 'image-original')) === 0, 'after refused files the page must still generate the same images');
+    await page.screenshot({ path: join(OUT, 'erasers-tiny.png') });
     assert(consoleErrors.length === 0, `console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
     await page.close();
     return r;

@@ -75,6 +75,7 @@ describe('share URL', () => {
     concepts: 'skull; pirate flag',
     guides: '',
     preserve: 'red circle',
+    others: 'a star; a photo of a star',
     eraseParams: 'lamb=0.5, tokens=legacy',
     edits: ['uce-skull.safetensors'],
     hubRepo: 'CompVis/stable-diffusion-v1-4',

@@ -1,6 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import type { EditInfo } from '../protocol';
-import { permeabilityNote, safreeRequest, sldRequest, steeringRequest, variantDetails, variantLabel } from '../ui/variants';
+import {
+  addedStatus,
+  eraserRequest,
+  isFitMethod,
+  isSteeringMethod,
+  kindName,
+  permeabilityNote,
+  ringABellRequest,
+  safreeRequest,
+  sldRequest,
+  steererEntry,
+  steeringRequest,
+  variantDetails,
+  variantLabel,
+} from '../ui/variants';
 
 const info = (over: Partial<EditInfo>): EditInfo => ({
   id: 'e1',
@@ -69,5 +83,88 @@ describe('variant rows', () => {
     expect(permeabilityNote({}, true)).toBe('');
     expect(permeabilityNote({ e1: 0.9174 }, true)).toBe(' · SPM m = 0.92');
     expect(permeabilityNote({ e1: 1 }, false)).toBe(' · FT off');
+  });
+});
+
+describe('eraserRequest', () => {
+  it('splits the prompt lists on ";" only, as studio fit-eraser "a;b"', () => {
+    expect(eraserRequest('leace', ' a skull, detailed ; a photo of a skull;; ', 'a star', '')).toEqual({
+      ok: true,
+      request: { method: 'leace', concepts: ['a skull, detailed', 'a photo of a skull'], others: ['a star'] },
+    });
+    expect(eraserRequest('inlp', 'a skull', 'a star; a moon', 'iterations=3, min_accuracy=0.6')).toEqual({
+      ok: true,
+      request: { method: 'inlp', concepts: ['a skull'], others: ['a star', 'a moon'], iterations: 3, minAccuracy: 0.6 },
+    });
+  });
+  it('refuses what studio fit-eraser refuses, saying what to give', () => {
+    const c = eraserRequest('leace', ' ; ', 'a star', '');
+    expect(!c.ok && c.message).toMatch(/LEACE needs concept prompts/);
+    const o = eraserRequest('inlp', 'a skull', '', '');
+    expect(!o.ok && o.message).toMatch(/INLP needs other prompts/);
+    const l = eraserRequest('leace', 'a skull', 'a star', 'iterations=3');
+    expect(!l.ok && l.message).toMatch(/LEACE has no parameter \(`iterations` given\)/);
+    const u = eraserRequest('inlp', 'a skull', 'a star', 'lamb=1');
+    expect(!u.ok && u.message).toMatch(/unknown INLP parameter `lamb`: INLP takes iterations=10, min_accuracy=0.55/);
+    for (const bad of ['iterations=0', 'iterations=2.5', 'iterations=many']) {
+      const r = eraserRequest('inlp', 'a skull', 'a star', bad);
+      expect(!r.ok && r.message).toMatch(/whole number of at least 1/);
+    }
+    const a = eraserRequest('inlp', 'a skull', 'a star', 'min_accuracy=1.5');
+    expect(!a.ok && a.message).toMatch(/from 0 to 1 \(got 1.5\)/);
+  });
+});
+
+describe('ringABellRequest', () => {
+  it('takes "with|without" pairs and eta, as --ring-a-bell / --ring-a-bell-eta', () => {
+    expect(ringABellRequest(' a skull | a star ; a big skull|a big star ;', '')).toEqual({ ok: true, request: { pairs: 'a skull | a star;a big skull|a big star' } });
+    expect(ringABellRequest('a skull|a star', 'eta=0.9')).toEqual({ ok: true, request: { pairs: 'a skull|a star', eta: 0.9 } });
+  });
+  it('names the pair without "|" and bad settings', () => {
+    const p = ringABellRequest('a skull|a star; a moon', '');
+    expect(!p.ok && p.message).toMatch(/pair `a moon` has no `\|`/);
+    const e = ringABellRequest(' ; ', '');
+    expect(!e.ok && e.message).toMatch(/at least one prompt pair/);
+    const eta = ringABellRequest('a|b', 'eta=big');
+    expect(!eta.ok && eta.message).toMatch(/eta must be a number \(got big\)/);
+    const u = ringABellRequest('a|b', 'strength=2');
+    expect(!u.ok && u.message).toMatch(/unknown Ring-A-Bell parameter `strength`/);
+  });
+});
+
+describe('erasers and probes as variant rows', () => {
+  const leace = steererEntry({
+    id: 'e3',
+    kind: 'leace',
+    file: 'leace-a-skull.safetensors',
+    concepts: ['a skull', 'a big skull'],
+    others: ['a star'],
+    rank: 1,
+    dText: 32,
+    hyperparameters: { svd_tol: 0.01, samples: 228 },
+  });
+  it('maps a session eraser to an exportable row', () => {
+    expect(leace).toMatchObject({ id: 'e3', method: 'leace', kind: 'leace', tensors: ['proj_left', 'proj_right', 'bias'], values: 2 * 32 + 32 });
+    expect(leace.hyperparameters).toEqual({ svd_tol: 0.01, samples: 228, rank: 1, dText: 32, others: ['a star'] });
+    expect(variantLabel(leace)).toBe('LEACE: a skull, a big skull');
+    const d = variantDetails(leace);
+    expect(d?.exportable).toBe(true);
+    expect(d?.sub).toMatch(/^leace-a-skull\.safetensors · rank 1 of 32 · 2 concept \/ 1 other prompt · inference-time/);
+    expect(addedStatus(leace)).toMatch(/LEACE eraser leace-a-skull\.safetensors \(rank 1\) ready.*studio generate --leace/);
+    expect(kindName(leace)).toBe('LEACE');
+  });
+  it('maps an INLP eraser (no bias) and a Ring-A-Bell probe (not exportable)', () => {
+    const inlp = steererEntry({ id: 'e4', kind: 'inlp', file: 'x.safetensors', concepts: ['a'], others: ['b'], rank: 3, dText: 768, hyperparameters: {} });
+    expect(inlp.tensors).toEqual(['proj_left', 'proj_right']);
+    expect(inlp.values).toBe(2 * 3 * 768);
+    const rab = steererEntry({ id: 'e5', kind: 'ring-a-bell', file: 'Ring-A-Bell η = 3', concepts: ['a skull'], others: ['a star'], rank: 0, dText: 32, hyperparameters: { eta: 3 } });
+    expect(variantLabel(rab)).toBe('Ring-A-Bell η = 3: a skull');
+    expect(variantDetails(rab)).toEqual({ exportable: false, sub: expect.stringMatching(/1 prompt pair; combine it with an erasure/) });
+    expect(addedStatus(rab)).toBe("Ring-A-Bell probe (η = 3) added: it attacks the edited variant's prompt.");
+    expect(kindName(info({ method: 'uce' }))).toBe('UCE');
+  });
+  it('tells fit methods from steering methods', () => {
+    expect(['leace', 'inlp', 'ring-a-bell'].every(isFitMethod)).toBe(true);
+    expect(isFitMethod('safree') || isSteeringMethod('leace') || isFitMethod('uce')).toBe(false);
   });
 });

@@ -13,6 +13,7 @@ import {
   type DownloadFile,
   type EditInfo,
   type EraseMethod,
+  type EraserMethod,
   type FileEntry,
   type FromWorker,
   type GenerateParams,
@@ -38,7 +39,20 @@ import {
   urlSettings,
   type FormValues,
 } from './logic';
-import { addedStatus, isSteeringMethod, permeabilityNote, steeringRequest, variantDetails, variantLabel } from './variants';
+import {
+  FIT_METHODS,
+  STEERING_METHODS,
+  addedStatus,
+  eraserRequest,
+  isFitMethod,
+  isSteeringMethod,
+  kindName,
+  permeabilityNote,
+  ringABellRequest,
+  steeringRequest,
+  variantDetails,
+  variantLabel,
+} from './variants';
 import { defaultGridPrompts, diffHeatmap, gridVariants, type Variant } from './compare';
 import { addTextChunks } from './png';
 import { fromHash, toHash, type Shared } from './share';
@@ -93,6 +107,7 @@ const el = {
   eraseConcepts: $<HTMLInputElement>('erase-concepts'),
   eraseGuides: $<HTMLInputElement>('erase-guides'),
   erasePreserve: $<HTMLInputElement>('erase-preserve'),
+  eraseOthers: $<HTMLInputElement>('erase-others'),
   eraseParams: $<HTMLInputElement>('erase-params'),
   eraseExtra: $('erase-extra'),
   eraseApply: $<HTMLButtonElement>('erase-apply'),
@@ -578,7 +593,10 @@ async function addEditFiles(files: File[]) {
   }
   for (const f of files) {
     if (!f.name.endsWith('.safetensors')) {
-      showError('Not an edit file', `${f.name}: edit, SPM and LoRA files are .safetensors files (changed UNet tensors, or kohya lora_unet_… factors).`);
+      showError(
+        'Not an edit file',
+        `${f.name}: edit, SPM, LoRA and eraser files are .safetensors files (changed UNet tensors, kohya lora_unet_… factors, or a LEACE/INLP eraser's proj_left / proj_right from studio fit-eraser).`,
+      );
       continue;
     }
     let bytes: Uint8Array;
@@ -611,6 +629,34 @@ function onEraseApply() {
   const method = el.eraseMethod.value;
   if (method === 'file') {
     el.editInput.click();
+    return;
+  }
+  if (isFitMethod(method)) {
+    const id = `e${++state.editCounter}`;
+    if (method === 'ring-a-bell') {
+      const r = ringABellRequest(el.eraseConcepts.value, el.eraseParams.value);
+      el.eraseConcepts.classList.toggle('invalid', !r.ok && /pair/.test(r.message));
+      el.eraseParams.classList.toggle('invalid', !r.ok && !/pair/.test(r.message));
+      if (!r.ok) return showError('Check the Ring-A-Bell settings', r.message);
+      clearError();
+      state.busy = 'edit';
+      state.requestId++;
+      setStatus('Encoding the Ring-A-Bell prompt pairs…');
+      refreshControls();
+      send({ type: 'ring-a-bell', requestId: state.requestId, id, request: r.request });
+      return;
+    }
+    const r = eraserRequest(method as EraserMethod, el.eraseConcepts.value, el.eraseOthers.value, el.eraseParams.value);
+    el.eraseConcepts.classList.toggle('invalid', !r.ok && /concept prompts/.test(r.message));
+    el.eraseOthers.classList.toggle('invalid', !r.ok && /other prompts/.test(r.message));
+    el.eraseParams.classList.toggle('invalid', !r.ok && /parameter|iterations|min_accuracy|name=value/.test(r.message));
+    if (!r.ok) return showError(`Check the ${method.toUpperCase()} settings`, r.message);
+    clearError();
+    state.busy = 'edit';
+    state.requestId++;
+    setStatus(`Fitting ${method.toUpperCase()} from ${r.request.concepts.length} concept and ${r.request.others.length} other prompts…`);
+    refreshControls();
+    send({ type: 'fit-eraser', requestId: state.requestId, id, request: r.request });
     return;
   }
   if (isSteeringMethod(method)) {
@@ -655,24 +701,26 @@ function onEraseApply() {
   });
 }
 
+/** The erase panel's fields per method: labels, placeholders, which inputs show, the button. */
+const FORM: Record<string, { concepts: string; conceptsHint: string; params: string; others?: boolean; button: string }> = {
+  sld: { concepts: 'Safety concept <em>one text</em>', conceptsHint: '(empty: the official unsafe-concept list)', params: 'preset=medium (weak, medium, strong, max)', button: 'Add SLD variant' },
+  safree: { concepts: 'Keywords <em>to steer away from, ; separated</em>', conceptsHint: 'skull; pirate flag', params: 'alpha=0.01, all_steps=false, artist=false', button: 'Add SAFREE variant' },
+  leace: { concepts: 'Concept prompts <em>with the concept, ; separated</em>', conceptsHint: 'a skull; a photo of a skull; a big skull', params: '(none: LEACE is closed-form)', others: true, button: 'Fit LEACE eraser' },
+  inlp: { concepts: 'Concept prompts <em>with the concept, ; separated</em>', conceptsHint: 'a skull; a photo of a skull; a big skull', params: 'iterations=10, min_accuracy=0.55', others: true, button: 'Fit INLP eraser' },
+  'ring-a-bell': { concepts: 'Prompt pairs <em>with the concept|without, ; separated</em>', conceptsHint: 'a skull|a star; a photo of a skull|a photo of a star', params: 'eta=3 (RECE: 3 nudity, 0.9 Van Gogh)', button: 'Add Ring-A-Bell probe' },
+};
+
 function refreshEraseForm() {
-  const file = el.eraseMethod.value === 'file';
-  const steer = isSteeringMethod(el.eraseMethod.value);
+  const method = el.eraseMethod.value;
+  const file = method === 'file';
+  const f = FORM[method];
   el.eraseExtra.hidden = file;
-  for (const i of [el.eraseGuides, el.erasePreserve]) (i.closest('label') as HTMLElement).hidden = steer;
-  const safree = el.eraseMethod.value === 'safree';
-  el.eraseConcepts.placeholder = safree ? 'skull; pirate flag' : steer ? '(empty: the official unsafe-concept list)' : 'skull; pirate flag';
-  $('erase-concepts-label').innerHTML = safree
-    ? 'Keywords <em>to steer away from, ; separated</em>'
-    : steer
-      ? 'Safety concept <em>one text</em>'
-      : 'Concepts <em>; separated</em>';
-  el.eraseParams.placeholder = safree
-    ? 'alpha=0.01, all_steps=false, artist=false'
-    : steer
-      ? 'preset=medium (weak, medium, strong, max)'
-      : 'lamb=0.5, erase_scale=1';
-  el.eraseApply.textContent = file ? 'Choose edit, SPM or LoRA file…' : steer ? `Add ${el.eraseMethod.value.toUpperCase()} variant` : `Erase with ${el.eraseMethod.value.toUpperCase()}`;
+  for (const i of [el.eraseGuides, el.erasePreserve]) (i.closest('label') as HTMLElement).hidden = !!f;
+  (el.eraseOthers.closest('label') as HTMLElement).hidden = !f?.others;
+  el.eraseConcepts.placeholder = f?.conceptsHint ?? 'skull; pirate flag';
+  $('erase-concepts-label').innerHTML = f?.concepts ?? 'Concepts <em>; separated</em>';
+  el.eraseParams.placeholder = f?.params ?? 'lamb=0.5, erase_scale=1';
+  el.eraseApply.textContent = file ? 'Choose edit, SPM, LoRA or eraser file…' : (f?.button ?? `Erase with ${method.toUpperCase()}`);
 }
 
 // ---------------------------------------------------------------- generation
@@ -1053,7 +1101,11 @@ function onWorker(data: unknown) {
       // The grid starts from the newly erased concept(s) unless the user wrote their own prompts.
       if (!el.gridPrompts.dataset.touched && m.edit.concepts.length) el.gridPrompts.value = defaultGridPrompts(state.model?.id ?? null, m.edit.concepts).join('\n');
       el.eraseTime.textContent =
-        m.edit.kind === 'sld' || m.edit.kind === 'safree' ? `${m.edit.kind.toUpperCase()} added` : m.computed ? `${m.edit.method.toUpperCase()} computed in ${formatMs(m.ms)}` : `applied in ${formatMs(m.ms)}`;
+        m.edit.kind === 'sld' || m.edit.kind === 'safree'
+          ? `${m.edit.kind.toUpperCase()} added`
+          : m.computed
+            ? `${kindName(m.edit)} ${isFitMethod(m.edit.kind ?? '') ? 'fitted' : 'computed'} in ${formatMs(m.ms)}`
+            : `applied in ${formatMs(m.ms)}`;
       el.eraseTime.setAttribute('data-testid', 'erase-time');
       renderEdits();
       refreshPanes();
@@ -1205,6 +1257,7 @@ function currentShare(): Shared {
     concepts: el.eraseConcepts.value,
     guides: el.eraseGuides.value,
     preserve: el.erasePreserve.value,
+    others: el.eraseOthers.value,
     eraseParams: el.eraseParams.value,
     edits: enabledEdits().map((e) => e.info.file),
   };
@@ -1241,10 +1294,11 @@ function applyShared(s: Shared) {
     el.gridPrompts.value = s.gridPrompts.join('\n');
     el.gridPrompts.dataset.touched = '1';
   }
-  if (s.eraseMethod && ['file', ...ERASE_METHODS].includes(s.eraseMethod)) el.eraseMethod.value = s.eraseMethod;
+  if (s.eraseMethod && ['file', ...ERASE_METHODS, ...STEERING_METHODS, ...FIT_METHODS].includes(s.eraseMethod)) el.eraseMethod.value = s.eraseMethod;
   if (s.concepts !== undefined) el.eraseConcepts.value = s.concepts;
   if (s.guides !== undefined) el.eraseGuides.value = s.guides;
   if (s.preserve !== undefined) el.erasePreserve.value = s.preserve;
+  if (s.others !== undefined) el.eraseOthers.value = s.others;
   if (s.eraseParams !== undefined) el.eraseParams.value = s.eraseParams;
   if (s.edits?.length) {
     el.eraseTime.textContent = `this link used: ${s.edits.join(', ')}, add ${s.edits.length === 1 ? 'it' : 'them'} to reproduce`;

@@ -20,6 +20,8 @@ export interface Shared {
   concepts?: string;
   guides?: string;
   preserve?: string;
+  /** LEACE / INLP: the other (neutral) prompts. */
+  others?: string;
   eraseParams?: string;
   /** Edit files that were active (names only). */
   edits?: string[];
@@ -42,6 +44,7 @@ const KEYS: Record<keyof Shared, string> = {
   concepts: 'ec',
   guides: 'eg',
   preserve: 'ep',
+  others: 'eo',
   eraseParams: 'eh',
   edits: 'edits',
   hubRepo: 'repo',
@@ -90,6 +93,7 @@ export function fromHash(hash: string): Shared {
     concepts: str('concepts'),
     guides: str('guides'),
     preserve: str('preserve'),
+    others: str('others'),
     eraseParams: str('eraseParams'),
     edits: list('edits'),
     hubRepo: str('hubRepo', 200),

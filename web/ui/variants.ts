@@ -1,10 +1,20 @@
 // The erase panel's non-edit entries: SPM / LoRA adapters (dropped or picked `.safetensors`
 // files the worker recognises by their kohya `lora_unet_…` tensors) and inference-time
-// steering (SLD, SAFREE). They are listed, toggled and compared like edits (web/ui/main.ts); this module
-// holds what differs: labels, row details, the steering requests from the form, and the
+// steering (SLD, SAFREE, LEACE / INLP erasers fitted in the page or dropped as files, Ring-A-Bell
+// probes). They are listed, toggled and compared like edits (web/ui/main.ts); this module holds
+// what differs: labels, row details, the steering and fit requests from the form, and the
 // Facilitated Transport note.
 
-import { SLD_PRESETS, type EditInfo, type SldPreset, type SteeringRequest } from '../protocol';
+import {
+  SLD_PRESETS,
+  type EditInfo,
+  type EraserFitRequest,
+  type EraserMethod,
+  type RingABellFitRequest,
+  type SldPreset,
+  type SteererInfo,
+  type SteeringRequest,
+} from '../protocol';
 import { parseParams } from './logic';
 
 /** Methods of the erase panel's select that add steering instead of computing an edit. */
@@ -14,7 +24,38 @@ export function isSteeringMethod(m: string): boolean {
   return (STEERING_METHODS as readonly string[]).includes(m);
 }
 
-const KIND_NAMES: Record<string, string> = { spm: 'SPM', lora: 'LoRA', sld: 'SLD', safree: 'SAFREE' };
+/** Methods of the erase panel's select that fit a steering entry from prompts (an eraser, a probe). */
+export const FIT_METHODS = ['leace', 'inlp', 'ring-a-bell'] as const;
+
+export function isFitMethod(m: string): boolean {
+  return (FIT_METHODS as readonly string[]).includes(m);
+}
+
+const KIND_NAMES: Record<string, string> = { spm: 'SPM', lora: 'LoRA', sld: 'SLD', safree: 'SAFREE', leace: 'LEACE', inlp: 'INLP', 'ring-a-bell': 'Ring-A-Bell' };
+
+/** `LEACE`, `Ring-A-Bell`, … (the method in upper case for edits). */
+export function kindName(info: EditInfo): string {
+  return KIND_NAMES[info.kind ?? ''] ?? info.method.toUpperCase();
+}
+
+/** A session eraser / probe as the page lists it (the EditInfo shape, `kind` leace / inlp / ring-a-bell). */
+export function steererEntry(s: SteererInfo): EditInfo {
+  const probe = s.kind === 'ring-a-bell';
+  return {
+    id: s.id,
+    file: s.file,
+    method: s.kind,
+    concepts: s.concepts,
+    guides: [],
+    preserve: [],
+    hyperparameters: { ...s.hyperparameters, rank: s.rank, dText: s.dText, others: s.others },
+    tensors: probe ? [] : ['proj_left', 'proj_right', ...(s.kind === 'leace' ? ['bias'] : [])],
+    values: probe ? 0 : 2 * s.rank * s.dText + (s.kind === 'leace' ? s.dText : 0),
+    baseModel: '',
+    warning: null,
+    kind: s.kind,
+  };
+}
 
 /** The row title: `SPM: skull` / `LoRA: style.safetensors` / `SLD medium: …`; `null` for an edit. */
 export function variantLabel(info: EditInfo): string | null {
@@ -22,6 +63,8 @@ export function variantLabel(info: EditInfo): string | null {
   const name = KIND_NAMES[info.kind] ?? info.kind;
   if (info.kind === 'sld') return `${name} ${String(info.hyperparameters.preset ?? '')}: ${info.concepts.join(', ')}`;
   if (info.kind === 'safree') return `${name}: ${info.concepts.join(', ')}`;
+  if (info.kind === 'ring-a-bell') return `${name} η = ${String(info.hyperparameters.eta)}: ${info.concepts.join(', ')}`;
+  if (info.kind === 'leace' || info.kind === 'inlp') return `${name}: ${info.concepts.join(', ')}`;
   return info.concepts.length ? `${name}: ${info.concepts.join(', ')}` : `${name}: ${info.file}`;
 }
 
@@ -35,6 +78,21 @@ export function variantDetails(info: EditInfo): { sub: string; exportable: boole
     const steps = h.allSteps ? 'every step' : 'the self-validating filter\'s steps';
     return {
       sub: `inference-time: the prompt's trigger tokens are projected off the keywords' subspace (α = ${String(h.alpha)}) for ${steps}; weights untouched`,
+      exportable: false,
+    };
+  }
+  if (info.kind === 'leace' || info.kind === 'inlp') {
+    const h = info.hyperparameters;
+    const others = Array.isArray(h.others) ? (h.others as string[]) : [];
+    return {
+      sub: `${info.file} · rank ${String(h.rank)} of ${String(h.dText)} · ${info.concepts.length} concept / ${others.length} other prompt${others.length === 1 ? '' : 's'} · inference-time: the prompt's tokens are projected off the concept; weights untouched`,
+      exportable: true,
+    };
+  }
+  if (info.kind === 'ring-a-bell') {
+    const n = info.concepts.length;
+    return {
+      sub: `attack probe: the prompt's embedding + η·v, v from ${n} prompt pair${n === 1 ? '' : 's'}; combine it with an erasure to test whether the erasure holds`,
       exportable: false,
     };
   }
@@ -52,6 +110,9 @@ export function addedStatus(info: EditInfo): string | null {
     return `Attached ${info.file} (${KIND_NAMES[info.kind]}, ${String(info.hyperparameters.layers ?? '')} layers): on for the next generation.`;
   if (info.kind === 'sld') return `SLD (${String(info.hyperparameters.preset)}) added: it steers the edited variant's runs only.`;
   if (info.kind === 'safree') return `SAFREE added for ${info.concepts.join(', ')}: it steers the edited variant's runs only.`;
+  if (info.kind === 'leace' || info.kind === 'inlp')
+    return `${KIND_NAMES[info.kind]} eraser ${info.file} (rank ${String(info.hyperparameters.rank)}) ready: it steers the edited variant's runs only; Export saves it for studio generate --leace.`;
+  if (info.kind === 'ring-a-bell') return `Ring-A-Bell probe (η = ${String(info.hyperparameters.eta)}) added: it attacks the edited variant's prompt.`;
   return null;
 }
 
@@ -108,6 +169,74 @@ export function safreeRequest(keywords: string, params: string): { ok: true; ste
 /** The steering request of a steering method of the erase panel. */
 export function steeringRequest(method: string, concepts: string, params: string): { ok: true; steering: SteeringRequest } | { ok: false; message: string } {
   return method === 'safree' ? safreeRequest(concepts, params) : sldRequest(concepts, params);
+}
+
+/** Prompts separated by `;` (commas stay inside a prompt, as `studio fit-eraser "a;b"`). */
+function prompts(s: string): string[] {
+  return s
+    .split(';')
+    .map((p) => p.trim())
+    .filter(Boolean);
+}
+
+/**
+ * The eraser fit request from the panel's fields, as `studio fit-eraser --method M
+ * --concept-prompts "a;b" --other-prompts "c;d"`: both lists `;`-separated and non-empty; `params`
+ * may hold INLP's `iterations=10` (a whole number ≥ 1) and `min_accuracy=0.55` (0 to 1); LEACE
+ * takes none.
+ */
+export function eraserRequest(
+  method: EraserMethod,
+  concepts: string,
+  others: string,
+  params: string,
+): { ok: true; request: EraserFitRequest } | { ok: false; message: string } {
+  const name = KIND_NAMES[method];
+  const c = prompts(concepts);
+  if (!c.length) return { ok: false, message: `${name} needs concept prompts (with the concept), ";"-separated, e.g. "a skull; a photo of a skull".` };
+  const o = prompts(others);
+  if (!o.length) return { ok: false, message: `${name} needs other prompts (neutral, without the concept), ";"-separated, e.g. "a star; a photo of a star".` };
+  const p = parseParams(params);
+  if (!p.ok) return p;
+  const known = method === 'inlp' ? ['iterations', 'min_accuracy'] : [];
+  const unknown = Object.keys(p.params).find((k) => !known.includes(k));
+  if (unknown)
+    return { ok: false, message: method === 'inlp' ? `unknown INLP parameter \`${unknown}\`: INLP takes iterations=10, min_accuracy=0.55` : `LEACE has no parameter (\`${unknown}\` given): its fit is closed-form` };
+  const request: EraserFitRequest = { method, concepts: c, others: o };
+  if (p.params.iterations !== undefined) {
+    const n = p.params.iterations;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) return { ok: false, message: `INLP's iterations must be a whole number of at least 1 (got ${String(n)})` };
+    request.iterations = n;
+  }
+  if (p.params.min_accuracy !== undefined) {
+    const a = p.params.min_accuracy;
+    if (typeof a !== 'number' || a < 0 || a > 1) return { ok: false, message: `INLP's min_accuracy must be a number from 0 to 1 (got ${String(a)})` };
+    request.minAccuracy = a;
+  }
+  return { ok: true, request };
+}
+
+/**
+ * The Ring-A-Bell request from the panel's fields, as `studio generate --ring-a-bell
+ * "with|without;…" --ring-a-bell-eta η`: every `;`-separated pair has a `|`; `params` may hold
+ * `eta=3` (any finite number; RECE uses 3 for nudity, 0.9 for Van Gogh).
+ */
+export function ringABellRequest(pairs: string, params: string): { ok: true; request: RingABellFitRequest } | { ok: false; message: string } {
+  const list = prompts(pairs);
+  if (!list.length) return { ok: false, message: 'Ring-A-Bell needs at least one prompt pair "with the concept|the same prompt without", e.g. "a skull|a star".' };
+  const bad = list.find((x) => !x.includes('|'));
+  if (bad) return { ok: false, message: `Ring-A-Bell pair \`${bad}\` has no \`|\`: write "prompt with the concept|the same prompt without; …"` };
+  const p = parseParams(params);
+  if (!p.ok) return p;
+  const unknown = Object.keys(p.params).find((k) => k !== 'eta');
+  if (unknown) return { ok: false, message: `unknown Ring-A-Bell parameter \`${unknown}\`: Ring-A-Bell takes eta=3` };
+  const request: RingABellFitRequest = { pairs: list.join(';') };
+  if (p.params.eta !== undefined) {
+    const eta = p.params.eta;
+    if (typeof eta !== 'number' || !Number.isFinite(eta)) return { ok: false, message: `Ring-A-Bell's eta must be a number (got ${String(eta)})` };
+    request.eta = eta;
+  }
+  return { ok: true, request };
 }
 
 /** ` · SPM m = 0.83` for the edited pane's note (Facilitated Transport's permeabilities). */

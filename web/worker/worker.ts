@@ -8,10 +8,11 @@
 // original tensors bit for bit (erasure::EditStack), so "original vs edited" comparisons run on
 // one loaded model.
 //
-// SPM / LoRA adapters and SLD steering are variant entries too (same ids, same toggles): an
+// SPM / LoRA adapters and steering are variant entries too (same ids, same toggles): an
 // adapter file is attached on top of the edits (the Session takes adapters off while edits
 // change and puts them back), a steering entry becomes `params.steering` of the runs whose
-// variant includes it, and nothing else.
+// variant includes it, and nothing else. LEACE / INLP erasers (fitted here or added as files)
+// and Ring-A-Bell probes live in the Session by the entry's id; their steering names that id.
 
 import init, { Session, createSession, type InitOutput } from '../pkg/studio_wasm.js';
 import { cachedFiles, chooseFiles, cpuRefusal, downloadRepo, listRepo, type RemoteFile } from '../hub/download';
@@ -24,9 +25,11 @@ import {
   type ModelInfo,
   type ModelSource,
   type Phase,
+  type SteererInfo,
   type SteeringRequest,
   type ToWorker,
 } from '../protocol';
+import { steererEntry } from '../ui/variants';
 
 /** The dedicated worker's global scope (typed by hand: the DOM and WebWorker libs cannot be mixed). */
 const scope = globalThis as unknown as {
@@ -332,7 +335,11 @@ async function handle(msg: ToWorker) {
         // Applied / attached now (this checks it against the model), then kept for toggling.
         const kind = Session.fileKind(msg.bytes);
         let edit: EditInfo;
-        if (kind === 'spm' || kind === 'lora') {
+        if (kind === 'eraser') {
+          // Checked against the model's text width now; kept in the Session by id.
+          edit = steererEntry(JSON.parse(session.loadEraser(msg.id, msg.file, msg.bytes)) as SteererInfo);
+          library.set(msg.id, { kind: 'steer', steering: { eraser: msg.id } });
+        } else if (kind === 'spm' || kind === 'lora') {
           edit = adapterEntry(JSON.parse(session.attachAdapter(msg.id, msg.file, msg.bytes, kind, 1)));
           library.set(msg.id, { kind: 'adapter', file: msg.file, bytes: msg.bytes, adapterKind: kind, scale: 1 });
         } else {
@@ -348,6 +355,7 @@ async function handle(msg: ToWorker) {
     case 'edit-remove': {
       try {
         library.delete(msg.id);
+        session?.removeSteering(msg.id);
         if (session?.hasModel && (session.activeEdits as string[]).includes(msg.id)) session.revertEdit(msg.id);
         if (session?.hasModel && (session.activeAdapters as string[]).includes(msg.id)) session.detachAdapter(msg.id);
         post({ status: 'edit-removed', requestId: msg.requestId, id: msg.id });
@@ -397,6 +405,33 @@ async function handle(msg: ToWorker) {
           kind: safree ? 'safree' : 'sld',
         };
         post({ status: 'edit', requestId: msg.requestId, edit, bytes: new Uint8Array(0), ms: 0, computed: true });
+      } catch (e) {
+        fail('erase', msg.requestId, e);
+      }
+      return;
+    }
+    case 'fit-eraser': {
+      try {
+        if (!session?.hasModel) throw new Error('load a model before fitting an eraser');
+        const r = msg.request;
+        const slug = r.concepts[0].toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'concept';
+        const file = `${r.method}-${slug}.safetensors`;
+        const out = JSON.parse(await session.fitEraser(msg.id, file, JSON.stringify(r))) as { eraser: SteererInfo; ms: number };
+        library.set(msg.id, { kind: 'steer', steering: { eraser: msg.id } });
+        // The eraser file, for export (`studio generate --leace FILE` reads it).
+        const bytes = session.exportEraser(msg.id);
+        post({ status: 'edit', requestId: msg.requestId, edit: steererEntry(out.eraser), bytes: bytes.slice(), ms: out.ms, computed: true });
+      } catch (e) {
+        fail('erase', msg.requestId, e);
+      }
+      return;
+    }
+    case 'ring-a-bell': {
+      try {
+        if (!session?.hasModel) throw new Error('load a model before adding a Ring-A-Bell probe');
+        const out = JSON.parse(await session.fitRingABell(msg.id, JSON.stringify(msg.request))) as { probe: SteererInfo; ms: number };
+        library.set(msg.id, { kind: 'steer', steering: { ringABell: msg.id } });
+        post({ status: 'edit', requestId: msg.requestId, edit: steererEntry(out.probe), bytes: new Uint8Array(0), ms: out.ms, computed: true });
       } catch (e) {
         fail('erase', msg.requestId, e);
       }

@@ -190,7 +190,6 @@ impl LinearEraser {
         };
         let st = SafetensorsBytes::parse(file, bytes).map_err(|e| bad(e.to_string()))?;
         let md = &st.header.metadata;
-        let method = EraserMethod::parse(md.get("method").map(String::as_str).unwrap_or("leace"))?;
         let matrix = |name: &str| -> Result<Mat, EraseError> {
             let (v, shape) = st
                 .f32(name)
@@ -202,7 +201,10 @@ impl LinearEraser {
             }
             Ok(crate::linalg::from_row_major(shape[0], shape[1], &v))
         };
+        // The tensors first: a file of another kind (an edit, whose metadata also has a `method`)
+        // is named as "not an eraser", not as an eraser of an unknown method.
         let (left, right) = (matrix("proj_left")?, matrix("proj_right")?);
+        let method = EraserMethod::parse(md.get("method").map(String::as_str).unwrap_or("leace"))?;
         let (d, r) = left.shape();
         if d == 0 || right.shape() != (r, d) {
             return Err(bad(format!(

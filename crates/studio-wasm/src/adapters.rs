@@ -30,12 +30,18 @@ pub enum Parsed {
 }
 
 /// What a `.safetensors` file holds, from its header alone: `spm` (kohya `lora_…` tensors and a
-/// `prompts` metadata entry), `lora` (kohya tensors without `prompts`) or `edit` (anything else,
-/// including a header that cannot be read: the edit parser then names the problem).
+/// `prompts` metadata entry), `lora` (kohya tensors without `prompts`), `eraser` (a LEACE / INLP
+/// eraser of `studio fit-eraser`: metadata `format = erasure-studio-eraser/1`, or tensors
+/// `proj_left` and `proj_right`) or `edit` (anything else, including a header that cannot be
+/// read: the edit parser then names the problem).
 pub fn file_kind(bytes: &[u8]) -> &'static str {
     let Some(n) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize) else { return "edit" };
     let Some(header) = n.checked_add(8).and_then(|end| bytes.get(8..end)) else { return "edit" };
     let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(header) else { return "edit" };
+    let format = map.get("__metadata__").and_then(|m| m.get("format")).and_then(|f| f.as_str());
+    if format == Some(erasure::leace::FORMAT) || (map.contains_key("proj_left") && map.contains_key("proj_right")) {
+        return "eraser";
+    }
     if !map.keys().any(|k| k.starts_with("lora_")) {
         return "edit";
     }
@@ -49,7 +55,7 @@ pub fn parse(file: &str, bytes: Vec<u8>, kind: &str) -> Result<Parsed, StudioErr
     match kind {
         "spm" => Ok(Parsed::Spm(Spm::parse(file, bytes)?)),
         "lora" => Ok(Parsed::Lora(LoraFile::parse(file, bytes)?)),
-        "edit" => Err(StudioError::Params(format!("`{file}` holds no kohya adapter tensors (`lora_unet_…`): it is not an SPM or LoRA file"))),
+        "edit" | "eraser" => Err(StudioError::Params(format!("`{file}` holds no kohya adapter tensors (`lora_unet_…`): it is not an SPM or LoRA file"))),
         other => Err(StudioError::Params(format!("unknown adapter kind `{other}`: use spm, lora or auto"))),
     }
 }

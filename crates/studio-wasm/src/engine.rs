@@ -6,6 +6,7 @@
 //! step it appears; the yield lets the worker's event loop deliver a cancel message. Nothing here
 //! reads a tensor synchronously: a browser cannot.
 
+use crate::steering::SteeringStore;
 use diffusion::error::LoadError;
 use pipeline::generate::{GenerateError, GenerateParams};
 use pipeline::model::StableDiffusion;
@@ -46,8 +47,10 @@ pub struct StudioParams {
 }
 
 /// Steering of one run (JSON, camelCase), as `studio generate --sld PRESET [--sld-concept C]
-/// --safree KW [--safree-alpha A] [--safree-all-steps] [--safree-artist]` configures it
-/// (crates/cli/src/steering_args.rs).
+/// --safree KW [--safree-alpha A] [--safree-all-steps] [--safree-artist] [--leace FILE]
+/// [--ring-a-bell PAIRS --ring-a-bell-eta η]` configures it (crates/cli/src/steering_args.rs).
+/// An eraser and a Ring-A-Bell probe are fitted (or an eraser file read) beforehand and kept in
+/// the session's [`SteeringStore`]; the request names them by id.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SteeringRequest {
@@ -69,13 +72,20 @@ pub struct SteeringRequest {
     /// SAFREE's filter calibrated for artist styles.
     #[serde(default)]
     pub safree_artist: bool,
+    /// The id of a LEACE / INLP eraser in the session's store (`--leace FILE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eraser: Option<String>,
+    /// The id of a Ring-A-Bell probe in the session's store (`--ring-a-bell PAIRS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring_a_bell: Option<String>,
 }
 
 impl SteeringRequest {
-    /// The steering configuration, `None` when it asks for nothing. LEACE/INLP erasers and
-    /// Ring-A-Bell are fitted from many prompts through a synchronous encoder and are not offered
-    /// here yet; SLD and SAFREE are prepared with asynchronous read-backs ([`generate`]).
-    pub fn config(&self) -> Result<Option<erasure::steering::SteeringConfig>, StudioError> {
+    /// The steering configuration, `None` when it asks for nothing; the eraser and the probe
+    /// are taken from `store` (fitted there with asynchronous read-backs,
+    /// [`crate::steering`]). The prompt's own embeddings are read back asynchronously too
+    /// ([`generate_steered`]).
+    pub fn config(&self, store: &SteeringStore) -> Result<Option<erasure::steering::SteeringConfig>, StudioError> {
         let mut config = erasure::steering::SteeringConfig::default();
         if let Some(preset) = &self.sld {
             let preset: erasure::sld::SldPreset = preset.parse()?;
@@ -86,6 +96,14 @@ impl SteeringRequest {
         }
         if let Some(list) = &self.safree {
             config.safree = Some(erasure::safree::SafreeConfig::from_flags(list, self.safree_alpha, self.safree_all_steps, self.safree_artist)?);
+        }
+        if let Some(id) = &self.eraser {
+            let (eraser, file) = store.eraser(id)?;
+            config.eraser = Some(eraser);
+            config.eraser_file = file;
+        }
+        if let Some(id) = &self.ring_a_bell {
+            config.ring_a_bell = Some(store.ring_a_bell(id)?);
         }
         Ok((!config.is_empty()).then_some(config))
     }
@@ -107,6 +125,9 @@ pub enum StudioError {
     Edit(#[from] erasure::EraseError),
     #[error("a generation is running: wait for it or cancel it before changing the model's edits")]
     Busy,
+    /// A file the user gave that is not what it should be (the message names it and says why).
+    #[error("{0}")]
+    File(String),
 }
 
 impl StudioParams {
@@ -284,15 +305,21 @@ fn readback_err(e: impl std::fmt::Debug) -> StudioError {
     StudioError::Readback(format!("{e:?}"))
 }
 
-/// Runs text → image with `model`, reporting each step to `host`.
+/// Runs text → image with `model`, reporting each step to `host` (no eraser or probe stored).
 pub async fn generate<H: Host>(model: &StableDiffusion, params: &StudioParams, host: &mut H) -> Result<Outcome, StudioError> {
+    generate_steered(model, params, &SteeringStore::default(), host).await
+}
+
+/// Runs text → image with `model`, its steering's erasers and probes taken from `store`.
+pub async fn generate_steered<H: Host>(model: &StableDiffusion, params: &StudioParams, store: &SteeringStore, host: &mut H) -> Result<Outcome, StudioError> {
     let gp = params.to_generate_params()?;
     let t0 = host.now_ms();
     let config = match &params.steering {
-        Some(s) => s.config()?,
+        Some(s) => s.config(store)?,
         None => None,
     };
     // Encoded on the device, read back without blocking (WebGPU cannot read synchronously).
+    let eta = config.as_ref().and_then(|c| c.ring_a_bell.as_ref()).map(|r| r.eta);
     let mut steering = match config {
         Some(c) => {
             let data = erasure::steering::Steering::encode(model, &gp, &c)?.read_async().await?;
@@ -300,7 +327,7 @@ pub async fn generate<H: Host>(model: &StableDiffusion, params: &StudioParams, h
         }
         None => None,
     };
-    let steering_note = steering.as_ref().and_then(|s| steering_note(&s.report));
+    let steering_note = steering.as_ref().and_then(|s| steering_note(&s.report, eta));
     let mut plain = pipeline::generate::NoHooks;
     let hooks: &mut dyn pipeline::generate::Hooks = match steering.as_mut() {
         Some(s) => s,
@@ -365,15 +392,25 @@ pub async fn generate<H: Host>(model: &StableDiffusion, params: &StudioParams, h
     }))
 }
 
-/// What SAFREE did, in a sentence for the page (the CLI prints the same on stderr).
-fn steering_note(r: &erasure::steering::SteeringReport) -> Option<String> {
-    let s = r.safree.as_ref()?;
-    let words: Vec<&str> = s.triggers.iter().map(|(_, w)| w.as_str()).collect();
-    let steps = if s.self_validating { format!("steps 1–{}", s.bound + 1) } else { "every step".to_owned() };
-    Some(format!(
-        "SAFREE: {} of {} tokens are triggers{}; projected embedding for {steps}",
-        s.triggers.len(),
-        s.real_tokens,
-        if words.is_empty() { String::new() } else { format!(" ({})", words.join(", ")) }
-    ))
+/// What the steering did, in a sentence for the page (the CLI prints the same on stderr):
+/// SAFREE's triggers first, then the eraser and the probe.
+fn steering_note(r: &erasure::steering::SteeringReport, eta: Option<f64>) -> Option<String> {
+    let mut parts = vec![];
+    if let Some(s) = &r.safree {
+        let words: Vec<&str> = s.triggers.iter().map(|(_, w)| w.as_str()).collect();
+        let steps = if s.self_validating { format!("steps 1–{}", s.bound + 1) } else { "every step".to_owned() };
+        parts.push(format!(
+            "SAFREE: {} of {} tokens are triggers{}; projected embedding for {steps}",
+            s.triggers.len(),
+            s.real_tokens,
+            if words.is_empty() { String::new() } else { format!(" ({})", words.join(", ")) }
+        ));
+    }
+    if let Some(m) = r.eraser {
+        parts.push(format!("{} eraser applied to the prompt's tokens", m.to_uppercase()));
+    }
+    if r.ring_a_bell {
+        parts.push(format!("Ring-A-Bell probe added (η = {})", eta.unwrap_or(f64::NAN)));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }

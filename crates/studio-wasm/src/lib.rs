@@ -4,7 +4,8 @@
 //!
 //! Only [`session`] is wasm32-specific; [`engine`] (the step loop, parameters, timings),
 //! [`edits`] (edit files on the loaded model), [`erase`] (closed-form erasure with
-//! asynchronous read-backs) and [`files`] (the model folder as a path → bytes
+//! asynchronous read-backs), [`steering`] (LEACE/INLP erasers and Ring-A-Bell probes fitted with
+//! asynchronous read-backs, kept by id) and [`files`] (the model folder as a path → bytes
 //! map) are plain Rust, built and tested natively
 //! with the rest of the workspace.
 
@@ -13,6 +14,7 @@ pub mod edits;
 pub mod engine;
 pub mod erase;
 pub mod files;
+pub mod steering;
 
 #[cfg(target_arch = "wasm32")]
 pub mod session;

@@ -10,9 +10,13 @@
 //! s.cancel();                                       // from a message handler, between two steps
 //! const e = JSON.parse(await s.applyEdit('e1', 'uce.safetensors', bytes)); // EditInfo; e.warning
 //! s.revertEdit('e1'); s.revertAllEdits(); s.activeEdits; s.exportEdit('e1');
-//! Session.fileKind(bytes);                          // 'spm' | 'lora' | 'edit', from the header
+//! Session.fileKind(bytes);                          // 'spm' | 'lora' | 'eraser' | 'edit', from the header
 //! const a = JSON.parse(s.attachAdapter('a1', 'spm.safetensors', bytes, 'auto', 1.0)); // AdapterInfo
 //! s.detachAdapter('a1'); s.detachAllAdapters(); s.activeAdapters; s.facilitatedTransport = false;
+//! const f = JSON.parse(await s.fitEraser('e2', 'leace-skull.safetensors', JSON.stringify({method: 'leace', concepts, others})));
+//! s.loadEraser('e3', 'skull.safetensors', bytes); s.exportEraser('e2');   // SteererInfo JSON; the file
+//! await s.fitRingABell('e4', JSON.stringify({pairs: 'a skull|a star', eta: 3}));
+//! s.removeSteering('e2');                           // params.steering = {eraser: 'e2', ringABell: 'e4'}
 //! s.dispose();                                      // drops the model's GPU buffers
 //! ```
 //! Every failure is a rejected promise / thrown `Error` with an actionable message; a panic
@@ -22,6 +26,7 @@ use crate::adapters::{self, SessionAdapters};
 use crate::edits::{self, EditInfo};
 use crate::engine::{self, Host, ModelInfo, Outcome, Progress, StudioError, StudioParams};
 use crate::files::{check_components, list_dir, normalize_paths};
+use crate::steering::{self, EraserRequest, RingABellRequest, Steerer, SteeringStore};
 use burn::tensor::Device;
 use diffusion::error::LoadError;
 use diffusion::safetensors_file::{ByteRanges, RangedSafetensors, SafetensorsBytes, WeightFile};
@@ -148,6 +153,8 @@ struct Inner {
     edits: RefCell<EditStack>,
     /// SPM / LoRA adapters, on top of the edits.
     adapters: RefCell<SessionAdapters>,
+    /// LEACE / INLP erasers and Ring-A-Bell probes that runs name in their steering.
+    steering: RefCell<SteeringStore>,
     cancel: Cell<bool>,
     running: Cell<bool>,
 }
@@ -186,6 +193,7 @@ impl Inner {
             model: RefCell::new(None),
             edits: RefCell::new(EditStack::new()),
             adapters: RefCell::new(SessionAdapters::new()),
+            steering: RefCell::new(SteeringStore::default()),
             cancel: Cell::new(false),
             running: Cell::new(false),
         }
@@ -437,6 +445,7 @@ impl Session {
         self.inner.model.borrow_mut().take();
         *self.inner.edits.borrow_mut() = EditStack::new();
         *self.inner.adapters.borrow_mut() = SessionAdapters::new();
+        self.inner.steering.borrow_mut().clear();
         let model = StableDiffusion::load(&mut files, &self.inner.device).map_err(js_err)?;
         let info = ModelInfo::of(&model);
         *self.inner.model.borrow_mut() = Some(Rc::new(model));
@@ -460,7 +469,9 @@ impl Session {
             inner.cancel.set(false);
             inner.running.set(true);
             let mut host = BrowserHost { inner: inner.clone(), on_progress, on_preview };
-            let result = engine::generate(&model, &params, &mut host).await;
+            // A copy: no borrow of the store is held across the run's awaits.
+            let store = inner.steering.borrow().clone();
+            let result = engine::generate_steered(&model, &params, &store, &mut host).await;
             inner.running.set(false);
             inner.cancel.set(false);
             let o = js_sys::Object::new();
@@ -679,11 +690,87 @@ impl Session {
         self.inner.adapters.borrow_mut().ft = on;
     }
 
-    /// Drops the model (and its GPU buffers) and its edits. The session stays usable for another load.
+    /// Fits a LEACE or INLP eraser on the loaded model's text encoder (`request`: JSON of
+    /// [`EraserRequest`]: method, concepts, others, iterations, minAccuracy; the defaults and
+    /// checks of `studio fit-eraser`) and keeps it under `id`, named `file`. Resolves to
+    /// `{eraser: SteererInfo, ms}` as JSON; a run uses it with `steering.eraser = id`. Every
+    /// read-back is asynchronous.
+    #[wasm_bindgen(js_name = fitEraser)]
+    pub fn fit_eraser(&self, id: String, file: String, request: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            if inner.running.get() {
+                return Err(js_err(StudioError::Busy).into());
+            }
+            let req = EraserRequest::from_json(&request).map_err(js_err)?;
+            let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+            let t0 = now_ms();
+            let (eraser, bytes) = steering::fit_eraser(&model, &req).await.map_err(js_err)?;
+            let ms = now_ms() - t0;
+            let info = inner.steering.borrow_mut().insert(&id, Steerer::Eraser { eraser, file, bytes });
+            Ok(JsValue::from_str(&format!("{{\"eraser\":{},\"ms\":{ms}}}", serde_json::to_string(&info).map_err(js_err)?)))
+        })
+    }
+
+    /// Reads an eraser file (from `studio fit-eraser` or [`Self::export_eraser`]) and keeps it
+    /// under `id`. Returns `SteererInfo` as JSON. A file that is not an eraser, is damaged or was
+    /// made for another text width throws with the reason, and nothing is kept.
+    #[wasm_bindgen(js_name = loadEraser)]
+    pub fn load_eraser(&self, id: String, file: String, bytes: js_sys::Uint8Array) -> Result<String, JsError> {
+        let model = self.inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+        let bytes = bytes.to_vec();
+        let eraser = steering::read_eraser(&model, &file, bytes.clone()).map_err(js_err)?;
+        let info = self.inner.steering.borrow_mut().insert(&id, Steerer::Eraser { eraser, file, bytes });
+        serde_json::to_string(&info).map_err(js_err)
+    }
+
+    /// The file of the eraser `id` (`studio generate --leace FILE` reads it).
+    #[wasm_bindgen(js_name = exportEraser)]
+    pub fn export_eraser(&self, id: String) -> Result<js_sys::Uint8Array, JsError> {
+        let bytes = self.inner.steering.borrow().export(&id).map_err(js_err)?;
+        Ok(js_sys::Uint8Array::from(bytes.as_slice()))
+    }
+
+    /// Computes a Ring-A-Bell concept vector (`request`: JSON of [`RingABellRequest`]: pairs
+    /// "with|without;…", eta) on the loaded model and keeps it under `id`. Resolves to
+    /// `{probe: SteererInfo, ms}` as JSON; a run uses it with `steering.ringABell = id`.
+    #[wasm_bindgen(js_name = fitRingABell)]
+    pub fn fit_ring_a_bell(&self, id: String, request: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            if inner.running.get() {
+                return Err(js_err(StudioError::Busy).into());
+            }
+            let req = RingABellRequest::from_json(&request).map_err(js_err)?;
+            let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+            let t0 = now_ms();
+            let probe = steering::fit_ring_a_bell(&model, &req).await.map_err(js_err)?;
+            let ms = now_ms() - t0;
+            let pairs = erasure::ring_a_bell::parse_pairs(&req.pairs).map_err(js_err)?;
+            let info = inner.steering.borrow_mut().insert(&id, Steerer::RingABell { probe, pairs });
+            Ok(JsValue::from_str(&format!("{{\"probe\":{},\"ms\":{ms}}}", serde_json::to_string(&info).map_err(js_err)?)))
+        })
+    }
+
+    /// Drops the eraser or probe `id`. Returns whether it was there.
+    #[wasm_bindgen(js_name = removeSteering)]
+    pub fn remove_steering(&self, id: String) -> bool {
+        self.inner.steering.borrow_mut().remove(&id)
+    }
+
+    /// Ids of the stored erasers and probes.
+    #[wasm_bindgen(getter, js_name = steeringIds)]
+    pub fn steering_ids(&self) -> Vec<String> {
+        self.inner.steering.borrow().ids()
+    }
+
+    /// Drops the model (and its GPU buffers), its edits, adapters, erasers and probes. The
+    /// session stays usable for another load.
     pub fn dispose(&self) {
         self.inner.cancel.set(true);
         self.inner.model.borrow_mut().take();
         *self.inner.edits.borrow_mut() = EditStack::new();
         *self.inner.adapters.borrow_mut() = SessionAdapters::new();
+        self.inner.steering.borrow_mut().clear();
     }
 }

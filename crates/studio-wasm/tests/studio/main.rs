@@ -7,4 +7,5 @@ mod common;
 mod edits_tiny;
 mod engine_tiny;
 mod erase_tiny;
+mod steering_tiny;
 mod units;

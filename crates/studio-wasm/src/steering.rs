@@ -1,0 +1,253 @@
+//! LEACE / INLP erasers and Ring-A-Bell probes in the page, the portable half: fitted from
+//! prompts with asynchronous read-backs, or read from an eraser file, and kept in the session by
+//! id so that a run's [`SteeringRequest`](crate::engine::SteeringRequest) names them.
+//!
+//! Natively `studio fit-eraser` and `studio generate --ring-a-bell` encode their prompts through
+//! a synchronous `ModelEncoder` (crates/cli/src/steering_args.rs), which a browser on WebGPU
+//! cannot: here every prompt is encoded and read back with `into_data_async` first
+//! ([`crate::erase::encode`]), then the same `erasure` functions run on a `PrecomputedEncoder`.
+//! Which prompts they need is known beforehand (the lists themselves), so unlike
+//! [`crate::erase`] no recording round is needed. The text encoder's output is the same either
+//! way, so the eraser and the concept vector equal the CLI's bit for bit (test
+//! `tests/studio/steering_tiny.rs`).
+//!
+//! A fitted eraser is kept as its file says it (`LinearEraser::to_safetensors`, f32): the
+//! session's eraser, its export and what `studio generate --leace EXPORTED` reads are one and the
+//! same, so the page's image equals the CLI's on the exported file.
+
+use crate::engine::StudioError;
+use erasure::inlp::InlpConfig;
+use erasure::leace::{EraserMethod, LeaceConfig, LinearEraser};
+use erasure::ring_a_bell::{self, RingABell};
+use erasure::text::{PrecomputedEncoder, TokenEmbeddings};
+use pipeline::model::StableDiffusion;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// What the page asks to fit (JSON, camelCase), as `studio fit-eraser --method M
+/// --concept-prompts "a;b" --other-prompts "c;d" [--iterations N] [--min-accuracy A]`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EraserRequest {
+    /// `leace` (default) or `inlp`.
+    #[serde(default = "leace")]
+    pub method: String,
+    /// Prompts with the concept (label 1).
+    pub concepts: Vec<String>,
+    /// Prompts without it (label 0), e.g. neutral prompts of the same style.
+    pub others: Vec<String>,
+    /// INLP: classifiers to train at most (default 10, as `--iterations`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<usize>,
+    /// INLP: stop when a classifier's accuracy falls below this (default 0.55, as `--min-accuracy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_accuracy: Option<f64>,
+}
+
+fn leace() -> String {
+    "leace".into()
+}
+
+/// What the page asks for a Ring-A-Bell probe (JSON, camelCase), as `studio generate
+/// --ring-a-bell PAIRS [--ring-a-bell-eta η]`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RingABellRequest {
+    /// `"prompt with the concept|the same prompt without;…"` ([`ring_a_bell::parse_pairs`]).
+    pub pairs: String,
+    /// η (default [`ring_a_bell::DEFAULT_ETA`], RECE's nudity setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<f64>,
+}
+
+/// The CLI's `prompt_list` on an already split list: trimmed, blanks dropped, at least one.
+fn prompt_list(list: &[String], what: &str) -> Result<Vec<String>, StudioError> {
+    let out: Vec<String> = list.iter().map(|p| p.trim()).filter(|p| !p.is_empty()).map(str::to_owned).collect();
+    if out.is_empty() {
+        return Err(StudioError::Params(format!("no {what} prompts: give at least one, e.g. \"a skull; a photo of a skull\"")));
+    }
+    Ok(out)
+}
+
+impl EraserRequest {
+    pub fn from_json(json: &str) -> Result<Self, StudioError> {
+        serde_json::from_str(json).map_err(|e| StudioError::Params(format!("eraser request: {e}")))
+    }
+}
+
+impl RingABellRequest {
+    pub fn from_json(json: &str) -> Result<Self, StudioError> {
+        serde_json::from_str(json).map_err(|e| StudioError::Params(format!("Ring-A-Bell request: {e}")))
+    }
+}
+
+/// Encodes `prompts` (each once) with asynchronous read-backs.
+async fn encode_all<'a>(model: &StableDiffusion, prompts: impl IntoIterator<Item = &'a String>) -> Result<PrecomputedEncoder, StudioError> {
+    let mut known: HashMap<String, TokenEmbeddings> = HashMap::new();
+    for p in prompts {
+        if !known.contains_key(p) {
+            let e = crate::erase::encode(model, p).await?;
+            known.insert(p.clone(), e);
+        }
+    }
+    Ok(PrecomputedEncoder(known))
+}
+
+/// Fits the eraser of `req` on `model`'s text encoder, exactly as `studio fit-eraser` does
+/// (crates/cli/src/steering_args.rs `fit_eraser`), and returns it with its file bytes. Every
+/// read-back is asynchronous.
+pub async fn fit_eraser(model: &StableDiffusion, req: &EraserRequest) -> Result<(LinearEraser, Vec<u8>), StudioError> {
+    let method = EraserMethod::parse(&req.method)?;
+    let concepts = prompt_list(&req.concepts, "concept")?;
+    let others = prompt_list(&req.others, "other")?;
+    if method == EraserMethod::Leace && (req.iterations.is_some() || req.min_accuracy.is_some()) {
+        return Err(StudioError::Params("iterations and min_accuracy are INLP's settings: LEACE has none (choose INLP, or leave them out)".into()));
+    }
+    let mut enc = encode_all(model, concepts.iter().chain(&others)).await?;
+    let fitted = match method {
+        EraserMethod::Leace => erasure::leace::fit_prompts(&mut enc, &concepts, &others, LeaceConfig::default())?,
+        EraserMethod::Inlp => {
+            let d = InlpConfig::default();
+            let config = InlpConfig { iterations: req.iterations.unwrap_or(d.iterations), min_accuracy: req.min_accuracy.unwrap_or(d.min_accuracy), ..d };
+            erasure::inlp::fit_prompts(&mut enc, &concepts, &others, config)?.0
+        }
+    };
+    let bytes = fitted.to_safetensors();
+    let eraser = LinearEraser::from_safetensors(&format!("{}.safetensors", method.name()), bytes.clone())?;
+    Ok((eraser, bytes))
+}
+
+/// Reads an eraser file (from `studio fit-eraser` or the page's export) for `model`: a file that
+/// is not an eraser, is damaged, or was made for another text width is refused with the reason.
+pub fn read_eraser(model: &StableDiffusion, file: &str, bytes: Vec<u8>) -> Result<LinearEraser, StudioError> {
+    let eraser = LinearEraser::from_safetensors(file, bytes).map_err(|e| match e {
+        erasure::EraseError::BadFile { .. } => StudioError::File(format!(
+            "{e}. An eraser file holds `proj_left` [d, r] and `proj_right` [r, d] (made by `studio fit-eraser` or this page's Export of a LEACE/INLP entry)"
+        )),
+        e => e.into(),
+    })?;
+    let d = model.text_encoder.config().hidden_size;
+    eraser.check_width(d, file)?;
+    Ok(eraser)
+}
+
+/// Computes the Ring-A-Bell concept vector of `req` on `model`, exactly as `studio generate
+/// --ring-a-bell` does (`ring_a_bell::from_prompts`). Every read-back is asynchronous.
+pub async fn fit_ring_a_bell(model: &StableDiffusion, req: &RingABellRequest) -> Result<RingABell, StudioError> {
+    let pairs = ring_a_bell::parse_pairs(&req.pairs)?;
+    let eta = req.eta.unwrap_or(ring_a_bell::DEFAULT_ETA);
+    if !eta.is_finite() {
+        return Err(StudioError::Params(format!("Ring-A-Bell's η must be a finite number (got {eta})")));
+    }
+    let mut enc = encode_all(model, pairs.iter().flat_map(|(a, b)| [a, b])).await?;
+    Ok(ring_a_bell::from_prompts(&mut enc, &pairs, eta)?)
+}
+
+/// One entry of the store.
+#[derive(Debug, Clone)]
+pub enum Steerer {
+    /// A LEACE or INLP eraser, the file name it goes by and its file's bytes (exported as they
+    /// are: re-serialising the metadata's JSON numbers need not give the same digits).
+    Eraser { eraser: LinearEraser, file: String, bytes: Vec<u8> },
+    /// A Ring-A-Bell concept vector, with the pairs it came from.
+    RingABell { probe: RingABell, pairs: Vec<(String, String)> },
+}
+
+/// What the UI shows about a stored eraser or probe (JSON, camelCase).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SteererInfo {
+    pub id: String,
+    /// `leace`, `inlp` or `ring-a-bell`.
+    pub kind: &'static str,
+    pub file: String,
+    /// Concept prompts (eraser) or the prompts with the concept (probe).
+    pub concepts: Vec<String>,
+    /// Other prompts (eraser) or the prompts without the concept (probe).
+    pub others: Vec<String>,
+    /// Directions removed (eraser; 0 for a probe).
+    pub rank: usize,
+    pub d_text: usize,
+    /// The eraser's fit settings and statistics (`svd_tol`, `samples`, INLP's `accuracies`…);
+    /// for a probe `eta`.
+    pub hyperparameters: BTreeMap<String, serde_json::Value>,
+}
+
+impl SteererInfo {
+    pub fn of(id: &str, s: &Steerer) -> Self {
+        match s {
+            Steerer::Eraser { eraser, file, .. } => Self {
+                id: id.into(),
+                kind: eraser.method.name(),
+                file: file.clone(),
+                concepts: eraser.concepts.clone(),
+                others: eraser.others.clone(),
+                rank: eraser.proj_left.ncols(),
+                d_text: eraser.d_text(),
+                hyperparameters: eraser.hyperparameters.clone(),
+            },
+            Steerer::RingABell { probe, pairs } => Self {
+                id: id.into(),
+                kind: "ring-a-bell",
+                file: format!("Ring-A-Bell η = {}", probe.eta),
+                concepts: pairs.iter().map(|p| p.0.clone()).collect(),
+                others: pairs.iter().map(|p| p.1.clone()).collect(),
+                rank: 0,
+                d_text: probe.vector.ncols(),
+                hyperparameters: BTreeMap::from([("eta".to_owned(), serde_json::json!(probe.eta))]),
+            },
+        }
+    }
+}
+
+/// The session's erasers and probes by id. Cloned for a run (an eraser is a few `[d, r]`
+/// matrices, a probe one `[77, d]`), so that no borrow is held across the run's awaits.
+#[derive(Debug, Clone, Default)]
+pub struct SteeringStore {
+    entries: BTreeMap<String, Steerer>,
+}
+
+impl SteeringStore {
+    /// Adds or replaces `id`.
+    pub fn insert(&mut self, id: &str, s: Steerer) -> SteererInfo {
+        let info = SteererInfo::of(id, &s);
+        self.entries.insert(id.to_owned(), s);
+        info
+    }
+    pub fn remove(&mut self, id: &str) -> bool {
+        self.entries.remove(id).is_some()
+    }
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+    pub fn ids(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
+    }
+
+    /// The eraser `id` and its file name, for a run.
+    pub fn eraser(&self, id: &str) -> Result<(LinearEraser, String), StudioError> {
+        match self.entries.get(id) {
+            Some(Steerer::Eraser { eraser, file, .. }) => Ok((eraser.clone(), file.clone())),
+            Some(_) => Err(StudioError::Params(format!("`{id}` is a Ring-A-Bell probe, not an eraser: pass it as ringABell"))),
+            None => Err(StudioError::Params(format!("no eraser `{id}` in this session (a model load drops them): fit or load it again"))),
+        }
+    }
+
+    /// The Ring-A-Bell probe `id`, for a run.
+    pub fn ring_a_bell(&self, id: &str) -> Result<RingABell, StudioError> {
+        match self.entries.get(id) {
+            Some(Steerer::RingABell { probe, .. }) => Ok(probe.clone()),
+            Some(_) => Err(StudioError::Params(format!("`{id}` is an eraser, not a Ring-A-Bell probe: pass it as eraser"))),
+            None => Err(StudioError::Params(format!("no Ring-A-Bell probe `{id}` in this session (a model load drops them): add it again"))),
+        }
+    }
+
+    /// The file of the eraser `id` (f32, `studio generate --leace` reads it), byte for byte as
+    /// fitted or loaded.
+    pub fn export(&self, id: &str) -> Result<Vec<u8>, StudioError> {
+        match self.entries.get(id) {
+            Some(Steerer::Eraser { bytes, .. }) => Ok(bytes.clone()),
+            _ => Err(self.eraser(id).err().unwrap_or_else(|| StudioError::Params(format!("no eraser `{id}`")))),
+        }
+    }
+}
