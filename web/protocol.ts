@@ -4,7 +4,8 @@
 /** Where a session runs. */
 export type Backend = 'webgpu' | 'cpu';
 /** What the user asks for: `auto` tries WebGPU and falls back to the CPU with a reason. */
-export type BackendChoice = 'auto' | 'cpu';
+/** `auto`: WebGPU, computing in f16 where the adapter has `shader-f16`; `webgpu-f32`: WebGPU in f32; `cpu`: the CPU path. */
+export type BackendChoice = 'auto' | 'webgpu-f32' | 'cpu';
 
 export const SCHEDULERS = ['ddim', 'euler', 'euler-a', 'lcm', 'dpm'] as const;
 export type SchedulerName = (typeof SCHEDULERS)[number];
@@ -209,6 +210,8 @@ export type FromWorker =
       fallbackReason: string | null;
       maxStorageBuffer: number | null;
       shaderF16: boolean;
+      /** What the engine computes in: f16 on WebGPU with `shader-f16` (unless `webgpu-f32` was asked), else f32. */
+      precision: 'f16' | 'f32';
       initMs: number;
     }
   | { status: 'loading'; requestId: number; file: string; fileIndex: number; fileCount: number; loaded: number; total: number }
@@ -268,7 +271,12 @@ export function isFromWorker(x: unknown): x is FromWorker {
   if (!isObj(x) || !isStr(x.status)) return false;
   switch (x.status) {
     case 'ready':
-      return (x.backend === 'webgpu' || x.backend === 'cpu') && isStr(x.adapter) && (x.fallbackReason === null || isStr(x.fallbackReason));
+      return (
+        (x.backend === 'webgpu' || x.backend === 'cpu') &&
+        isStr(x.adapter) &&
+        (x.fallbackReason === null || isStr(x.fallbackReason)) &&
+        (x.precision === 'f16' || x.precision === 'f32')
+      );
     case 'loading':
       return isNum(x.requestId) && isStr(x.file) && isNum(x.loaded) && isNum(x.total);
     case 'loaded':

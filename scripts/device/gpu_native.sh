@@ -28,27 +28,34 @@ nproc
 stamp "SD 1.5-shaped random model"
 timeout 150 python3 scripts/reference/make_sd15_random.py "$D/sd15-random" | tail -3
 
+if [ -z "${SKIP_BASELINES:-}" ]; then
 stamp "PyTorch CUDA baseline (fp32, fp16)"
 timeout 150 python3 scripts/reference/bench_diffusers.py --cuda --no-cpu-sd15 --model "$D/classroom" --repeats 5 --out "$O/torch.json" | tail -20
+fi
 
-gen() { # name model size steps
+gen() { # name model size steps [studio generate flags…]
   local peak=$D/peak-$1; echo 0 > "$peak"
   ( while sleep 0.2; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits; done | awk -v f="$peak" '$1>m{m=$1; print m > f; close(f)}' ) &
   local mon=$!
   local s=$(date +%s%N)
   timeout 150 "$D/studio" generate --model "$2" --prompt "a big red star on a blue striped background" --seed 1234 --steps "$4" \
-    --guidance 7.5 --scheduler ddim --height "$3" --width "$3" --device wgpu --out "$D/$1_cli.png" 2>&1 | tr '\r' '\n' | tail -2
+    --guidance 7.5 --scheduler ddim --height "$3" --width "$3" --device wgpu "${@:5}" --out "$D/$1_cli.png" 2>&1 | tr '\r' '\n' | tail -2
   echo "$1: wall $(( ($(date +%s%N) - s) / 1000000 )) ms, peak GPU memory $(cat "$peak") MiB (nvidia-smi, whole GPU)"
   kill $mon 2>/dev/null; wait $mon 2>/dev/null
-  cp "$D/$1_cli.png" "$O/" 2>/dev/null
+  case $1 in classroom2*|sd15b*) cp "$D/$1_cli.png" "$O/" 2>/dev/null;; esac
 }
-stamp "studio generate --device wgpu (first run compiles shaders)"
-gen classroom "$D/classroom" 64 10
-gen classroom2 "$D/classroom" 64 10
-gen sd15 "$D/sd15-random" 512 4
-gen sd15b "$D/sd15-random" 512 4
+stamp "studio generate --device wgpu (first run compiles shaders), precisions: ${DTYPES:=f32}"
+for dt in $DTYPES; do
+  sfx=$([ "$dt" = f32 ] || echo "_$dt")
+  gen "classroom$sfx" "$D/classroom" 64 10 --dtype "$dt"
+  gen "classroom2$sfx" "$D/classroom" 64 10 --dtype "$dt"
+  gen "sd15$sfx" "$D/sd15-random" 512 4 --dtype "$dt"
+  gen "sd15b$sfx" "$D/sd15-random" 512 4 --dtype "$dt"
+done
 
+if [ -z "${SKIP_BASELINES:-}" ]; then
 stamp "studio bench --devices wgpu (against the PyTorch CUDA numbers above)"
 timeout 200 "$D/studio" bench --devices wgpu --model "$D/classroom" --repeats 5 --baseline "$O/torch.json" --json "$O/ours.json" 2>&1 | tail -30
+fi
 stamp done
 ls -la "$D"

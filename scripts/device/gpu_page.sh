@@ -23,15 +23,20 @@ LD_LIBRARY_PATH=$D/chr/lib "$D/chr/chromium-headless-shell" --version
 # recipe for headless Chrome with WebGPU on Linux + NVIDIA (Vulkan for Dawn and ANGLE, no surface).
 FL="--use-angle=vulkan --enable-features=Vulkan --disable-vulkan-surface"
 FL2="--use-angle=vulkan --enable-features=Vulkan,VulkanFromANGLE,DefaultANGLEVulkan --use-vulkan=native --disable-vulkan-surface --ignore-gpu-blocklist --enable-gpu --disable-gpu-sandbox"
+# Candidates for an adapter that offers shader-f16 (the page's f16 path).
+F16A="--enable-dawn-features=allow_unsafe_apis"
+F16B="--enable-webgpu-developer-features --enable-dawn-features=allow_unsafe_apis --enable-features=Vulkan,WebGPUExperimentalFeatures"
 timeout 500 python3 scripts/device/page_gpu.py --chromium "$D/chr/chromium-headless-shell" --dist "$D/dist" --out "$O" --lib "$D/chr/lib" \
-  --only "${ONLY:-classroom,sd15}" --hub-repo "erasure-studio/sd15-random=$D/sd15-random" --sd15-size "${SD15_SIZE:-512}" --sd15-steps "${SD15_STEPS:-4}" --probe "$FL|$FL2| "
+  --only "${ONLY:-classroom,sd15}" --hub-repo "erasure-studio/sd15-random=$D/sd15-random" --sd15-size "${SD15_SIZE:-512}" --sd15-steps "${SD15_STEPS:-4}" --probe "$FL|$FL $F16A|$FL $F16B|$FL2| "
 python3 - "$O" "$D" <<'PY'
 import sys, json, numpy as np
 from PIL import Image
 o, d = sys.argv[1:]
 try:
-    cli = np.asarray(Image.open(f"{d}/sd15_cli.png").convert("RGB")).astype(int)
     j = json.load(open(f"{o}/page_gpu.json"))
+    f16 = "f16" in (j["sd15"].get("engine") or "")
+    cli = np.asarray(Image.open(f"{d}/sd15b{'_f16' if f16 else ''}_cli.png").convert("RGB")).astype(int)
+    print("page engine:", j["sd15"].get("engine"), "-> compared with", "studio generate --dtype f16" if f16 else "studio generate (f32)")
     w, h = j["sd15"]["image"]["width"], j["sd15"]["image"]["height"]
     page = np.frombuffer(open(f"{o}/sd15_page.rgba", "rb").read(), np.uint8).reshape(h, w, 4)[..., :3].astype(int)
     dlt = np.abs(page - cli)

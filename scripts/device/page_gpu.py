@@ -389,7 +389,7 @@ def main():
     if a.probe:
         # Which Chromium flags give the page a real (non-fallback) WebGPU adapter here?
         result["probe"] = []
-        chosen = any_adapter = None
+        chosen = chosen_f16 = any_adapter = None
         for extra in a.probe.split("|"):
             f = flags + extra.split()
             b = None
@@ -406,10 +406,13 @@ def main():
             result["probe"].append({"flags": extra, "adapter": adapter, "stderr": tail})
             log(f"probe {extra!r}: {adapter}")
             if adapter and not adapter.get("error"):
-                if chosen is None and not adapter.get("isFallbackAdapter"):
-                    chosen = f
+                if not adapter.get("isFallbackAdapter"):
+                    # A hardware adapter; one that offers shader-f16 (the page's f16 path) wins.
+                    if adapter.get("shaderF16") and chosen_f16 is None:
+                        chosen_f16 = f
+                    chosen = chosen or f
                 any_adapter = any_adapter or f
-        flags = chosen or any_adapter or flags + a.probe.split("|")[0].split()
+        flags = chosen_f16 or chosen or any_adapter or flags + a.probe.split("|")[0].split()
     result["flags"] = flags
     save = lambda: (out / "page_gpu.json").write_text(json.dumps(result, indent=1))
     only = a.only.split(",")

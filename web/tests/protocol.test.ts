@@ -17,8 +17,9 @@ const image = (w: number, h: number, n = w * h * 4) => ({
 describe('isFromWorker', () => {
   it('accepts every well-formed message', () => {
     const ok = [
-      { status: 'ready', backend: 'webgpu', adapter: 'SwiftShader', fallbackReason: null, maxStorageBuffer: 2 ** 30, shaderF16: false, initMs: 3 },
-      { status: 'ready', backend: 'cpu', adapter: 'CPU', fallbackReason: 'no WebGPU', maxStorageBuffer: null, shaderF16: false, initMs: 3 },
+      { status: 'ready', backend: 'webgpu', adapter: 'SwiftShader', fallbackReason: null, maxStorageBuffer: 2 ** 30, shaderF16: false, precision: 'f32', initMs: 3 },
+      { status: 'ready', backend: 'webgpu', adapter: 'nvidia', fallbackReason: null, maxStorageBuffer: 2 ** 31, shaderF16: true, precision: 'f16', initMs: 3 },
+      { status: 'ready', backend: 'cpu', adapter: 'CPU', fallbackReason: 'no WebGPU', maxStorageBuffer: null, shaderF16: false, precision: 'f32', initMs: 3 },
       { status: 'loading', requestId: 1, file: 'unet/config.json', fileIndex: 0, fileCount: 9, loaded: 10, total: 100 },
       { status: 'loaded', requestId: 1, name: 'tiny', info: { defaultWidth: 16, defaultHeight: 16, sizeMultiple: 2 }, bytes: 9, ms: 1 },
       { status: 'progress', requestId: 2, step: 3, total: 20, elapsedMs: 10, stepMs: 3 },
@@ -41,6 +42,7 @@ describe('isFromWorker', () => {
       'image',
       { status: 'nope' },
       { status: 'ready', backend: 'metal', adapter: 'x', fallbackReason: null },
+      { status: 'ready', backend: 'webgpu', adapter: 'x', fallbackReason: null, precision: 'f64' },
       { status: 'progress', requestId: 2, step: 21, total: 20 },
       { status: 'progress', requestId: 2, step: Number.NaN, total: 20 },
       image(16, 16, 16 * 16 * 3),

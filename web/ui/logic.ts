@@ -118,11 +118,16 @@ export function fraction(step: number, total: number): number {
   return total > 0 ? Math.min(1, Math.max(0, step / total)) : 0;
 }
 
+/** The device choice a `?backend=` value names (`cpu`, `webgpu-f32`; anything else: auto). */
+export function backendChoice(v: string | null): 'auto' | 'webgpu-f32' | 'cpu' {
+  return v === 'cpu' || v === 'webgpu-f32' ? v : 'auto';
+}
+
 /** The URL settings the page starts with (`?backend=cpu&model=tiny-sd1`). */
-export function urlSettings(search: string): { backend: 'auto' | 'cpu'; model: string | null; tasksMax: number | undefined } {
+export function urlSettings(search: string): { backend: 'auto' | 'webgpu-f32' | 'cpu'; model: string | null; tasksMax: number | undefined } {
   const q = new URLSearchParams(search);
   const t = Number(q.get('tasksMax'));
-  return { backend: q.get('backend') === 'cpu' ? 'cpu' : 'auto', model: q.get('model'), tasksMax: Number.isInteger(t) && t > 0 ? t : undefined };
+  return { backend: backendChoice(q.get('backend')), model: q.get('model'), tasksMax: Number.isInteger(t) && t > 0 ? t : undefined };
 }
 
 /**

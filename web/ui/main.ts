@@ -26,6 +26,7 @@ import { HUB_ENDPOINT, HUB_PRESETS, isRepoId } from '../hub/presets';
 import { OpfsStore, clearCache, opfsAvailable, summarize } from '../hub/store';
 import {
   SCHEDULER_LABELS,
+  backendChoice,
   checkForm,
   formatBytes,
   formatMs,
@@ -998,7 +999,7 @@ function showMeta(m: Extract<FromWorker, { status: 'image' }>) {
 // ---------------------------------------------------------------- worker messages
 
 function engineLabel(m: Extract<FromWorker, { status: 'ready' }>) {
-  return m.backend === 'webgpu' ? `WebGPU · ${m.adapter}` : `CPU${m.fallbackReason ? ' (WebGPU unavailable)' : ''}`;
+  return m.backend === 'webgpu' ? `WebGPU · ${m.adapter}${m.precision === 'f16' ? ' · f16' : ''}` : `CPU${m.fallbackReason ? ' (WebGPU unavailable)' : ''}`;
 }
 
 function onWorker(data: unknown) {
@@ -1385,7 +1386,7 @@ function init() {
     await refreshCache();
   });
   el.backend.addEventListener('change', () => {
-    state.backendChoice = el.backend.value === 'cpu' ? 'cpu' : 'auto';
+    state.backendChoice = backendChoice(el.backend.value);
     clearError(true);
     const src = state.model?.source ?? state.pendingLoad;
     state.model = null;

@@ -259,6 +259,7 @@ async function handle(msg: ToWorker) {
           fallbackReason: session.fallbackReason ?? null,
           maxStorageBuffer: session.maxStorageBuffer ?? null,
           shaderF16: session.shaderF16,
+          precision: session.precision === 'f16' ? 'f16' : 'f32',
           initMs: performance.now() - t0,
         });
       } catch (e) {

@@ -85,6 +85,10 @@ struct GenerateArgs {
     /// ndarray (CPU) or wgpu (GPU through Vulkan/Metal/DX12).
     #[arg(long, default_value = "ndarray")]
     device: String,
+    /// Compute precision: f32, or f16 (wgpu where the adapter has shader-f16; what the page uses
+    /// on such an adapter). Weights are converted on load; read-backs are f32.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
     /// Apply an edit file (from `studio erase` or the official UCE script) before generating; repeatable.
     #[arg(long = "edit")]
     edits: Vec<PathBuf>,
@@ -92,6 +96,23 @@ struct GenerateArgs {
     adapters: adapter_args::AdapterArgs,
     #[command(flatten)]
     steering: steering_args::SteeringArgs,
+}
+
+/// [`device`] computing in `dtype` (`f32` or `f16`): every float tensor made on it afterwards,
+/// weights included, has that type (burn's per-device default float dtype).
+pub fn device_with_dtype(name: &str, dtype: &str) -> Result<Device> {
+    let mut device = device(name)?;
+    match dtype {
+        "f32" => {}
+        "f16" => {
+            if !device.supports_dtype(burn::tensor::FloatDType::F16) {
+                bail!("the {name} device cannot compute in f16 (a GPU adapter without shader-f16, or the CPU): use --dtype f32");
+            }
+            device.configure(burn::tensor::FloatDType::F16).map_err(|e| anyhow::anyhow!("setting f16 on the {name} device: {e:?}"))?;
+        }
+        other => bail!("unknown --dtype `{other}`: use f32 or f16"),
+    }
+    Ok(device)
 }
 
 #[allow(deprecated)]
@@ -139,7 +160,7 @@ fn scheduler_kind(name: &str, model: &std::path::Path) -> Result<schedulers::Sch
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {
-    let device = device(&a.device)?;
+    let device = device_with_dtype(&a.device, &a.dtype)?;
     let mut model = load_model(&a.model, &device)?;
     let _edits = erase::apply_edits(&mut model, &a.edits)?;
     let default_size = model.unet.config().sample_size * model.vae.scale_factor();

@@ -23,7 +23,13 @@ fn rel_err(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn check(model: &str, scheduler: &str) {
-    let dir = std::env::temp_dir().join(format!("studio-cli-{model}-{scheduler}-{}", std::process::id()));
+    check_with(model, scheduler, &[], 1e-4);
+}
+
+/// `generate --latents --dump` with `extra` flags against diffusers' f32 pipeline: the final
+/// latents and the decoded image within `tol` relative to their largest magnitude.
+fn check_with(model: &str, scheduler: &str, extra: &[&str], tol: f32) {
+    let dir = std::env::temp_dir().join(format!("studio-cli-{model}-{scheduler}-{}-{}", extra.join(""), std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let reference = SafetensorsBytes::parse("ref", std::fs::read(fixtures().join("reference").join(model).join("pipeline.safetensors")).unwrap()).unwrap();
     let (init, shape) = reference.f32("init_latents").unwrap();
@@ -32,10 +38,11 @@ fn check(model: &str, scheduler: &str) {
     let dump = dir.join("dump.safetensors");
     let png = dir.join("out.png");
     let meta = &reference.header.metadata;
-    let (ok, log) = studio(&[
+    let model_dir = fixtures().join(model);
+    let mut args = vec![
         "generate",
         "--model",
-        fixtures().join(model).to_str().unwrap(),
+        model_dir.to_str().unwrap(),
         "--prompt",
         &meta["prompt"],
         "--negative-prompt",
@@ -52,7 +59,9 @@ fn check(model: &str, scheduler: &str) {
         dump.to_str().unwrap(),
         "--out",
         png.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let (ok, log) = studio(&args);
     assert!(ok, "{log}");
     let got = SafetensorsBytes::parse("dump", std::fs::read(&dump).unwrap()).unwrap();
     for key in ["latents", "image"] {
@@ -60,8 +69,8 @@ fn check(model: &str, scheduler: &str) {
         let (w, ws) = reference.f32(&format!("{scheduler}.{key}")).unwrap();
         assert_eq!(gs, ws, "{key} shape");
         let e = rel_err(&g, &w);
-        eprintln!("{model} {scheduler} {key}: rel err {e:e}");
-        assert!(e <= 1e-4, "{model} {scheduler} {key}: {e:e}");
+        eprintln!("{model} {scheduler} {extra:?} {key}: rel err {e:e}");
+        assert!(e <= tol, "{model} {scheduler} {extra:?} {key}: {e:e} > {tol:e}");
     }
     let png = std::fs::read(&png).unwrap();
     assert_eq!(&png[1..4], b"PNG");
@@ -79,8 +88,22 @@ fn generate_matches_diffusers_sd2_style() {
     check("tiny-sd2", "euler");
 }
 
+/// f16 compute (what the page uses on a GPU with shader-f16): the whole pipeline in f16 on wgpu
+/// (Mesa llvmpipe here, which offers shader-f16) stays within 2e-2 of diffusers in f32. f16 has
+/// an 11-bit significand (~5e-4 per rounding); three steps of a 5-layer UNet with attention add
+/// up to a few 1e-3 (measured: see the test's output).
+#[test]
+fn generate_f16_on_wgpu_stays_close_to_diffusers_f32() {
+    check_with("tiny-sd1", "ddim", &["--device", "wgpu", "--dtype", "f16"], 2e-2);
+}
+
 #[test]
 fn bad_inputs_exit_with_clear_messages() {
+    let m = fixtures().join("tiny-sd1");
+    let (ok, log) = studio(&["generate", "--model", m.to_str().unwrap(), "--prompt", "x", "--steps", "1", "--dtype", "f16"]);
+    assert!(!ok && log.contains("cannot compute in f16") && log.contains("--dtype f32"), "{log}");
+    let (ok, log) = studio(&["generate", "--model", m.to_str().unwrap(), "--prompt", "x", "--steps", "1", "--dtype", "bf17"]);
+    assert!(!ok && log.contains("unknown --dtype `bf17`"), "{log}");
     let (ok, log) = studio(&["generate", "--model", "/nonexistent/model", "--prompt", "x"]);
     assert!(!ok && log.contains("does not exist"), "{log}");
     let m = fixtures().join("tiny-sd1");

@@ -64,6 +64,11 @@ struct Gpu {
     adapter: String,
     max_storage_buffer: u64,
     shader_f16: bool,
+    /// The device computes in f16 (burn's per-device default float dtype: weights, latents and
+    /// every intermediate; read-backs are converted to f32). Set once, before any tensor.
+    f16: bool,
+    /// What the first session asked for (`want_f16` of [`init_webgpu`]).
+    f16_requested: bool,
 }
 
 thread_local! {
@@ -78,8 +83,18 @@ fn get(obj: &JsValue, key: &str) -> JsValue {
     js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-async fn init_webgpu(tasks_max: Option<u32>) -> Result<Rc<Gpu>, String> {
+/// `want_f16`: compute in f16 where the adapter has `shader-f16` (the page's default, as
+/// diffusers runs SD in fp16 on GPUs); `false` keeps f32 everywhere.
+async fn init_webgpu(tasks_max: Option<u32>, want_f16: bool) -> Result<Rc<Gpu>, String> {
     if let Some(g) = GPU.with(|g| g.borrow().clone()) {
+        if g.f16_requested != want_f16 && g.shader_f16 {
+            // burn fixes a device's dtype before its first tensor; the page restarts its worker
+            // (a fresh engine) to switch, so this is only reached by another embedding.
+            return Err(format!(
+                "WebGPU already computes in {} in this engine; start a new engine (reload the page) to switch precision",
+                if g.f16 { "f16" } else { "f32" }
+            ));
+        }
         return Ok(g);
     }
     let navigator = get(&js_sys::global(), "navigator");
@@ -100,11 +115,20 @@ async fn init_webgpu(tasks_max: Option<u32>) -> Result<Rc<Gpu>, String> {
     })?;
     let info = setup.adapter.get_info();
     let limits = setup.adapter.limits();
+    let shader_f16 = setup.adapter.features().contains(burn::tensor::wgpu::wgpu::Features::SHADER_F16);
+    let mut device = device;
+    // f16 only where burn agrees the device runs it (its check looks at the same feature).
+    let f16 = want_f16 && shader_f16 && device.supports_dtype(burn::tensor::FloatDType::F16);
+    if f16 {
+        device.configure(burn::tensor::FloatDType::F16).map_err(|e| format!("could not switch WebGPU to f16: {e:?}"))?;
+    }
     let gpu = Rc::new(Gpu {
         device,
         adapter: if info.name.is_empty() { format!("{:?}", info.backend) } else { info.name.clone() },
         max_storage_buffer: limits.max_storage_buffer_binding_size as u64,
-        shader_f16: setup.adapter.features().contains(burn::tensor::wgpu::wgpu::Features::SHADER_F16),
+        shader_f16,
+        f16,
+        f16_requested: want_f16,
     });
     GPU.with(|g| *g.borrow_mut() = Some(gpu.clone()));
     Ok(gpu)
@@ -115,18 +139,20 @@ fn cpu_device() -> Device {
     Device::ndarray()
 }
 
-/// Creates a session. `prefer`: `auto` or `webgpu` (WebGPU, falling back to the CPU with a
-/// reason) or `cpu`. `tasks_max`: kernels recorded per WebGPU submit (burn's default 32); it
+/// Creates a session. `prefer`: `auto` or `webgpu` (WebGPU, in f16 where the adapter has
+/// `shader-f16`, falling back to the CPU with a reason), `webgpu-f32` (the same, always f32) or
+/// `cpu`. `tasks_max`: kernels recorded per WebGPU submit (burn's default 32); it
 /// only applies to the first WebGPU session of the page.
 #[wasm_bindgen(js_name = createSession)]
 pub async fn create_session(prefer: String, tasks_max: Option<u32>) -> Result<Session, JsError> {
     let inner = match prefer.as_str() {
         "cpu" => Inner::new(cpu_device(), "cpu", "CPU (ndarray, single thread)".into(), None),
-        "auto" | "webgpu" => match init_webgpu(tasks_max).await {
+        "auto" | "webgpu" | "webgpu-f32" => match init_webgpu(tasks_max, prefer != "webgpu-f32").await {
             Ok(gpu) => {
                 let mut i = Inner::new(gpu.device.clone(), "webgpu", gpu.adapter.clone(), None);
                 i.max_storage_buffer = Some(gpu.max_storage_buffer);
                 i.shader_f16 = gpu.shader_f16;
+                i.f16 = gpu.f16;
                 i
             }
             Err(why) => Inner::new(
@@ -136,7 +162,7 @@ pub async fn create_session(prefer: String, tasks_max: Option<u32>) -> Result<Se
                 Some(format!("WebGPU is unavailable: {why}. Running on the CPU instead, which is much slower.")),
             ),
         },
-        other => return Err(JsError::new(&format!("unknown backend `{other}`: use auto, webgpu or cpu"))),
+        other => return Err(JsError::new(&format!("unknown backend `{other}`: use auto, webgpu, webgpu-f32 or cpu"))),
     };
     Ok(Session { inner: Rc::new(inner) })
 }
@@ -148,6 +174,8 @@ struct Inner {
     fallback_reason: Option<String>,
     max_storage_buffer: Option<u64>,
     shader_f16: bool,
+    /// Computes in f16 (see [`Gpu::f16`]).
+    f16: bool,
     model: RefCell<Option<Rc<StableDiffusion>>>,
     /// The edits applied to `model` (and the original values of the tensors they touch).
     edits: RefCell<EditStack>,
@@ -190,6 +218,7 @@ impl Inner {
             fallback_reason,
             max_storage_buffer: None,
             shader_f16: false,
+            f16: false,
             model: RefCell::new(None),
             edits: RefCell::new(EditStack::new()),
             adapters: RefCell::new(SessionAdapters::new()),
@@ -406,6 +435,12 @@ impl Session {
     #[wasm_bindgen(getter, js_name = shaderF16)]
     pub fn shader_f16(&self) -> bool {
         self.inner.shader_f16
+    }
+
+    /// The precision the engine computes in: `f16` (WebGPU with `shader-f16`) or `f32`.
+    #[wasm_bindgen(getter)]
+    pub fn precision(&self) -> String {
+        if self.inner.f16 { "f16" } else { "f32" }.into()
     }
 
     /// Whether a model is loaded.
