@@ -27,7 +27,7 @@ FL2="--use-angle=vulkan --enable-features=Vulkan,VulkanFromANGLE,DefaultANGLEVul
 F16A="--enable-dawn-features=allow_unsafe_apis"
 F16B="--enable-webgpu-developer-features --enable-dawn-features=allow_unsafe_apis --enable-features=Vulkan,WebGPUExperimentalFeatures"
 timeout 500 python3 scripts/device/page_gpu.py --chromium "$D/chr/chromium-headless-shell" --dist "$D/dist" --out "$O" --lib "$D/chr/lib" \
-  --only "${ONLY:-classroom,sd15}" --hub-repo "erasure-studio/sd15-random=$D/sd15-random" --sd15-size "${SD15_SIZE:-512}" --sd15-steps "${SD15_STEPS:-4}" --probe "$FL|$FL $F16A|$FL $F16B|$FL2| "
+  --only "${ONLY:-classroom,sd15}" --hub-repo "erasure-studio/sd15-random=$D/sd15-random" --sd15-size "${SD15_SIZE:-512}" --sd15-steps "${SD15_STEPS:-4}" --probe "${PROBE:-$FL|$FL $F16A|$FL $F16B|$FL2| }" ${PAGE_ARGS:-}
 python3 - "$O" "$D" <<'PY'
 import sys, json, numpy as np
 from PIL import Image

@@ -371,6 +371,7 @@ def main():
     p.add_argument("--sd15-steps", type=int, default=4)
     p.add_argument("--sd15-size", type=int, default=512)
     p.add_argument("--flags", default="")
+    p.add_argument("--require-f16", action="store_true", help="stop after the probe unless an adapter offers shader-f16")
     p.add_argument("--lib", default="", help="LD_LIBRARY_PATH for Chromium (the shared libraries carried with it)")
     p.add_argument("--probe", default="", help="'|'-separated extra flag sets: the first that gives a non-fallback adapter is used")
     p.add_argument("--only", default="adapter,classroom,tiny-sd1,sd15")
@@ -386,6 +387,7 @@ def main():
         # Chromium's own libraries for Chromium alone: exported to Python too, they crash it.
         env["LD_LIBRARY_PATH"] = a.lib
     result = {"url": url}
+    save = lambda: (out / "page_gpu.json").write_text(json.dumps(result, indent=1))
     if a.probe:
         # Which Chromium flags give the page a real (non-fallback) WebGPU adapter here?
         result["probe"] = []
@@ -413,8 +415,13 @@ def main():
                     chosen = chosen or f
                 any_adapter = any_adapter or f
         flags = chosen_f16 or chosen or any_adapter or flags + a.probe.split("|")[0].split()
+        if a.require_f16 and chosen_f16 is None:
+            log("no flag set gave an adapter with shader-f16: stopping (--require-f16)")
+            result["flags"] = flags
+            save()
+            httpd.shutdown()
+            return
     result["flags"] = flags
-    save = lambda: (out / "page_gpu.json").write_text(json.dumps(result, indent=1))
     only = a.only.split(",")
     for model, size in [("classroom", 64), ("tiny-sd1", 16)]:
         if model not in only:
