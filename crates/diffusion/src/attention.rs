@@ -3,8 +3,8 @@
 //! cross-attention (`attn1`, `attn2`) in the UNet's transformer blocks, and as the VAE's
 //! mid-block spatial attention (with `group_norm` and a residual connection).
 //!
-//! `upcast_attention` / `upcast_softmax` only matter for f16 compute; this module computes the
-//! scores in the activations' dtype, which is f32 in the reference path.
+//! `upcast_attention` / `upcast_softmax` only matter for f16 compute: there the scores and the
+//! softmax run in f32 ([`crate::nn::upcast`]), as diffusers' upcast and PyTorch's half kernels do.
 
 use crate::nn::{GroupNorm, Linear};
 use crate::weights::WeightLoader;
@@ -23,6 +23,12 @@ pub const MAX_SCORES: usize = 1 << 25;
 /// `max_scores` scores at a time. Splitting the queries is exact: each query's softmax runs over
 /// all keys either way.
 pub fn chunked_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, max_scores: usize) -> Tensor<4> {
+    let (q, back) = crate::nn::upcast(q);
+    let (k, v) = (crate::nn::upcast(k).0, crate::nn::upcast(v).0);
+    crate::nn::downcast(chunked_attention_f32(q, k, v, max_scores), back)
+}
+
+fn chunked_attention_f32(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, max_scores: usize) -> Tensor<4> {
     let [b, h, n, _] = q.dims();
     let m = k.dims()[2];
     let rows = (max_scores / (b * h * m).max(1)).max(1);

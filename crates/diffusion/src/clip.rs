@@ -229,7 +229,10 @@ impl CLIPAttention {
         let v = split(self.v_proj.forward(x));
         // Scale defaults to 1/sqrt(head_dim), CLIPAttention's `self.scale`.
         let options = AttentionModuleOptions { is_causal: true, ..Default::default() };
-        let out = attention(q, k, v, None, None, options).swap_dims(1, 2).reshape([b, n, d]);
+        // In f16 compute the scores and softmax run in f32 (crate::nn::upcast).
+        let (q, back) = crate::nn::upcast(q);
+        let (k, v) = (crate::nn::upcast(k).0, crate::nn::upcast(v).0);
+        let out = crate::nn::downcast(attention(q, k, v, None, None, options), back).swap_dims(1, 2).reshape([b, n, d]);
         self.out_proj.forward(out)
     }
 }

@@ -6,7 +6,7 @@ use crate::error::LoadError;
 use crate::nn::Linear;
 use crate::weights::WeightLoader;
 use burn::tensor::activation::{gelu, relu, silu};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
 /// diffusers `Timesteps(num_channels, flip_sin_to_cos, downscale_freq_shift)` with `scale=1`,
 /// `max_period=10000`.
@@ -41,12 +41,19 @@ impl Timesteps {
     }
 
     /// `timesteps`: `[batch]` (float, may be fractional) → `[batch, num_channels]`.
+    ///
+    /// Computed in f32 whatever the model's precision, then cast to the timesteps' dtype, as
+    /// diffusers does (`get_timestep_embedding` in f32, `t_emb.to(dtype=sample.dtype)` in
+    /// UNet2DConditionModel.get_time_embed): in f16 the argument `t · f` near t = 999 would be
+    /// rounded to 0.5 and the sinusoid's phase lost.
     pub fn forward(&self, timesteps: Tensor<1>) -> Tensor<2> {
         let device = timesteps.device();
+        let out_dtype = timesteps.dtype();
+        let timesteps = timesteps.cast(FloatDType::F32);
         let [b] = timesteps.dims();
         let freqs = self.frequencies();
         let half = freqs.len();
-        let freqs = Tensor::<1>::from_data(TensorData::new(freqs, [half]), &device);
+        let freqs = Tensor::<1>::from_data(TensorData::new(freqs, [half]), (&device, DType::F32));
         // The argument is rounded to f32 exactly as in PyTorch (one f32 product).
         let args = timesteps.reshape([b, 1]) * freqs.reshape([1, half]);
         // GPU `sin`/`cos` lose accuracy far from 0 (9e-5 at t = 999 on an H200 through Vulkan),
@@ -59,9 +66,14 @@ impl Timesteps {
         let (sin, cos) = (args.clone().sin(), args.cos());
         let mut parts = if self.flip_sin_to_cos { vec![cos, sin] } else { vec![sin, cos] };
         if self.num_channels % 2 == 1 {
-            parts.push(Tensor::zeros([b, 1], &device));
+            parts.push(Tensor::zeros([b, 1], (&device, DType::F32)));
         }
-        Tensor::cat(parts, 1)
+        let emb = Tensor::cat(parts, 1);
+        match out_dtype {
+            DType::F16 => emb.cast(FloatDType::F16),
+            DType::BF16 => emb.cast(FloatDType::BF16),
+            _ => emb,
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 use crate::weights::{Init, WeightLoader};
 use burn::tensor::module::{conv2d, layer_norm, linear};
 use burn::tensor::ops::{ConvOptions, PadMode};
-use burn::tensor::{Device, Slice, Tensor};
+use burn::tensor::{DType, Device, FloatDType, Slice, Tensor};
 
 /// `torch.nn.Linear`.
 #[derive(Debug, Clone)]
@@ -84,12 +84,9 @@ impl Conv2d {
 
     /// burn's `conv2d` on any backend.
     pub fn forward_direct(&self, x: Tensor<4>) -> Tensor<4> {
-        conv2d(
-            x,
-            self.weight.clone(),
-            self.bias.clone(),
-            ConvOptions::new([self.stride, self.stride], [self.padding, self.padding], [1, 1], 1),
-        )
+        let (x, back) = upcast(x);
+        let (weight, bias) = (upcast(self.weight.clone()).0, self.bias.clone().map(|b| upcast(b).0));
+        downcast(conv2d(x, weight, bias, ConvOptions::new([self.stride, self.stride], [self.padding, self.padding], [1, 1], 1)), back)
     }
 
     /// The same convolution as `W[o, c·k·k] × cols[c·k·k, h'·w']` per image, where `cols` stacks
@@ -145,7 +142,28 @@ pub fn is_cpu(device: &Device) -> bool {
     format!("{device:?}").contains("NdArray(")
 }
 
-/// `torch.nn.GroupNorm` (biased variance, like PyTorch), computed in f32.
+/// In f16 (or bf16) compute, `x` in f32 and the type to return to: the numerically fragile parts
+/// (normalisation statistics, attention scores and softmax) run in f32, as PyTorch's half kernels
+/// accumulate them in f32 and diffusers upcasts (`upcast_attention`, `upcast_softmax`). An f32
+/// tensor passes through untouched, so the f32 path is bit for bit what it was.
+pub fn upcast<const D: usize>(x: Tensor<D>) -> (Tensor<D>, Option<FloatDType>) {
+    match x.dtype() {
+        DType::F16 => (x.cast(FloatDType::F32), Some(FloatDType::F16)),
+        DType::BF16 => (x.cast(FloatDType::F32), Some(FloatDType::BF16)),
+        _ => (x, None),
+    }
+}
+
+/// Back to the type [`upcast`] came from.
+pub fn downcast<const D: usize>(x: Tensor<D>, to: Option<FloatDType>) -> Tensor<D> {
+    match to {
+        Some(t) => x.cast(t),
+        None => x,
+    }
+}
+
+/// `torch.nn.GroupNorm` (biased variance, like PyTorch), computed in f32 (also in f16 compute:
+/// [`upcast`]).
 #[derive(Debug, Clone)]
 pub struct GroupNorm {
     pub num_groups: usize,
@@ -167,13 +185,15 @@ impl GroupNorm {
     /// Normalises `[b, c, ...]` given as `[b, c, n]` (spatial dims flattened by the caller).
     pub fn forward3(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, c, n] = x.dims();
+        let (x, back) = upcast(x);
         let g = self.num_groups;
         let xg = x.reshape([b, g, (c / g) * n]);
         let mean = xg.clone().mean_dim(2);
         let centered = xg - mean;
         let var = centered.clone().square().mean_dim(2);
         let normed = (centered / (var + self.eps).sqrt()).reshape([b, c, n]);
-        normed * self.weight.clone().reshape([1, c, 1]) + self.bias.clone().reshape([1, c, 1])
+        let (weight, bias) = (upcast(self.weight.clone()).0, upcast(self.bias.clone()).0);
+        downcast(normed * weight.reshape([1, c, 1]) + bias.reshape([1, c, 1]), back)
     }
 
     /// Normalises `[b, c, h, w]`.
@@ -201,7 +221,9 @@ impl LayerNorm {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        layer_norm(x, self.weight.clone(), Some(self.bias.clone()), self.eps)
+        let (x, back) = upcast(x);
+        let (weight, bias) = (upcast(self.weight.clone()).0, upcast(self.bias.clone()).0);
+        downcast(layer_norm(x, weight, Some(bias), self.eps), back)
     }
 }
 

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
+use studio_wasm::engine::{Host, Progress};
 use studio_wasm::files::MapFiles;
 
 pub const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/tiny-sd1");
@@ -42,4 +43,17 @@ pub fn load() -> StableDiffusion {
     let mut v = vec![];
     read_dir(Path::new(FIXTURE), "", &mut v);
     StableDiffusion::load(&mut MapFiles::new(v), &Device::ndarray()).unwrap()
+}
+
+/// A host that never cancels, reports nothing and reads a clock stopped at 0.
+pub struct Quiet;
+impl Host for Quiet {
+    fn now_ms(&self) -> f64 {
+        0.0
+    }
+    async fn yield_now(&mut self) {}
+    fn progress(&mut self, _: &Progress) {}
+    fn cancel_requested(&self) -> bool {
+        false
+    }
 }

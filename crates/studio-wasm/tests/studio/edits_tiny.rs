@@ -3,26 +3,14 @@
 //! back bit for bit, a bad file is refused with its reason and leaves the model as it was, and a
 //! file computed on other weights is applied with a warning.
 
-use crate::common::{FIXTURE, block_on, load};
+use crate::common::{FIXTURE, Quiet, block_on, load};
 use diffusion::safetensors_file::SafetensorsBytes;
 use erasure::{Edit, EditMeta, EditStack, EditTensor};
 use pipeline::model::StableDiffusion;
 use studio_wasm::edits::{self, EditInfo};
-use studio_wasm::engine::{self, Host, Outcome, Progress, StudioParams};
+use studio_wasm::engine::{self, Outcome, StudioParams};
 
 const TO_V: &str = "mid_block.attentions.0.transformer_blocks.0.attn2.to_v.weight";
-
-struct Quiet;
-impl Host for Quiet {
-    fn now_ms(&self) -> f64 {
-        0.0
-    }
-    async fn yield_now(&mut self) {}
-    fn progress(&mut self, _: &Progress) {}
-    fn cancel_requested(&self) -> bool {
-        false
-    }
-}
 
 fn image(model: &StableDiffusion) -> Vec<u8> {
     let p = StudioParams {

@@ -5,7 +5,7 @@
 //! pixel (both run the same ndarray kernels, so no tolerance is needed). Bad eraser files and
 //! requests are refused with what to change.
 
-use crate::common::{block_on, load};
+use crate::common::{Quiet, block_on, load};
 use erasure::inlp::InlpConfig;
 use erasure::leace::{EraserMethod, LeaceConfig, LinearEraser};
 use erasure::linalg::Mat;
@@ -13,20 +13,8 @@ use erasure::steering::{Steering, SteeringConfig};
 use erasure::text::ModelEncoder;
 use pipeline::generate::NoHooks;
 use pipeline::model::StableDiffusion;
-use studio_wasm::engine::{self, Host, Outcome, Progress, SteeringRequest, StudioParams};
+use studio_wasm::engine::{self, Outcome, SteeringRequest, StudioParams};
 use studio_wasm::steering::{EraserRequest, RingABellRequest, Steerer, SteeringStore, fit_eraser, fit_ring_a_bell, read_eraser};
-
-struct Quiet;
-impl Host for Quiet {
-    fn now_ms(&self) -> f64 {
-        0.0
-    }
-    async fn yield_now(&mut self) {}
-    fn progress(&mut self, _: &Progress) {}
-    fn cancel_requested(&self) -> bool {
-        false
-    }
-}
 
 fn params(steering: Option<SteeringRequest>) -> StudioParams {
     StudioParams {
