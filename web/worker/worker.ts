@@ -242,6 +242,11 @@ function adapterEntry(a: { id: string; kind: 'spm' | 'lora'; file: string; promp
   };
 }
 
+/** A file-name part from a concept: lower-case letters and digits joined by '-', at most 40 characters. */
+function fileSlug(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'concept';
+}
+
 async function handle(msg: ToWorker) {
   switch (msg.type) {
     case 'init': {
@@ -369,8 +374,7 @@ async function handle(msg: ToWorker) {
       try {
         if (!session) throw new Error('the engine is not started yet');
         if (!session.hasModel) throw new Error('load a model before erasing a concept');
-        const slug = msg.concepts.join('-').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'concept';
-        const file = `${msg.method}-${slug}.safetensors`;
+        const file = `${msg.method}-${fileSlug(msg.concepts.join('-'))}.safetensors`;
         const request = { method: msg.method, concepts: msg.concepts, guides: msg.guides, preserve: msg.preserve, params: msg.params };
         const r = JSON.parse(await session.erase(msg.id, file, JSON.stringify(request))) as { edit: EditInfo; ms: number };
         // Kept as a file, like an added one: toggling re-applies it, and the page can export it.
@@ -415,8 +419,7 @@ async function handle(msg: ToWorker) {
       try {
         if (!session?.hasModel) throw new Error('load a model before fitting an eraser');
         const r = msg.request;
-        const slug = r.concepts[0].toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'concept';
-        const file = `${r.method}-${slug}.safetensors`;
+        const file = `${r.method}-${fileSlug(r.concepts[0])}.safetensors`;
         const out = JSON.parse(await session.fitEraser(msg.id, file, JSON.stringify(r))) as { eraser: SteererInfo; ms: number };
         library.set(msg.id, { kind: 'steer', steering: { eraser: msg.id } });
         // The eraser file, for export (`studio generate --leace FILE` reads it).

@@ -105,10 +105,9 @@ pub fn device_with_dtype(name: &str, dtype: &str) -> Result<Device> {
     match dtype {
         "f32" => {}
         "f16" => {
-            if !device.supports_dtype(burn::tensor::FloatDType::F16) {
+            if !diffusion::nn::compute_in_f16(&mut device).map_err(|e| anyhow::anyhow!("setting f16 on the {name} device: {e}"))? {
                 bail!("the {name} device cannot compute in f16 (a GPU adapter without shader-f16, or the CPU): use --dtype f32");
             }
-            device.configure(burn::tensor::FloatDType::F16).map_err(|e| anyhow::anyhow!("setting f16 on the {name} device: {e:?}"))?;
         }
         other => bail!("unknown --dtype `{other}`: use f32 or f16"),
     }

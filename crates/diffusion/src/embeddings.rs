@@ -6,7 +6,7 @@ use crate::error::LoadError;
 use crate::nn::Linear;
 use crate::weights::WeightLoader;
 use burn::tensor::activation::{gelu, relu, silu};
-use burn::tensor::{DType, FloatDType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 
 /// diffusers `Timesteps(num_channels, flip_sin_to_cos, downscale_freq_shift)` with `scale=1`,
 /// `max_period=10000`.
@@ -48,8 +48,7 @@ impl Timesteps {
     /// rounded to 0.5 and the sinusoid's phase lost.
     pub fn forward(&self, timesteps: Tensor<1>) -> Tensor<2> {
         let device = timesteps.device();
-        let out_dtype = timesteps.dtype();
-        let timesteps = timesteps.cast(FloatDType::F32);
+        let (timesteps, back) = crate::nn::upcast(timesteps);
         let [b] = timesteps.dims();
         let freqs = self.frequencies();
         let half = freqs.len();
@@ -68,12 +67,7 @@ impl Timesteps {
         if self.num_channels % 2 == 1 {
             parts.push(Tensor::zeros([b, 1], (&device, DType::F32)));
         }
-        let emb = Tensor::cat(parts, 1);
-        match out_dtype {
-            DType::F16 => emb.cast(FloatDType::F16),
-            DType::BF16 => emb.cast(FloatDType::BF16),
-            _ => emb,
-        }
+        crate::nn::downcast(Tensor::cat(parts, 1), back)
     }
 }
 

@@ -154,6 +154,19 @@ pub fn upcast<const D: usize>(x: Tensor<D>) -> (Tensor<D>, Option<FloatDType>) {
     }
 }
 
+/// Makes `device` compute in f16 where it can: burn's per-device default float dtype, set before
+/// the device's first tensor, so weights, latents and activations are f16 and [`upcast`] keeps the
+/// fragile parts in f32. `Ok(false)` (and nothing changes) where the device has no f16 (a GPU
+/// adapter without shader-f16, or the CPU); an error if the device already made tensors in f32.
+/// The CLI's `--dtype f16` and the page's WebGPU session both go through here.
+pub fn compute_in_f16(device: &mut Device) -> Result<bool, String> {
+    if !device.supports_dtype(FloatDType::F16) {
+        return Ok(false);
+    }
+    device.configure(FloatDType::F16).map_err(|e| format!("{e:?}"))?;
+    Ok(true)
+}
+
 /// Back to the type [`upcast`] came from.
 pub fn downcast<const D: usize>(x: Tensor<D>, to: Option<FloatDType>) -> Tensor<D> {
     match to {

@@ -118,10 +118,7 @@ async fn init_webgpu(tasks_max: Option<u32>, want_f16: bool) -> Result<Rc<Gpu>, 
     let shader_f16 = setup.adapter.features().contains(burn::tensor::wgpu::wgpu::Features::SHADER_F16);
     let mut device = device;
     // f16 only where burn agrees the device runs it (its check looks at the same feature).
-    let f16 = want_f16 && shader_f16 && device.supports_dtype(burn::tensor::FloatDType::F16);
-    if f16 {
-        device.configure(burn::tensor::FloatDType::F16).map_err(|e| format!("could not switch WebGPU to f16: {e:?}"))?;
-    }
+    let f16 = want_f16 && shader_f16 && diffusion::nn::compute_in_f16(&mut device).map_err(|e| format!("could not switch WebGPU to f16: {e}"))?;
     let gpu = Rc::new(Gpu {
         device,
         adapter: if info.name.is_empty() { format!("{:?}", info.backend) } else { info.name.clone() },
@@ -779,9 +776,8 @@ impl Session {
             let req = RingABellRequest::from_json(&request).map_err(js_err)?;
             let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
             let t0 = now_ms();
-            let probe = steering::fit_ring_a_bell(&model, &req).await.map_err(js_err)?;
+            let (probe, pairs) = steering::fit_ring_a_bell(&model, &req).await.map_err(js_err)?;
             let ms = now_ms() - t0;
-            let pairs = erasure::ring_a_bell::parse_pairs(&req.pairs).map_err(js_err)?;
             let info = inner.steering.borrow_mut().insert(&id, Steerer::RingABell { probe, pairs });
             Ok(JsValue::from_str(&format!("{{\"probe\":{},\"ms\":{ms}}}", serde_json::to_string(&info).map_err(js_err)?)))
         })

@@ -132,15 +132,17 @@ pub fn read_eraser(model: &StableDiffusion, file: &str, bytes: Vec<u8>) -> Resul
 }
 
 /// Computes the Ring-A-Bell concept vector of `req` on `model`, exactly as `studio generate
-/// --ring-a-bell` does (`ring_a_bell::from_prompts`). Every read-back is asynchronous.
-pub async fn fit_ring_a_bell(model: &StableDiffusion, req: &RingABellRequest) -> Result<RingABell, StudioError> {
+/// --ring-a-bell` does (`ring_a_bell::from_prompts`), and returns it with the parsed pairs. Every
+/// read-back is asynchronous.
+pub async fn fit_ring_a_bell(model: &StableDiffusion, req: &RingABellRequest) -> Result<(RingABell, Vec<(String, String)>), StudioError> {
     let pairs = ring_a_bell::parse_pairs(&req.pairs)?;
     let eta = req.eta.unwrap_or(ring_a_bell::DEFAULT_ETA);
     if !eta.is_finite() {
         return Err(StudioError::Params(format!("Ring-A-Bell's η must be a finite number (got {eta})")));
     }
     let mut enc = encode_all(model, pairs.iter().flat_map(|(a, b)| [a, b])).await?;
-    Ok(ring_a_bell::from_prompts(&mut enc, &pairs, eta)?)
+    let probe = ring_a_bell::from_prompts(&mut enc, &pairs, eta)?;
+    Ok((probe, pairs))
 }
 
 /// One entry of the store.

@@ -91,8 +91,9 @@ fn fitted_erasers_and_probes_equal_the_cli_path() {
 
     // Ring-A-Bell: the concept vector from pairs, alone and on top of the LEACE eraser.
     let pairs = "a skull|a star; a photo of a skull|a photo of a star; a big skull on a red background|a big star on a red background";
-    let probe = block_on(fit_ring_a_bell(&model, &RingABellRequest { pairs: pairs.into(), eta: Some(0.9) })).unwrap();
+    let (probe, fitted_pairs) = block_on(fit_ring_a_bell(&model, &RingABellRequest { pairs: pairs.into(), eta: Some(0.9) })).unwrap();
     let parsed = erasure::ring_a_bell::parse_pairs(pairs).unwrap();
+    assert_eq!(fitted_pairs, parsed);
     let cli_probe = erasure::ring_a_bell::from_prompts(&mut ModelEncoder::new(&model), &parsed, 0.9).unwrap();
     assert_eq!(probe.vector.shape(), (77, 32));
     assert!(probe.vector == cli_probe.vector && probe.eta == 0.9, "the page's Ring-A-Bell vector differs from the CLI's");
