@@ -1,9 +1,9 @@
 // The erase panel's non-edit entries: SPM / LoRA adapters (dropped or picked `.safetensors`
 // files the worker recognises by their kohya `lora_unet_…` tensors) and inference-time
 // steering (SLD, SAFREE, LEACE / INLP erasers fitted in the page or dropped as files, Ring-A-Bell
-// probes). They are listed, toggled and compared like edits (web/ui/panels/variant-list.ts); this module holds
-// what differs: labels, row details, the steering and fit requests from the form, and the
-// Facilitated Transport note.
+// probes). They are listed, toggled and compared like edits (web/ui/panels/variant-list.ts);
+// this module holds what differs: labels, row details, the steering and fit requests from the
+// form (a refused one names its field), and the Facilitated Transport note.
 
 import {
   SLD_PRESETS,
