@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Browser-studio tests: vitest unit tests (web/tests: protocol, UI logic, PNG chunks, share URL,
-# heat-map, SHA-256, hub downloader and cache), then the studio in headless Chromium
+# Browser-studio tests: the typecheck and the import-circle check of web/
+# (scripts/check-import-cycles.mjs), vitest unit tests (web/tests: protocol, UI logic, PNG chunks,
+# share URL, heat-map, SHA-256, hub downloader and cache, the page's store and engine client), then
+# the studio in headless Chromium
 # (tests/browser/studio.mjs + features.mjs): WebGPU on SwiftShader and the CPU fallback compared
 # with the native CLI, cancel, corrupt / incomplete models, no WebGPU, edit files and erasure in
 # the page, compare / grid, share URL, hub downloads from a local mirror. Installs Debian chromium
@@ -19,6 +21,10 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 bash scripts/build-web.sh
+
+step "typecheck (tsc --noEmit) and import circles"
+node_modules/.bin/tsc --noEmit -p tsconfig.json
+node scripts/check-import-cycles.mjs web
 
 step "vitest (web unit tests)"
 node_modules/.bin/vitest run

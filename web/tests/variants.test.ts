@@ -168,3 +168,22 @@ describe('erasers and probes as variant rows', () => {
     expect(isFitMethod('safree') || isSteeringMethod('leace') || isFitMethod('uce')).toBe(false);
   });
 });
+
+describe('the field a refused request is in', () => {
+  // The erase panel marks the input these name (no matching of message text).
+  const field = (r: { ok: boolean; field?: string }) => (r.ok ? null : r.field);
+  it('names the concepts, the other prompts or the hyper-parameters', () => {
+    expect(field(eraserRequest('leace', ' ; ', 'a star', ''))).toBe('concepts');
+    expect(field(eraserRequest('inlp', 'a skull', '', ''))).toBe('others');
+    expect(field(eraserRequest('leace', 'a skull', 'a star', 'iterations=3'))).toBe('params');
+    expect(field(eraserRequest('inlp', 'a skull', 'a star', 'min_accuracy=1.5'))).toBe('params');
+    expect(field(eraserRequest('inlp', 'a skull', 'a star', 'other prompts'))).toBe('params');
+    expect(field(ringABellRequest('a skull|a star; a moon', ''))).toBe('concepts');
+    expect(field(ringABellRequest(' ; ', ''))).toBe('concepts');
+    expect(field(ringABellRequest('a|b', 'eta=big'))).toBe('params');
+    expect(field(ringABellRequest('a|b', 'a pair'))).toBe('params');
+    expect(field(steeringRequest('sld', '', 'preset=huge'))).toBe('params');
+    expect(field(steeringRequest('safree', ' ; ', ''))).toBe('concepts');
+    expect(field(steeringRequest('safree', 'skull', 'alpha=-2'))).toBe('params');
+  });
+});

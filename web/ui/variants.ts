@@ -1,9 +1,9 @@
 // The erase panel's non-edit entries: SPM / LoRA adapters (dropped or picked `.safetensors`
 // files the worker recognises by their kohya `lora_unet_…` tensors) and inference-time
 // steering (SLD, SAFREE, LEACE / INLP erasers fitted in the page or dropped as files, Ring-A-Bell
-// probes). They are listed, toggled and compared like edits (web/ui/main.ts); this module holds
-// what differs: labels, row details, the steering and fit requests from the form, and the
-// Facilitated Transport note.
+// probes). They are listed, toggled and compared like edits (web/ui/panels/variant-list.ts);
+// this module holds what differs: labels, row details, the steering and fit requests from the
+// form (a refused one names its field), and the Facilitated Transport note.
 
 import {
   SLD_PRESETS,
@@ -16,6 +16,21 @@ import {
   type SteeringRequest,
 } from '../protocol';
 import { parseParams } from './logic';
+
+/** The erase panel's field a request's problem is in (the page marks it). */
+export type FormField = 'concepts' | 'others' | 'params';
+
+/** A request the panel's fields do not make, the field to fix, and what to type instead. */
+export interface Invalid {
+  ok: false;
+  field: FormField;
+  message: string;
+}
+
+/** `parseParams`'s failure, as a problem of the hyper-parameters field. */
+function paramsInvalid(p: { message: string }): Invalid {
+  return { ok: false, field: 'params', message: p.message };
+}
 
 /** Methods of the erase panel's select that add steering instead of computing an edit. */
 export const STEERING_METHODS = ['sld', 'safree'] as const;
@@ -121,14 +136,14 @@ export function addedStatus(info: EditInfo): string | null {
  * `concept` is the safety concept as typed (blank: the official list), `params` may hold
  * `preset=weak|medium|strong|max` (default medium).
  */
-export function sldRequest(concept: string, params: string): { ok: true; steering: SteeringRequest } | { ok: false; message: string } {
+export function sldRequest(concept: string, params: string): { ok: true; steering: SteeringRequest } | Invalid {
   const p = parseParams(params);
-  if (!p.ok) return p;
+  if (!p.ok) return paramsInvalid(p);
   const unknown = Object.keys(p.params).find((k) => k !== 'preset');
-  if (unknown) return { ok: false, message: `unknown SLD parameter \`${unknown}\`: SLD takes preset=${SLD_PRESETS.join('|')}` };
+  if (unknown) return { ok: false, field: 'params', message: `unknown SLD parameter \`${unknown}\`: SLD takes preset=${SLD_PRESETS.join('|')}` };
   const preset = String(p.params.preset ?? 'medium').toLowerCase();
   if (!(SLD_PRESETS as readonly string[]).includes(preset))
-    return { ok: false, message: `unknown SLD preset \`${preset}\`: use ${SLD_PRESETS.join(', ')}` };
+    return { ok: false, field: 'params', message: `unknown SLD preset \`${preset}\`: use ${SLD_PRESETS.join(', ')}` };
   const c = concept.trim();
   return { ok: true, steering: { sld: preset as SldPreset, ...(c ? { sldConcept: c } : {}) } };
 }
@@ -138,20 +153,20 @@ export function sldRequest(concept: string, params: string): { ok: true; steerin
  * [--safree-alpha A] [--safree-all-steps] [--safree-artist]`: `keywords` as typed (`;`-separated,
  * at least one), `params` may hold `alpha=0.01`, `all_steps=true`, `artist=true`.
  */
-export function safreeRequest(keywords: string, params: string): { ok: true; steering: SteeringRequest } | { ok: false; message: string } {
+export function safreeRequest(keywords: string, params: string): { ok: true; steering: SteeringRequest } | Invalid {
   const list = keywords
     .split(';')
     .map((k) => k.trim())
     .filter(Boolean);
-  if (!list.length) return { ok: false, message: 'SAFREE needs at least one keyword of the concept to steer away from, e.g. "skull; pirate flag".' };
+  if (!list.length) return { ok: false, field: 'concepts', message: 'SAFREE needs at least one keyword of the concept to steer away from, e.g. "skull; pirate flag".' };
   const p = parseParams(params);
-  if (!p.ok) return p;
+  if (!p.ok) return paramsInvalid(p);
   const unknown = Object.keys(p.params).find((k) => !['alpha', 'all_steps', 'artist'].includes(k));
-  if (unknown) return { ok: false, message: `unknown SAFREE parameter \`${unknown}\`: SAFREE takes alpha=0.01, all_steps=true|false, artist=true|false` };
+  if (unknown) return { ok: false, field: 'params', message: `unknown SAFREE parameter \`${unknown}\`: SAFREE takes alpha=0.01, all_steps=true|false, artist=true|false` };
   const steering: SteeringRequest = { safree: list.join(';') };
   if (p.params.alpha !== undefined) {
     const a = Number(p.params.alpha);
-    if (!Number.isFinite(a) || a <= -1) return { ok: false, message: `SAFREE's alpha must be a number above −1 (got ${String(p.params.alpha)})` };
+    if (!Number.isFinite(a) || a <= -1) return { ok: false, field: 'params', message: `SAFREE's alpha must be a number above −1 (got ${String(p.params.alpha)})` };
     steering.safreeAlpha = a;
   }
   for (const [k, key] of [
@@ -160,14 +175,14 @@ export function safreeRequest(keywords: string, params: string): { ok: true; ste
   ] as const) {
     const v = p.params[k];
     if (v === undefined) continue;
-    if (typeof v !== 'boolean') return { ok: false, message: `SAFREE's ${k} must be true or false (got ${String(v)})` };
+    if (typeof v !== 'boolean') return { ok: false, field: 'params', message: `SAFREE's ${k} must be true or false (got ${String(v)})` };
     steering[key] = v;
   }
   return { ok: true, steering };
 }
 
 /** The steering request of a steering method of the erase panel. */
-export function steeringRequest(method: string, concepts: string, params: string): { ok: true; steering: SteeringRequest } | { ok: false; message: string } {
+export function steeringRequest(method: string, concepts: string, params: string): { ok: true; steering: SteeringRequest } | Invalid {
   return method === 'safree' ? safreeRequest(concepts, params) : sldRequest(concepts, params);
 }
 
@@ -190,27 +205,27 @@ export function eraserRequest(
   concepts: string,
   others: string,
   params: string,
-): { ok: true; request: EraserFitRequest } | { ok: false; message: string } {
+): { ok: true; request: EraserFitRequest } | Invalid {
   const name = KIND_NAMES[method];
   const c = prompts(concepts);
-  if (!c.length) return { ok: false, message: `${name} needs concept prompts (with the concept), ";"-separated, e.g. "a skull; a photo of a skull".` };
+  if (!c.length) return { ok: false, field: 'concepts', message: `${name} needs concept prompts (with the concept), ";"-separated, e.g. "a skull; a photo of a skull".` };
   const o = prompts(others);
-  if (!o.length) return { ok: false, message: `${name} needs other prompts (neutral, without the concept), ";"-separated, e.g. "a star; a photo of a star".` };
+  if (!o.length) return { ok: false, field: 'others', message: `${name} needs other prompts (neutral, without the concept), ";"-separated, e.g. "a star; a photo of a star".` };
   const p = parseParams(params);
-  if (!p.ok) return p;
+  if (!p.ok) return paramsInvalid(p);
   const known = method === 'inlp' ? ['iterations', 'min_accuracy'] : [];
   const unknown = Object.keys(p.params).find((k) => !known.includes(k));
   if (unknown)
-    return { ok: false, message: method === 'inlp' ? `unknown INLP parameter \`${unknown}\`: INLP takes iterations=10, min_accuracy=0.55` : `LEACE has no parameter (\`${unknown}\` given): its fit is closed-form` };
+    return { ok: false, field: 'params', message: method === 'inlp' ? `unknown INLP parameter \`${unknown}\`: INLP takes iterations=10, min_accuracy=0.55` : `LEACE has no parameter (\`${unknown}\` given): its fit is closed-form` };
   const request: EraserFitRequest = { method, concepts: c, others: o };
   if (p.params.iterations !== undefined) {
     const n = p.params.iterations;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) return { ok: false, message: `INLP's iterations must be a whole number of at least 1 (got ${String(n)})` };
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) return { ok: false, field: 'params', message: `INLP's iterations must be a whole number of at least 1 (got ${String(n)})` };
     request.iterations = n;
   }
   if (p.params.min_accuracy !== undefined) {
     const a = p.params.min_accuracy;
-    if (typeof a !== 'number' || a < 0 || a > 1) return { ok: false, message: `INLP's min_accuracy must be a number from 0 to 1 (got ${String(a)})` };
+    if (typeof a !== 'number' || a < 0 || a > 1) return { ok: false, field: 'params', message: `INLP's min_accuracy must be a number from 0 to 1 (got ${String(a)})` };
     request.minAccuracy = a;
   }
   return { ok: true, request };
@@ -221,19 +236,19 @@ export function eraserRequest(
  * "with|without;…" --ring-a-bell-eta η`: every `;`-separated pair has a `|`; `params` may hold
  * `eta=3` (any finite number; RECE uses 3 for nudity, 0.9 for Van Gogh).
  */
-export function ringABellRequest(pairs: string, params: string): { ok: true; request: RingABellFitRequest } | { ok: false; message: string } {
+export function ringABellRequest(pairs: string, params: string): { ok: true; request: RingABellFitRequest } | Invalid {
   const list = prompts(pairs);
-  if (!list.length) return { ok: false, message: 'Ring-A-Bell needs at least one prompt pair "with the concept|the same prompt without", e.g. "a skull|a star".' };
+  if (!list.length) return { ok: false, field: 'concepts', message: 'Ring-A-Bell needs at least one prompt pair "with the concept|the same prompt without", e.g. "a skull|a star".' };
   const bad = list.find((x) => !x.includes('|'));
-  if (bad) return { ok: false, message: `Ring-A-Bell pair \`${bad}\` has no \`|\`: write "prompt with the concept|the same prompt without; …"` };
+  if (bad) return { ok: false, field: 'concepts', message: `Ring-A-Bell pair \`${bad}\` has no \`|\`: write "prompt with the concept|the same prompt without; …"` };
   const p = parseParams(params);
-  if (!p.ok) return p;
+  if (!p.ok) return paramsInvalid(p);
   const unknown = Object.keys(p.params).find((k) => k !== 'eta');
-  if (unknown) return { ok: false, message: `unknown Ring-A-Bell parameter \`${unknown}\`: Ring-A-Bell takes eta=3` };
+  if (unknown) return { ok: false, field: 'params', message: `unknown Ring-A-Bell parameter \`${unknown}\`: Ring-A-Bell takes eta=3` };
   const request: RingABellFitRequest = { pairs: list.join(';') };
   if (p.params.eta !== undefined) {
     const eta = p.params.eta;
-    if (typeof eta !== 'number' || !Number.isFinite(eta)) return { ok: false, message: `Ring-A-Bell's eta must be a number (got ${String(eta)})` };
+    if (typeof eta !== 'number' || !Number.isFinite(eta)) return { ok: false, field: 'params', message: `Ring-A-Bell's eta must be a number (got ${String(eta)})` };
     request.eta = eta;
   }
   return { ok: true, request };
