@@ -36,13 +36,14 @@ pub mod prompts;
 pub mod render;
 pub mod scoring;
 pub mod sdf;
+pub mod vocabulary;
 pub mod world;
 
 pub use captions::caption;
 pub use parse::parse_caption;
 pub use prng::Rng;
 pub use prompts::{ConceptKind, ConceptPrompts, LabelledPrompt, erasure_prompt_sets, heldout_prompts};
-pub use render::{IMAGE_BYTES, render, render_into};
+pub use render::{IMAGE_BYTES, SIZES, render, render_into, render_sized};
 pub use world::{
     BgKind, Background, Character, Colour, HELDOUT_TRIPLES, Labels, Object, ObjectKind, Position,
     SIZE, Scene, Shape, Size, Split, Style, sample_scene,

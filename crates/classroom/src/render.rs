@@ -1,5 +1,11 @@
 //! The rasteriser: background patterns, figures and the four styles, anti-aliased.
 //!
+//! The world is laid out on a 64-unit canvas ([`SIZE`]); [`render_sized`] draws it at `64·k`
+//! pixels (k = 1 or 2: the first and second classroom models' 64 and 128 px) with every length —
+//! object scale, margins, pattern periods, outline width, pixel blocks, halo — multiplied by `k`,
+//! so a scene looks the same at every size, only sharper. At k = 1 the bytes are those of
+//! [`render`] (the golden checksum test guards it).
+//!
 //! Anti-aliasing is 4×4 supersampling, but only where it matters: every primitive has a signed
 //! distance in pixels, and a pixel whose centre is farther than 0.75 px (> half its diagonal) from
 //! an edge is entirely inside or outside, so only edge pixels pay for 16 samples. That keeps a
@@ -21,28 +27,50 @@ use crate::world::{BgKind, Background, Colour, Object, SIZE, Scene, Style, place
 
 /// Bytes in one image: `[SIZE, SIZE, 3]`, row-major, RGB.
 pub const IMAGE_BYTES: usize = SIZE * SIZE * 3;
-/// Side of a block in the pixelated style, in pixels.
+/// Side of a block in the pixelated style, in world units (`k` pixels each).
 pub const PIXEL_BLOCK: usize = 4;
+/// Image sides [`render_sized`] draws: 64 (v1 classroom model) and 128 (v2).
+pub const SIZES: [usize; 2] = [64, 128];
 
-const N: usize = SIZE;
 const AA: usize = 4;
 /// Beyond this distance (px) from an edge a pixel is uniform: √2/2 plus a margin for rounding.
 const EARLY_OUT: f32 = 0.75;
 
-type Canvas = Vec<[f32; 3]>;
+/// The pixels being drawn: `n × n`, `k` pixels per world unit.
+struct Canvas {
+    px: Vec<[f32; 3]>,
+    n: usize,
+    k: usize,
+}
+
+impl Canvas {
+    fn new(size: usize) -> Canvas {
+        let k = (size / SIZE).max(1);
+        Canvas { px: vec![[0.0; 3]; k * SIZE * k * SIZE], n: k * SIZE, k }
+    }
+    fn kf(&self) -> f32 {
+        self.k as f32
+    }
+}
 
 /// Renders a scene to `[64, 64, 3]` RGB bytes (row-major, HWC).
 pub fn render(scene: &Scene) -> Vec<u8> {
-    let mut out = vec![0u8; IMAGE_BYTES];
-    let mut cv: Canvas = vec![[0.0; 3]; N * N];
+    render_sized(scene, SIZE)
+}
+
+/// Renders a scene to `[size, size, 3]` RGB bytes; `size` is one of [`SIZES`] (another multiple of
+/// 64 works the same way; anything else is rounded down to one, at least 64).
+pub fn render_sized(scene: &Scene, size: usize) -> Vec<u8> {
+    let mut cv = Canvas::new(size);
     draw_scene(&mut cv, scene);
+    let mut out = vec![0u8; cv.n * cv.n * 3];
     write_bytes(&cv, &mut out);
     out
 }
 
 /// Renders into a caller's buffer (for filling a dataset without reallocating).
 pub fn render_into(scene: &Scene, out: &mut [u8; IMAGE_BYTES]) {
-    let mut cv: Canvas = vec![[0.0; 3]; N * N];
+    let mut cv = Canvas::new(SIZE);
     draw_scene(&mut cv, scene);
     write_bytes(&cv, out);
 }
@@ -55,7 +83,7 @@ fn draw_scene(cv: &mut Canvas, scene: &Scene) {
 }
 
 fn write_bytes(cv: &Canvas, out: &mut [u8]) {
-    for (px, o) in cv.iter().zip(out.chunks_exact_mut(3)) {
+    for (px, o) in cv.px.iter().zip(out.chunks_exact_mut(3)) {
         for k in 0..3 {
             o[k] = (px[k].clamp(0.0, 255.0) + 0.5) as u8;
         }
@@ -108,83 +136,86 @@ fn wrap(v: f32, m: f32) -> f32 {
     v - (v / m).floor() * m
 }
 
-/// Signed distance (px) to the pattern's second tone; `None` for plain backgrounds.
-fn pattern_sdf(bg: &Background, x: f32, y: f32) -> Option<f32> {
-    let (p0, p1) = (bg.phase[0] as f32, bg.phase[1] as f32);
+/// Signed distance (px) to the pattern's second tone; `None` for plain backgrounds. `k` is the
+/// canvas's pixels per world unit.
+fn pattern_sdf(bg: &Background, x: f32, y: f32, k: f32) -> Option<f32> {
+    let (p0, p1) = (bg.phase[0] as f32 * k, bg.phase[1] as f32 * k);
     match bg.kind {
         BgKind::Plain => None,
         BgKind::Stripes => {
-            // 45° stripes, period 10 px, half of it tinted.
-            const P: f32 = 10.0;
-            let v = wrap((x + y) * std::f32::consts::FRAC_1_SQRT_2 + p0, P);
-            let dc = (v - P / 4.0).abs();
-            Some(dc.min(P - dc) - P / 4.0)
+            // 45° stripes, period 10 units, half of it tinted.
+            let p = 10.0 * k;
+            let v = wrap((x + y) * std::f32::consts::FRAC_1_SQRT_2 + p0, p);
+            let dc = (v - p / 4.0).abs();
+            Some(dc.min(p - dc) - p / 4.0)
         }
         BgKind::Dots => {
-            // Dots of radius 2.6 px on a 12 px grid.
-            const Q: f32 = 12.0;
-            let fx = wrap(x + p0, Q) - Q / 2.0;
-            let fy = wrap(y + p1, Q) - Q / 2.0;
-            Some((fx * fx + fy * fy).sqrt() - 2.6)
+            // Dots of radius 2.6 units on a 12-unit grid.
+            let q = 12.0 * k;
+            let fx = wrap(x + p0, q) - q / 2.0;
+            let fy = wrap(y + p1, q) - q / 2.0;
+            Some((fx * fx + fy * fy).sqrt() - 2.6 * k)
         }
         BgKind::Checkerboard => {
-            // 8 px squares aligned to the pixel grid (integer phase), so edges are crisp.
-            const C: f32 = 8.0;
-            let (gx, gy) = (wrap(x + p0.floor(), 2.0 * C), wrap(y + p1.floor(), 2.0 * C));
-            let (ex, ey) = (wrap(gx, C), wrap(gy, C));
-            let e = ex.min(C - ex).min(ey).min(C - ey);
-            let tinted = (gx < C) != (gy < C);
+            // 8-unit squares aligned to the pixel grid (integer phase), so edges are crisp.
+            let c = 8.0 * k;
+            let (gx, gy) = (wrap(x + p0.floor(), 2.0 * c), wrap(y + p1.floor(), 2.0 * c));
+            let (ex, ey) = (wrap(gx, c), wrap(gy, c));
+            let e = ex.min(c - ex).min(ey).min(c - ey);
+            let tinted = (gx < c) != (gy < c);
             Some(if tinted { -e } else { e })
         }
     }
 }
 
 /// Coverage of the pattern's second tone at pixel `(px, py)`, 4×4 supersampled at edges.
-fn pattern_coverage(bg: &Background, px: usize, py: usize) -> f32 {
+fn pattern_coverage(bg: &Background, px: usize, py: usize, k: f32) -> f32 {
     let (x, y) = (px as f32 + 0.5, py as f32 + 0.5);
-    match pattern_sdf(bg, x, y) {
+    match pattern_sdf(bg, x, y, k) {
         None => 0.0,
-        Some(dc) => coverage(dc, x, y, &|sx: f32, sy: f32| pattern_sdf(bg, sx, sy).unwrap_or(1.0)),
+        Some(dc) => coverage(dc, x, y, &|sx: f32, sy: f32| pattern_sdf(bg, sx, sy, k).unwrap_or(1.0)),
     }
 }
 
 /// Patterns are periodic, so coverage is computed once per distinct value and looked up: stripes
-/// depend only on `x + y`, dots repeat every 12 px, the checkerboard is pixel-aligned. This gives
-/// the same numbers as evaluating every pixel, about 20× faster.
+/// depend only on `x + y`, dots repeat every 12 units, the checkerboard is pixel-aligned. This
+/// gives the same numbers as evaluating every pixel, about 20× faster.
 fn draw_background(cv: &mut Canvas, bg: &Background) {
     let base = rgb(bg.colour);
     let alt = pattern_tint(bg.colour);
+    let (n, k, kf) = (cv.n, cv.k, cv.kf());
     match bg.kind {
-        BgKind::Plain => cv.fill(base),
+        BgKind::Plain => cv.px.fill(base),
         BgKind::Stripes => {
-            let lut: Vec<[f32; 3]> = (0..2 * N - 1)
+            let lut: Vec<[f32; 3]> = (0..2 * n - 1)
                 .map(|s| {
-                    let px = s.min(N - 1);
-                    lerp3(base, alt, pattern_coverage(bg, px, s - px))
+                    let px = s.min(n - 1);
+                    lerp3(base, alt, pattern_coverage(bg, px, s - px, kf))
                 })
                 .collect();
-            for py in 0..N {
-                for px in 0..N {
-                    cv[py * N + px] = lut[px + py];
+            for py in 0..n {
+                for px in 0..n {
+                    cv.px[py * n + px] = lut[px + py];
                 }
             }
         }
         BgKind::Dots => {
-            const Q: usize = 12;
+            let q = 12 * k;
             let tile: Vec<[f32; 3]> =
-                (0..Q * Q).map(|i| lerp3(base, alt, pattern_coverage(bg, i % Q, i / Q))).collect();
-            for py in 0..N {
-                for px in 0..N {
-                    cv[py * N + px] = tile[(py % Q) * Q + px % Q];
+                (0..q * q).map(|i| lerp3(base, alt, pattern_coverage(bg, i % q, i / q, kf))).collect();
+            for py in 0..n {
+                for px in 0..n {
+                    cv.px[py * n + px] = tile[(py % q) * q + px % q];
                 }
             }
         }
         BgKind::Checkerboard => {
-            let (p0, p1) = (bg.phase[0] as usize, bg.phase[1] as usize);
-            for py in 0..N {
-                for px in 0..N {
-                    let tinted = ((px + p0) / 8 + (py + p1) / 8) % 2 == 1;
-                    cv[py * N + px] = if tinted { alt } else { base };
+            let (p0, p1) = (bg.phase[0] as usize * k, bg.phase[1] as usize * k);
+            let c = 8 * k;
+            for py in 0..n {
+                for px in 0..n {
+                    let tinted = ((px + p0) / c + (py + p1) / c) % 2 == 1;
+                    cv.px[py * n + px] = if tinted { alt } else { base };
                 }
             }
         }
@@ -209,13 +240,15 @@ impl Placed {
     }
 }
 
-fn clamp_box(x0: f32, y0: f32, x1: f32, y1: f32) -> [usize; 4] {
-    let c = |v: f32| v.clamp(0.0, N as f32) as usize;
+fn clamp_box(x0: f32, y0: f32, x1: f32, y1: f32, n: usize) -> [usize; 4] {
+    let c = |v: f32| v.clamp(0.0, n as f32) as usize;
     [c(x0.floor()), c(y0.floor()), c(x1.ceil()), c(y1.ceil())]
 }
 
-fn place(o: &Object) -> (Vec<Placed>, f32) {
+/// The object's parts in pixels, and its pixels per object unit.
+fn place(o: &Object, n: usize, k: f32) -> (Vec<Placed>, f32) {
     let (cx, cy, s, rot) = placement(o);
+    let (cx, cy, s) = (cx * k, cy * k, s * k);
     let base = Affine::object(cx, cy, s, rot);
     let (sn, cs) = sin_cos(rot);
     let parts: Vec<Part> = figure(&o.kind);
@@ -230,7 +263,7 @@ fn place(o: &Object) -> (Vec<Placed>, f32) {
                 prim: p.prim,
                 colour: p.colour,
                 detail: p.detail,
-                bbox: clamp_box(px - r, py - r, px + r, py + r),
+                bbox: clamp_box(px - r, py - r, px + r, py + r, n),
             }
         })
         .collect();
@@ -246,7 +279,7 @@ fn fill(cv: &mut Canvas, p: &Placed, shape: impl Fn(f32) -> f32, colour: impl Fn
             let dc = p.d(x, y);
             let cov = coverage(shape(dc), x, y, &|sx, sy| shape(p.d(sx, sy)));
             if cov > 0.0 {
-                let dst = &mut cv[py * N + px];
+                let dst = &mut cv.px[py * cv.n + px];
                 *dst = lerp3(*dst, colour(dc), cov);
             }
         }
@@ -255,12 +288,12 @@ fn fill(cv: &mut Canvas, p: &Placed, shape: impl Fn(f32) -> f32, colour: impl Fn
 
 /// The pixelated style: a block is filled when at least half of its pixel centres are inside.
 fn fill_blocks(cv: &mut Canvas, p: &Placed) {
-    const B: usize = PIXEL_BLOCK;
-    let half_diag = B as f32 * std::f32::consts::FRAC_1_SQRT_2 + 0.01;
+    let (b, n) = (PIXEL_BLOCK * cv.k, cv.n);
+    let half_diag = b as f32 * std::f32::consts::FRAC_1_SQRT_2 + 0.01;
     let [x0, y0, x1, y1] = p.bbox;
-    for by in y0 / B..y1.div_ceil(B).min(N / B) {
-        for bx in x0 / B..x1.div_ceil(B).min(N / B) {
-            let (cx, cy) = ((bx * B) as f32 + B as f32 / 2.0, (by * B) as f32 + B as f32 / 2.0);
+    for by in y0 / b..y1.div_ceil(b).min(n / b) {
+        for bx in x0 / b..x1.div_ceil(b).min(n / b) {
+            let (cx, cy) = ((bx * b) as f32 + b as f32 / 2.0, (by * b) as f32 + b as f32 / 2.0);
             let dc = p.d(cx, cy);
             let filled = if dc > half_diag {
                 false
@@ -268,20 +301,20 @@ fn fill_blocks(cv: &mut Canvas, p: &Placed) {
                 true
             } else {
                 let mut inside = 0;
-                for j in 0..B {
-                    for i in 0..B {
-                        let (x, y) = ((bx * B + i) as f32 + 0.5, (by * B + j) as f32 + 0.5);
+                for j in 0..b {
+                    for i in 0..b {
+                        let (x, y) = ((bx * b + i) as f32 + 0.5, (by * b + j) as f32 + 0.5);
                         if p.d(x, y) < 0.0 {
                             inside += 1;
                         }
                     }
                 }
-                2 * inside >= B * B
+                2 * inside >= b * b
             };
             if filled {
-                for j in 0..B {
-                    let row = (by * B + j) * N + bx * B;
-                    cv[row..row + B].fill(p.colour);
+                for j in 0..b {
+                    let row = (by * b + j) * n + bx * b;
+                    cv.px[row..row + b].fill(p.colour);
                 }
             }
         }
@@ -290,13 +323,14 @@ fn fill_blocks(cv: &mut Canvas, p: &Placed) {
 
 /// The glowing style's halo: alpha falls from 0.85 at the edge to 0 at `w` px, quadratically.
 fn draw_halo(cv: &mut Canvas, parts: &[Placed], colour: [f32; 3], s: f32) {
-    let w = 0.6 * s + 2.0;
+    let n = cv.n;
+    let w = 0.6 * s + 2.0 * cv.kf();
     let halo = lerp3(colour, WHITE, 0.35);
     let body: Vec<&Placed> = parts.iter().filter(|p| !p.detail).collect();
-    let mut bb = [N, N, 0, 0];
+    let mut bb = [n, n, 0, 0];
     for p in &body {
         let g = clamp_box(
-            p.bbox[0] as f32 - w, p.bbox[1] as f32 - w, p.bbox[2] as f32 + w, p.bbox[3] as f32 + w,
+            p.bbox[0] as f32 - w, p.bbox[1] as f32 - w, p.bbox[2] as f32 + w, p.bbox[3] as f32 + w, n,
         );
         bb = [bb[0].min(g[0]), bb[1].min(g[1]), bb[2].max(g[2]), bb[3].max(g[3])];
     }
@@ -306,7 +340,7 @@ fn draw_halo(cv: &mut Canvas, parts: &[Placed], colour: [f32; 3], s: f32) {
             let d = body.iter().map(|p| p.d(x, y)).fold(f32::INFINITY, f32::min);
             if d > 0.0 && d < w {
                 let t = 1.0 - d / w;
-                let dst = &mut cv[py * N + px];
+                let dst = &mut cv.px[py * n + px];
                 *dst = lerp3(*dst, halo, 0.85 * t * t);
             }
         }
@@ -314,7 +348,7 @@ fn draw_halo(cv: &mut Canvas, parts: &[Placed], colour: [f32; 3], s: f32) {
 }
 
 fn draw_object(cv: &mut Canvas, o: &Object, style: Style) {
-    let (parts, s) = place(o);
+    let (parts, s) = place(o, cv.n, cv.kf());
     match style {
         Style::Flat => {
             for p in &parts {
@@ -322,7 +356,7 @@ fn draw_object(cv: &mut Canvas, o: &Object, style: Style) {
             }
         }
         Style::Outlined => {
-            let t = (0.13 * s).max(2.0);
+            let t = (0.13 * s).max(2.0 * cv.kf());
             for p in &parts {
                 if p.detail {
                     fill(cv, p, |d| d, |_| p.colour);

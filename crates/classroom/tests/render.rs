@@ -260,3 +260,30 @@ fn preview_png_round_trips() {
     let at = |x: usize, y: usize| { let i = (y * w + x) * 3; [rgb[i], rgb[i + 1], rgb[i + 2]] };
     assert_eq!(at(3 + 2 * 10 + 1, 3 + 2 * 20), px(&imgs[0], 10, 20));
 }
+
+#[test]
+fn renders_at_128_px_are_the_64_px_scenes_sharper() {
+    use classroom::render_sized;
+    let mut worst = 0.0f64;
+    for i in 0..96u64 {
+        let (scene, _, img64) = example(1, i, if i % 2 == 0 { Split::Train } else { Split::Heldout });
+        assert_eq!(render_sized(&scene, 64), img64, "item {i}: render_sized(64) is render");
+        let img128 = render_sized(&scene, 128);
+        assert_eq!(img128.len(), 128 * 128 * 3);
+        // 2×2 box filter back to 64 px: the same picture, edges anti-aliased a little differently.
+        let mut diff = 0u64;
+        for y in 0..64 {
+            for x in 0..64 {
+                for c in 0..3 {
+                    let at = |xx: usize, yy: usize| img128[(yy * 128 + xx) * 3 + c] as u32;
+                    let mean = (at(2 * x, 2 * y) + at(2 * x + 1, 2 * y) + at(2 * x, 2 * y + 1) + at(2 * x + 1, 2 * y + 1) + 2) / 4;
+                    diff += (mean as i32 - img64[(y * 64 + x) * 3 + c] as i32).unsigned_abs() as u64;
+                }
+            }
+        }
+        let mean = diff as f64 / (64.0 * 64.0 * 3.0);
+        worst = worst.max(mean);
+        assert!(mean < 4.0, "item {i}: 128 px render differs from the 64 px one by {mean:.2}/255 on average");
+    }
+    assert!(worst > 0.0, "the 128 px renders are only upscaled 64 px ones");
+}

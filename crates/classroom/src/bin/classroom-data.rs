@@ -1,10 +1,11 @@
 //! `classroom-data`: writes a dataset of classroom-world renders for training and evaluation.
 //!
 //! ```text
-//! classroom-data --n N --seed S --out DIR [--split train|heldout] [--preview FILE.png] [--threads T]
+//! classroom-data --n N --seed S --out DIR [--split train|heldout] [--size 64|128] [--preview FILE.png] [--threads T]
 //! ```
 //! Writes into DIR:
-//! - `images.u8`: N×64×64×3 raw bytes, row-major HWC RGB (numpy: `np.fromfile(p, np.uint8).reshape(N, 64, 64, 3)`);
+//! - `images.u8`: N×S×S×3 raw bytes (S = `--size`, default 64; `meta.json` → `image_size`), row-major
+//!   HWC RGB (numpy: `np.fromfile(p, np.uint8).reshape(N, S, S, 3)`);
 //! - `labels.jsonl`: line i = `{"caption": "...", "labels": {...}}` for image i (every attribute a
 //!   lowercase string or null, `skull` a bool, `n_objects` a number);
 //! - `meta.json`: vocabularies in the evaluator's class order, colour RGB values, the held-out
@@ -14,8 +15,8 @@
 //! Item i depends only on (seed, i, split), so datasets are reproducible and prefixes agree.
 
 use classroom::{
-    BgKind, Character, Colour, HELDOUT_TRIPLES, IMAGE_BYTES, Position, Shape, Size, Split, Style,
-    erasure_prompt_sets, example, fnv1a64, heldout_prompts, png,
+    BgKind, Character, Colour, HELDOUT_TRIPLES, Position, Rng, SIZES, Shape, Size, Split, Style, caption,
+    erasure_prompt_sets, fnv1a64, heldout_prompts, png, render_sized, sample_scene,
 };
 use serde_json::{Value, json};
 use std::io::Write;
@@ -29,13 +30,23 @@ struct Args {
     split: Split,
     preview: Option<PathBuf>,
     threads: usize,
+    /// Image side in pixels (one of `classroom::SIZES`).
+    size: usize,
 }
 
-const USAGE: &str = "usage: classroom-data --n N --seed S --out DIR [--split train|heldout] [--preview FILE.png] [--threads T]";
+impl Args {
+    fn image_bytes(&self) -> usize {
+        self.size * self.size * 3
+    }
+}
+
+const USAGE: &str =
+    "usage: classroom-data --n N --seed S --out DIR [--split train|heldout] [--size 64|128] [--preview FILE.png] [--threads T]";
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let (mut n, mut seed, mut out, mut split, mut preview) = (None, None, None, Split::Train, None);
+    let mut size = classroom::SIZE;
     let mut threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
@@ -49,6 +60,12 @@ fn parse_args() -> Result<Args, String> {
             "--out" => out = Some(PathBuf::from(value)),
             "--preview" => preview = Some(PathBuf::from(value)),
             "--threads" => threads = (num(&value)? as usize).max(1),
+            "--size" => {
+                size = num(&value)? as usize;
+                if !SIZES.contains(&size) {
+                    return Err(format!("--size is one of {SIZES:?} (pixels), got {size}"));
+                }
+            }
             "--split" => {
                 split = match value.as_str() {
                     "train" => Split::Train,
@@ -66,6 +83,7 @@ fn parse_args() -> Result<Args, String> {
         split,
         preview,
         threads,
+        size,
     })
 }
 
@@ -87,11 +105,15 @@ fn batch(args: &Args, range: std::ops::Range<u64>) -> Result<(Vec<u8>, String), 
             .map(|r| {
                 let r = r.clone();
                 scope.spawn(move || {
-                    let mut bytes = Vec::with_capacity((r.end - r.start) as usize * IMAGE_BYTES);
+                    let mut bytes = Vec::with_capacity((r.end - r.start) as usize * args.image_bytes());
                     let mut lines = String::new();
                     for i in r {
-                        let (scene, text, image) = example(args.seed, i, args.split);
-                        bytes.extend_from_slice(&image);
+                        // As `classroom::example`, at the requested size: item i is the same scene
+                        // and caption at every size.
+                        let mut rng = Rng::for_item(args.seed, i);
+                        let scene = sample_scene(&mut rng, args.split);
+                        let text = caption(&scene, args.split, &mut rng);
+                        bytes.extend_from_slice(&render_sized(&scene, args.size));
                         let line = json!({"caption": text, "labels": scene.labels()});
                         lines.push_str(&serde_json::to_string(&line).map_err(|e| e.to_string())?);
                         lines.push('\n');
@@ -102,7 +124,7 @@ fn batch(args: &Args, range: std::ops::Range<u64>) -> Result<(Vec<u8>, String), 
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a worker thread panicked".into()))).collect()
     });
-    let mut bytes = Vec::with_capacity(len * IMAGE_BYTES);
+    let mut bytes = Vec::with_capacity(len * args.image_bytes());
     let mut lines = String::new();
     for r in results {
         let (b, l) = r?;
@@ -132,8 +154,8 @@ fn run(args: &Args) -> Result<(), String> {
             hash ^= b as u64;
             hash = hash.wrapping_mul(0x0000_0100_0000_01B3);
         }
-        if first.len() < 64 * IMAGE_BYTES {
-            let take = (64 * IMAGE_BYTES - first.len()).min(bytes.len());
+        if first.len() < 64 * args.image_bytes() {
+            let take = (64 * args.image_bytes() - first.len()).min(bytes.len());
             first.extend_from_slice(&bytes[..take]);
         }
         images.write_all(&bytes).map_err(|e| io("images.u8", e))?;
@@ -152,7 +174,7 @@ fn run(args: &Args) -> Result<(), String> {
         "n": args.n,
         "seed": args.seed,
         "split": args.split,
-        "image_size": classroom::SIZE,
+        "image_size": args.size,
         "channels": 3,
         "dtype": "uint8",
         "layout": "NHWC",
@@ -175,8 +197,8 @@ fn run(args: &Args) -> Result<(), String> {
     write_json("prompts.json", &json!({"heldout": heldout_prompts(), "erasure": erasure_prompt_sets()}))?;
 
     if let Some(path) = &args.preview {
-        let imgs: Vec<&[u8]> = first.chunks_exact(IMAGE_BYTES).collect();
-        let (w, h, rgb) = png::grid(&imgs, classroom::SIZE, 8, 2, 4);
+        let imgs: Vec<&[u8]> = first.chunks_exact(args.image_bytes()).collect();
+        let (w, h, rgb) = png::grid(&imgs, args.size, 8, 2, 4);
         let bytes = png::encode_png_rgb(w, h, &rgb)?;
         std::fs::write(path, bytes).map_err(|e| io(&path.display().to_string(), e))?;
     }
