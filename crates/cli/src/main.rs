@@ -3,6 +3,7 @@
 mod adapter_args;
 mod bench;
 mod bench_erase;
+mod classroom_tokenizer;
 mod erase;
 mod erasure_report;
 mod eval_classroom;
@@ -47,6 +48,8 @@ enum Command {
     Erase(erase::EraseArgs),
     /// Prompt adherence of a classroom model (with optional edits), scored by its evaluator CNN.
     EvalClassroom(eval_classroom::EvalArgs),
+    /// Write the classroom model's tokenizer: CLIP's BPE cut, closed under every world word's merges.
+    ClassroomTokenizer(classroom_tokenizer::TokenizerArgs),
 }
 
 #[derive(clap::Args)]
@@ -268,6 +271,7 @@ fn main() {
         Command::ErasureReport(a) => erasure_report::run(a),
         Command::BenchErase(a) => bench_erase::run(a),
         Command::EvalClassroom(a) => eval_classroom::run(a),
+        Command::ClassroomTokenizer(a) => classroom_tokenizer::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -6,6 +6,7 @@ pub mod model;
 pub mod noise;
 pub mod prompt;
 pub mod tokenizer;
+pub mod tokenizer_subset;
 
 pub use generate::{GenerateError, GenerateOutput, GenerateParams, Hooks, NoHooks, Run, StepInfo, rgb8_from_f32, to_rgb8};
 pub use model::{ModelFiles, StableDiffusion};

@@ -389,6 +389,30 @@ impl ClipTokenizer {
     /// The prompt's ids without BOS/EOS/padding and untruncated (`add_special_tokens=False`):
     /// erasure methods find a concept word's token positions with it.
     pub fn tokenize_words(&self, text: &str) -> Vec<u32> {
+        self.tokenize_words_recording(text, &mut Vec::new())
+    }
+
+    /// The ranks of the merges BPE applied to `text`, in the order applied (with repeats): a
+    /// merges list that keeps all of them, in rank order, splits `text` the same way, since BPE
+    /// always applies the lowest-ranked merge present (`tokenizer_subset.rs` builds on this).
+    pub fn merge_ranks_used(&self, text: &str) -> Vec<u32> {
+        let mut used = Vec::new();
+        self.tokenize_words_recording(text, &mut used);
+        used
+    }
+
+    /// Every merge as `(left, right)` token strings, in rank order (merges.txt without its header).
+    pub fn merges_in_rank_order(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(u32, String, String)> = self
+            .merges
+            .iter()
+            .filter_map(|(&(a, b), &(rank, _))| Some((rank, self.id_to_token.get(&a)?.clone(), self.id_to_token.get(&b)?.clone())))
+            .collect();
+        v.sort_by_key(|m| m.0);
+        v.into_iter().map(|(_, a, b)| (a, b)).collect()
+    }
+
+    fn tokenize_words_recording(&self, text: &str, used: &mut Vec<u32>) -> Vec<u32> {
         let mut ids = Vec::new();
         for (raw, raw_id) in self.split_added(text, &self.raw_patterns) {
             if let Some(id) = raw_id {
@@ -399,14 +423,14 @@ impl ClipTokenizer {
             for (piece, id) in self.split_added(&normalized, &self.normalized_patterns) {
                 match id {
                     Some(id) => ids.push(id),
-                    None => self.pre_tokenize_and_bpe(piece, &mut ids),
+                    None => self.pre_tokenize_and_bpe(piece, &mut ids, used),
                 }
             }
         }
         ids
     }
 
-    fn pre_tokenize_and_bpe(&self, text: &str, ids: &mut Vec<u32>) {
+    fn pre_tokenize_and_bpe(&self, text: &str, ids: &mut Vec<u32>, used: &mut Vec<u32>) {
         for m in self.pre_tokenizer.find_iter(text) {
             let word = m.as_str();
             // `ByteLevel` runs the GPT-2 regex again on each piece; on CLIP's pieces it only ever
@@ -414,16 +438,16 @@ impl ClipTokenizer {
             // tokens, e.g. upper-cased): `<|` + `endoftext` + `|>`.
             if let Some(inner) = word.strip_prefix("<|").and_then(|w| w.strip_suffix("|>")) {
                 for part in ["<|", inner, "|>"] {
-                    self.bpe(part, ids);
+                    self.bpe(part, ids, used);
                 }
             } else {
-                self.bpe(word, ids);
+                self.bpe(word, ids, used);
             }
         }
     }
 
     /// One pre-token through byte-level BPE (`BPE::merge_word` + `Word::merge_all`).
-    fn bpe(&self, word: &str, ids: &mut Vec<u32>) {
+    fn bpe(&self, word: &str, ids: &mut Vec<u32>, used: &mut Vec<u32>) {
         let bytes = word.as_bytes();
         let mut symbols: Vec<u32> = Vec::with_capacity(bytes.len());
         for (i, &b) in bytes.iter().enumerate() {
@@ -449,7 +473,7 @@ impl ClipTokenizer {
                 queue.push(Reverse((rank, i, new_id)));
             }
         }
-        while let Some(Reverse((_, pos, new_id))) = queue.pop() {
+        while let Some(Reverse((rank, pos, new_id))) = queue.pop() {
             if !alive[pos] || next[pos] >= n {
                 continue;
             }
@@ -458,6 +482,7 @@ impl ClipTokenizer {
             if self.merges.get(&(symbols[pos], symbols[right])).map(|m| m.1) != Some(new_id) {
                 continue;
             }
+            used.push(rank);
             symbols[pos] = new_id;
             alive[right] = false;
             next[pos] = next[right];
@@ -564,7 +589,7 @@ impl ClipTokenizer {
 
 /// GPT-2's byte → printable character table (CLIP `simple_tokenizer.py` `bytes_to_unicode`), in the
 /// order CLIP numbers the byte tokens: printable bytes first, then the rest mapped to U+0100 onward.
-fn bytes_to_unicode() -> Vec<(u8, char)> {
+pub(crate) fn bytes_to_unicode() -> Vec<(u8, char)> {
     let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
     let mut table: Vec<(u8, char)> = (0..=255u8).filter(|&b| printable(b)).map(|b| (b, char::from(b))).collect();
     let others = (0..=255u8).filter(|&b| !printable(b));
