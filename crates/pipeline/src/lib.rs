@@ -3,9 +3,11 @@
 
 pub mod generate;
 pub mod model;
+pub mod model_defaults;
 pub mod noise;
 pub mod prompt;
 pub mod tokenizer;
 
 pub use generate::{GenerateError, GenerateOutput, GenerateParams, Hooks, NoHooks, Run, StepInfo, rgb8_from_f32, to_rgb8};
 pub use model::{ModelFiles, StableDiffusion};
+pub use model_defaults::{ModelDefaults, ModelDefaultsError, StudioJson};
