@@ -44,11 +44,12 @@ pub struct EvalArgs {
     /// Seeds per prompt (0..N).
     #[arg(long, default_value_t = 16)]
     seeds: usize,
-    /// Guidance scale (default: `recommended_guidance` of the folder's metrics.json, else 3).
+    /// Guidance scale (default: the folder's studio.json, else `recommended_guidance` of its metrics.json, else 3).
     #[arg(long)]
     guidance: Option<f64>,
-    #[arg(long, default_value_t = 25)]
-    steps: usize,
+    /// DDIM steps (default: the folder's studio.json, else 25).
+    #[arg(long)]
+    steps: Option<usize>,
     #[arg(long, value_enum, default_value = "heldout")]
     prompts: PromptSet,
     /// Write the results as JSON here.
@@ -263,7 +264,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let evaluator = load_evaluator(&a.model, &device)?;
     let metrics: Option<serde_json::Value> =
         std::fs::read_to_string(a.model.join("metrics.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
-    let guidance = a.guidance.unwrap_or_else(|| metrics.as_ref().and_then(|m| m["recommended_guidance"].as_f64()).unwrap_or(3.0));
+    let (base, base_source) = crate::classroom_base(&a.model);
+    let defaults = crate::run_defaults(&a.model, a.guidance, a.steps, base, base_source)?;
+    let (guidance, steps) = (defaults.guidance, defaults.steps);
     let scheduler = crate::scheduler_kind(&a.scheduler, &a.model)?;
     let mut model = crate::load_model(&a.model, &device)?;
 
@@ -288,7 +291,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if prompts.is_empty() {
         bail!("--limit 0 leaves no prompts");
     }
-    let sampler = BatchSampler::new(&model, scheduler, a.steps, guidance)?;
+    let sampler = BatchSampler::new(&model, scheduler, steps, guidance)?;
     let conds = prompts.iter().map(|p| sampler.encode(&p.text)).collect::<Result<Vec<_>>>()?;
     // Seed-major order: after every pass over the prompts the checkpoint is a complete
     // "all prompts × k seeds" evaluation (the totals do not depend on the order).
@@ -299,7 +302,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         a.seeds,
         jobs.len(),
         scheduler,
-        a.steps,
+        steps,
         a.device
     );
     // The Python numbers of metrics.json are comparable when the setup is the model card's.
@@ -308,8 +311,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
         let adh = m["adherence"].get(&key)?.clone();
         Some((key, adh))
     });
-    let comparable = a.edits.is_empty() && a.limit.is_none() && a.seeds == 16 && a.steps == 25 && scheduler == SchedulerKind::Ddim;
-    let setup = Setup { args: &a, prompts: &prompts, edits: &edits_json, scheduler, guidance, size: sampler.height, threads, python: python.as_ref(), comparable };
+    let comparable = a.edits.is_empty() && a.limit.is_none() && a.seeds == 16 && steps == 25 && scheduler == SchedulerKind::Ddim;
+    let setup = Setup { args: &a, prompts: &prompts, edits: &edits_json, scheduler, guidance, steps, size: sampler.height, threads, python: python.as_ref(), comparable };
 
     let start = Instant::now();
     let mut adherence = Adherence::new();
@@ -368,6 +371,7 @@ struct Setup<'a> {
     edits: &'a [serde_json::Value],
     scheduler: SchedulerKind,
     guidance: f64,
+    steps: usize,
     size: usize,
     threads: usize,
     python: Option<&'a (String, serde_json::Value)>,
@@ -395,7 +399,7 @@ impl Setup<'_> {
             "edits": self.edits,
             "prompts": {"set": format!("{:?}", a.prompts).to_lowercase(), "n": self.prompts.len(), "groups": groups, "limit": a.limit},
             "seeds": (0..a.seeds).collect::<Vec<_>>(),
-            "steps": a.steps,
+            "steps": self.steps,
             "scheduler": self.scheduler.diffusers_class(),
             "guidance": self.guidance,
             "height": self.size,

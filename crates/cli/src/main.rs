@@ -15,10 +15,10 @@ use burn::tensor::Device;
 use clap::{Parser, Subcommand};
 use diffusion::safetensors_file::{Dtype, SafetensorsBytes, WriteTensor, serialize};
 use fs_files::FsFiles;
-use pipeline::{GenerateParams, StableDiffusion, StepInfo, to_rgb8};
+use pipeline::{GenerateParams, ModelDefaults, StableDiffusion, StepInfo, StudioJson, to_rgb8};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(name = "studio", about = "Erasure Studio: Stable Diffusion and concept erasure, natively")]
@@ -60,11 +60,13 @@ struct GenerateArgs {
     prompt: String,
     #[arg(long, default_value = "")]
     negative_prompt: String,
-    #[arg(long, default_value_t = 50)]
-    steps: usize,
-    #[arg(long, default_value_t = 7.5)]
-    guidance: f64,
-    /// auto (the folder's own scheduler, as diffusers loads it) | ddim | euler | euler-a | lcm | dpm | pndm
+    /// Denoising steps (default: the folder's studio.json, else 50 as in diffusers).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Classifier-free guidance scale (default: the folder's studio.json, else 7.5 as in diffusers).
+    #[arg(long)]
+    guidance: Option<f64>,
+    /// auto (studio.json's `scheduler`, else the folder's own scheduler, as diffusers loads it) | ddim | euler | euler-a | lcm | dpm | pndm
     #[arg(long, default_value = "auto")]
     scheduler: String,
     /// Image height in pixels (default: the UNet's sample_size × the VAE scale factor).
@@ -144,11 +146,70 @@ fn read_latents(path: &PathBuf) -> Result<Vec<f32>> {
     Ok(v)
 }
 
-/// `auto` picks the scheduler class named in `scheduler/scheduler_config.json`, as diffusers'
-/// `from_pretrained` does; a class we do not implement falls back to DDIM with a warning.
+/// The folder's `studio.json` ([`StudioJson`]), or `None` where it has none. A file that cannot
+/// be read or parsed is an error that names it.
+pub fn studio_json(model: &Path) -> Result<Option<(PathBuf, StudioJson)>> {
+    let path = model.join(StudioJson::FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some((path.clone(), StudioJson::parse(&path.display().to_string(), &bytes)?))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Guidance and steps of a run, and where each came from (for the log line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunDefaults {
+    pub guidance: f64,
+    pub steps: usize,
+    /// e.g. "guidance 3 (models/classroom/studio.json), 2 steps (--steps)".
+    pub note: String,
+}
+
+/// Each value from its flag when given, else from the folder's `studio.json`, else from `base`
+/// (`base_source` says what `base` is, e.g. "diffusers' default").
+pub fn run_defaults(model: &Path, guidance: Option<f64>, steps: Option<usize>, base: ModelDefaults, base_source: &str) -> Result<RunDefaults> {
+    let file = studio_json(model)?;
+    let from_file = |set: bool| match (&file, set) {
+        (Some((path, _)), true) => path.display().to_string(),
+        _ => base_source.to_owned(),
+    };
+    let set = file.as_ref().map(|(_, s)| *s).unwrap_or_default();
+    let resolved = set.over(base);
+    let (guidance, g_src) = match guidance {
+        Some(g) => (g, "--guidance".to_owned()),
+        None => (resolved.guidance_scale, from_file(set.guidance_scale.is_some())),
+    };
+    let (steps, s_src) = match steps {
+        Some(s) => (s, "--steps".to_owned()),
+        None => (resolved.num_inference_steps, from_file(set.num_inference_steps.is_some())),
+    };
+    if steps == 0 || !guidance.is_finite() {
+        bail!("--steps must be at least 1 and --guidance a finite number");
+    }
+    Ok(RunDefaults { guidance, steps, note: format!("guidance {guidance} ({g_src}), {steps} steps ({s_src})") })
+}
+
+/// What the classroom commands (`eval-classroom`, `erasure-report`) fall back to for a folder
+/// without `studio.json` (classroom folders made before it existed): the `recommended_guidance`
+/// of its `metrics.json`, else 3, and the model card's 25 DDIM steps.
+pub fn classroom_base(model: &Path) -> (ModelDefaults, &'static str) {
+    let metrics: Option<serde_json::Value> = std::fs::read_to_string(model.join("metrics.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+    match metrics.as_ref().and_then(|m| m["recommended_guidance"].as_f64()) {
+        Some(g) => (ModelDefaults { guidance_scale: g, num_inference_steps: 25, scheduler: None }, "metrics.json's recommended_guidance; 25 steps: the classroom default"),
+        None => (ModelDefaults { guidance_scale: 3.0, num_inference_steps: 25, scheduler: None }, "the classroom default"),
+    }
+}
+
+/// `auto` picks `studio.json`'s `scheduler` when the folder has one, else the scheduler class
+/// named in `scheduler/scheduler_config.json`, as diffusers' `from_pretrained` does; a class we
+/// do not implement falls back to DDIM with a warning.
 fn scheduler_kind(name: &str, model: &std::path::Path) -> Result<schedulers::SchedulerKind> {
     if name != "auto" {
         return name.parse().map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    if let Some(kind) = studio_json(model)?.and_then(|(_, s)| s.scheduler) {
+        return Ok(kind);
     }
     let text = std::fs::read_to_string(model.join("scheduler/scheduler_config.json")).unwrap_or_default();
     let class = serde_json::from_str::<serde_json::Value>(&text)
@@ -162,6 +223,9 @@ fn scheduler_kind(name: &str, model: &std::path::Path) -> Result<schedulers::Sch
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {
+    // Before loading the weights, so a bad studio.json is reported at once.
+    let defaults = run_defaults(&a.model, a.guidance, a.steps, ModelDefaults::default(), "diffusers' default")?;
+    eprintln!("generate: {}", defaults.note);
     let device = device_with_dtype(&a.device, &a.dtype)?;
     let mut model = load_model(&a.model, &device)?;
     let _edits = erase::apply_edits(&mut model, &a.edits)?;
@@ -169,8 +233,8 @@ fn generate(a: GenerateArgs) -> Result<()> {
     let params = GenerateParams {
         prompt: a.prompt,
         negative_prompt: a.negative_prompt,
-        steps: a.steps,
-        guidance: a.guidance,
+        steps: defaults.steps,
+        guidance: defaults.guidance,
         height: a.height.unwrap_or(default_size),
         width: a.width.unwrap_or(default_size),
         seed: a.seed,

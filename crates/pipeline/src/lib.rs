@@ -3,6 +3,7 @@
 
 pub mod generate;
 pub mod model;
+pub mod model_defaults;
 pub mod noise;
 pub mod prompt;
 pub mod tokenizer;
@@ -10,3 +11,4 @@ pub mod tokenizer_subset;
 
 pub use generate::{GenerateError, GenerateOutput, GenerateParams, Hooks, NoHooks, Run, StepInfo, rgb8_from_f32, to_rgb8};
 pub use model::{ModelFiles, StableDiffusion};
+pub use model_defaults::{ModelDefaults, ModelDefaultsError, StudioJson};
