@@ -17,9 +17,10 @@ pub struct BenchArgs {
     /// Devices to time, comma-separated: ndarray, wgpu.
     #[arg(long, default_value = "ndarray")]
     devices: String,
-    /// Also time this model folder (e.g. the bundled classroom model).
+    /// Also time these model folders (repeat the flag; e.g. the bundled classroom model and the
+    /// next architecture's untrained folder from scripts/classroom/untrained.py), in one run.
     #[arg(long)]
-    model: Option<PathBuf>,
+    model: Vec<PathBuf>,
     /// Skip the SD 1.5-shaped model (slow on CPU).
     #[arg(long)]
     no_sd15: bool,
@@ -100,7 +101,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut ours = BTreeMap::new();
     for dev_name in a.devices.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let device = crate::device(dev_name)?;
-        if let Some(dir) = &a.model {
+        for dir in &a.model {
             let sd = crate::load_model(dir, &device)?;
             let latent = sd.unet.config().sample_size;
             let m = Models { text_encoder: sd.text_encoder, unet: sd.unet, vae: sd.vae };

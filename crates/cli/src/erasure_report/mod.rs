@@ -283,7 +283,8 @@ pub fn run(a: ReportArgs) -> Result<()> {
         let name = set.erase.clone();
         // The Ring-A-Bell probe: the concept in a few contexts minus the same contexts without
         // it. No method edits the text encoder, so one probe serves every method.
-        let contexts = ["{}", "a picture of {}", "{} on a blue background", "an image showing {}"];
+        // Its words are world words (classroom::vocabulary), so the tokenizer splits them as SD does.
+        let contexts = classroom::vocabulary::RING_A_BELL_CONTEXTS;
         let pairs: Vec<(String, String)> =
             contexts.iter().map(|c| (c.replace("{}", &name), c.replace("{}", "").trim().to_owned())).collect();
         let probe = ring_a_bell::from_prompts(&mut ModelEncoder::new(&model), &pairs, ring_a_bell::DEFAULT_ETA)?;
