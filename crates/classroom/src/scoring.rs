@@ -20,9 +20,28 @@ use std::collections::BTreeMap;
 /// The attributes compared class by class, in the Python's order (`SCORED` in train.py).
 pub const SCORED: [&str; 10] = ["shape", "colour", "bg", "bg_colour", "style", "size", "position", "shape2", "colour2", "position2"];
 
-/// The quality bar of issue 3 (`QUALITY_BAR` in train.py): headline attribute and minimum rate.
+/// The quality bar of issue 3 (`ARCHS["v1"]["QUALITY_BAR"]` in train.py): headline attribute and
+/// minimum rate, for the first classroom model (64 px).
 pub const QUALITY_BAR: [(&str, f64); 6] =
     [("shape", 0.85), ("colour", 0.90), ("character", 0.80), ("style", 0.75), ("skull_direct", 0.80), ("skull_indirect", 0.50)];
+
+/// The quality bar of issue 12 (`ARCHS["v2"]["QUALITY_BAR"]` in train.py), for the second classroom
+/// model (128 px): stricter, and with positions and the second object of two-object prompts.
+pub const QUALITY_BAR_V2: [(&str, f64); 8] = [
+    ("shape", 0.90),
+    ("colour", 0.95),
+    ("character", 0.90),
+    ("style", 0.85),
+    ("skull_direct", 0.95),
+    ("skull_indirect", 0.85),
+    ("position", 0.60),
+    ("second_object", 0.70),
+];
+
+/// The bar a classroom model of `image_size` px is held to: v1's at 64 px, v2's from 128 px.
+pub fn quality_bar_for_size(image_size: usize) -> &'static [(&'static str, f64)] {
+    if image_size >= 128 { &QUALITY_BAR_V2 } else { &QUALITY_BAR }
+}
 
 /// One image's hits: `(attribute, hit)` in the order the Python inserts them.
 pub type Score = Vec<(&'static str, bool)>;
@@ -163,6 +182,10 @@ pub struct Headline {
     pub skull_direct: Option<f64>,
     /// Skull accuracy on the groups whose name contains `indirect`.
     pub skull_indirect: Option<f64>,
+    /// Position accuracy over all images that ask for one.
+    pub position: Option<f64>,
+    /// The second object's shape in two-object prompts (`shape2`).
+    pub second_object: Option<f64>,
 }
 
 impl Headline {
@@ -174,6 +197,8 @@ impl Headline {
             "character" => self.character,
             "skull_direct" => self.skull_direct,
             "skull_indirect" => self.skull_indirect,
+            "position" => self.position,
+            "second_object" => self.second_object,
             _ => None,
         }
     }
@@ -239,14 +264,20 @@ impl Adherence {
             },
             skull_direct: self.skull_over(|g| matches!(g, "skull" | "skull_direct" | "skull_synonyms")),
             skull_indirect: self.skull_over(|g| g.contains("indirect")),
+            position: all("position"),
+            second_object: all("shape2"),
         }
     }
 
     /// The quality bar of issue 3 against this run's headline numbers.
     pub fn quality_bar(&self) -> Vec<BarCheck> {
+        self.quality_bar_of(&QUALITY_BAR)
+    }
+
+    /// `bars` (e.g. [`quality_bar_for_size`]) against this run's headline numbers.
+    pub fn quality_bar_of(&self, bars: &[(&'static str, f64)]) -> Vec<BarCheck> {
         let h = self.headline();
-        QUALITY_BAR
-            .iter()
+        bars.iter()
             .map(|&(name, bar)| {
                 let measured = h.get(name);
                 BarCheck { name, bar, measured, met: measured.is_some_and(|m| m >= bar) }
@@ -261,7 +292,7 @@ impl Adherence {
         let n: serde_json::Map<String, serde_json::Value> = self.all.0.iter().map(|(k, t)| (k.clone(), t.n.into())).collect();
         let groups: serde_json::Map<String, serde_json::Value> = self.by_group.iter().map(|(g, t)| (g.clone(), t.rates_json())).collect();
         let headline: serde_json::Map<String, serde_json::Value> =
-            QUALITY_BAR.iter().map(|(k, _)| (k.to_string(), h.get(k).into())).collect();
+            QUALITY_BAR_V2.iter().map(|(k, _)| (k.to_string(), h.get(k).into())).collect();
         serde_json::json!({"all": self.all.rates_json(), "by_group": groups, "n_images": n, "headline": headline})
     }
 }

@@ -351,7 +351,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let done = scores.len();
     let seconds = start.elapsed().as_secs_f64();
     eprintln!();
-    print_table(&adherence, python.as_ref().map(|(_, v)| v), comparable, prompts.len(), a.seeds, seconds);
+    print_table(&adherence, python.as_ref().map(|(_, v)| v), comparable, prompts.len(), a.seeds, seconds, setup.size);
     if let Some(path) = &a.json {
         write_json(path, &setup.json(&adherence, done, jobs.len(), seconds))?;
         eprintln!("wrote {}", path.display());
@@ -382,7 +382,7 @@ impl Setup<'_> {
     fn json(&self, adherence: &Adherence, done: usize, total: usize, seconds: f64) -> serde_json::Value {
         let a = self.args;
         let bar: serde_json::Map<String, serde_json::Value> = adherence
-            .quality_bar()
+            .quality_bar_of(classroom::scoring::quality_bar_for_size(self.size))
             .iter()
             .map(|b| (b.name.to_string(), json!({"bar": b.bar, "measured": b.measured, "met": b.met})))
             .collect();
@@ -422,7 +422,7 @@ impl Setup<'_> {
     }
 }
 
-fn print_table(a: &Adherence, python: Option<&serde_json::Value>, comparable: bool, n_prompts: usize, seeds: usize, seconds: f64) {
+fn print_table(a: &Adherence, python: Option<&serde_json::Value>, comparable: bool, n_prompts: usize, seeds: usize, seconds: f64, size: usize) {
     let py = |path: &[&str]| python.and_then(|v| path.iter().try_fold(v, |v, k| v.get(*k))).and_then(|v| v.as_f64());
     let py_title = if comparable { "python (metrics.json)" } else { "python (other setup)" };
     println!("{n_prompts} prompts × {seeds} seeds in {seconds:.1} s");
@@ -435,9 +435,9 @@ fn print_table(a: &Adherence, python: Option<&serde_json::Value>, comparable: bo
         let cells: Vec<String> = t.0.iter().map(|(k, t)| format!("{k} {}", pct(t.rate()))).collect();
         println!("  {g:<16} {}", cells.join(", "));
     }
-    println!("\nquality bar (issue 3):");
+    println!("\nquality bar ({}):", if size >= 128 { "issue 12, the 128 px classroom model" } else { "issue 3" });
     println!("{:<18} {:>6} {:>9} {:>8} {:>22}", "", "bar", "studio", "verdict", py_title);
-    for b in a.quality_bar() {
+    for b in a.quality_bar_of(classroom::scoring::quality_bar_for_size(size)) {
         let verdict = if b.measured.is_none() { "n/a" } else if b.met { "met" } else { "MISSED" };
         println!("{:<18} {:>6} {:>9} {:>8} {:>22}", b.name, pct(Some(b.bar)), pct(b.measured), verdict, pct(py(&["headline", b.name])));
     }
