@@ -3,6 +3,9 @@
 #
 #   bash scripts/classroom/device_run.sh [CLASSROOM_DATA_BIN] [TOTAL_MINUTES]
 #
+# ARCH=v2 (default; issue 12: 128 px, VAE factor 8, SD's cross-attention layout, SD-exact tokenizer) or
+# ARCH=v1 (the first classroom model, 64 px). The data is rendered at the architecture's size.
+#
 # Run from the repository root on a machine with python3 + torch (CUDA) + transformers + safetensors +
 # numpy + pillow + matplotlib, where diffusers is carried as a wheel in .whl/ (see prepare_device.sh).
 # CLASSROOM_DATA_BIN (default .bin/classroom-data) is the world's dataset writer (crate crates/classroom).
@@ -18,7 +21,10 @@ TOTAL_MIN=${2:-8.3}
 RUN=/tmp/classroom-run
 DATA=$RUN/data
 # Overridable for a local dry run (e.g. PYTHON=venv/bin/python SCALE=smoke N_TRAIN=512 N_HELDOUT=128).
-N_TRAIN=${N_TRAIN:-300000}
+ARCH=${ARCH:-v2}
+case "$ARCH" in v1) SIZE=64; N_DEFAULT=300000 ;; *) SIZE=128; N_DEFAULT=200000 ;; esac
+# 200k 128 px images are 9.8 GB of uint8 in host and GPU memory (300k 64 px: 3.7 GB).
+N_TRAIN=${N_TRAIN:-$N_DEFAULT}
 N_HELDOUT=${N_HELDOUT:-8192}
 SCALE=${SCALE:-gpu}
 PY=${PYTHON:-python3}
@@ -28,7 +34,7 @@ LOG=${OUT:+$OUT/train.log}
 LOG=${LOG:-$RUN/train.log}
 
 main() {
-echo "== $(date -u +%FT%TZ) classroom device run: bin=$BIN total=${TOTAL_MIN} min"
+echo "== $(date -u +%FT%TZ) classroom device run: arch=$ARCH (${SIZE} px) bin=$BIN total=${TOTAL_MIN} min"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
 # 1. diffusers (pure Python) from the carried wheel; the machine has no network.
@@ -41,9 +47,9 @@ fi
 
 # 2. The world's data: training split and held-out split (with prompts.json), in parallel.
 chmod +x "$BIN" 2>/dev/null
-"$BIN" --n "$N_TRAIN" --seed 1 --out "$DATA/train" --split train > "$RUN/data_train.log" 2>&1 &
+"$BIN" --n "$N_TRAIN" --seed 1 --out "$DATA/train" --split train --size "$SIZE" > "$RUN/data_train.log" 2>&1 &
 P1=$!
-"$BIN" --n "$N_HELDOUT" --seed 2 --out "$DATA/heldout" --split heldout > "$RUN/data_heldout.log" 2>&1 &
+"$BIN" --n "$N_HELDOUT" --seed 2 --out "$DATA/heldout" --split heldout --size "$SIZE" > "$RUN/data_heldout.log" 2>&1 &
 P2=$!
 wait $P1 || { echo "classroom-data (train) failed:"; tail -5 "$RUN/data_train.log"; return 1; }
 wait $P2 || { echo "classroom-data (heldout) failed:"; tail -5 "$RUN/data_heldout.log"; return 1; }
@@ -55,14 +61,14 @@ MINUTES=$("$PY" -c "print(round(max(2.0, $TOTAL_MIN - ($ELAPSED + 25) / 60), 2))
 echo "== ${ELAPSED} s spent before training; train.py gets ${MINUTES} min"
 rm -rf "$RUN/classroom"
 "$PY" scripts/classroom/train.py --data "$DATA/train" --heldout "$DATA/heldout" --out "$RUN/classroom" \
-    --scale "$SCALE" --minutes "$MINUTES"
+    --scale "$SCALE" --minutes "$MINUTES" --arch "$ARCH"
 RC=$?
 echo "== train.py exit code $RC after $(( $(date +%s) - T0 )) s"
 
 # 4. Bring back whatever was written, even after a failure.
 if [ -n "${OUT:-}" ] && [ -d "$RUN/classroom" ]; then
     tar -C "$RUN" -cf - classroom | split -b 15M -d - "$OUT/classroom.tar."
-    for f in metrics.json samples.png loss.png; do
+    for f in metrics.json samples.png loss.png studio.json; do
         [ -f "$RUN/classroom/$f" ] && cp "$RUN/classroom/$f" "$OUT/$f"
     done
     ls -la "$OUT"

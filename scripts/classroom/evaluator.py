@@ -1,7 +1,7 @@
 """The classroom evaluator: a small CNN with one classification head per world attribute.
 
 Forward pass of the exported model (what `config.json` documents and the Rust port reproduces), on an
-8-bit RGB image [B, 3, 64, 64] (NCHW):
+8-bit RGB image [B, 3, S, S] (NCHW; S = 64, or 128 for the classroom v2 model):
     x = pixel / 127.5 - 1                                  # pixel in 0..255
     for each conv i in config["convs"]:                   # 3x3, padding 1, stride 1 or 2, bias (BatchNorm folded in)
         x = relu(conv2d(x, convs.i.weight, convs.i.bias, stride, padding=1))
@@ -23,6 +23,9 @@ from safetensors.torch import load_file, save_file
 
 # (out_channels, stride) of each 3x3 conv: 64 -> 32 -> 16 -> 8 -> 4 pixels.
 CONVS = [(32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (128, 2), (128, 1), (64, 2)]
+# The same network for 128 px images (classroom v2): one more stride-2 conv in front, so the map
+# reaching the first 64-channel conv is 64 px again and the flattened features keep their size.
+CONVS_BY_SIZE = {64: CONVS, 128: [(32, 1), (32, 2)] + CONVS[1:]}
 HIDDEN = 256
 
 
@@ -30,10 +33,11 @@ class Evaluator(nn.Module):
     def __init__(self, heads, size=64):
         super().__init__()
         self.head_names = list(heads)
+        self.size = size
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         cin, s = 3, size
-        for cout, stride in CONVS:
+        for cout, stride in CONVS_BY_SIZE[size]:
             self.convs.append(nn.Conv2d(cin, cout, 3, stride, 1, bias=False))
             self.norms.append(nn.BatchNorm2d(cout))
             cin, s = cout, s // stride
@@ -96,16 +100,16 @@ def export(model, heads, folder, train_info):
     os.makedirs(folder, exist_ok=True)
     state = {k: v.half() for k, v in folded_state(model).items()}
     save_file(state, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
-    size = 64
+    size = side = model.size
     convs = []
     cin = 3
-    for i, (cout, stride) in enumerate(CONVS):
+    for i, (cout, stride) in enumerate(CONVS_BY_SIZE[side]):
         convs.append({"name": f"convs.{i}", "in": cin, "out": cout, "kernel": 3, "stride": stride, "padding": 1,
                       "activation": "relu", "out_size": size // stride})
         cin, size = cout, size // stride
     config = {
         "format": "erasure-studio classroom evaluator v1",
-        "input": {"height": 64, "width": 64, "layout": "NCHW, RGB", "dtype": "uint8 image",
+        "input": {"height": side, "width": side, "layout": "NCHW, RGB", "dtype": "uint8 image",
                   "normalisation": "x = pixel / 127.5 - 1"},
         "convs": convs,
         "flatten": {"order": "C, H, W (PyTorch x.flatten(1) of NCHW)", "features": cin * size * size},
@@ -136,7 +140,7 @@ def train(images, labels, heads, budget_s, batch, lr, device, seed, recon=None, 
     Trains for `budget_s` seconds (or max_steps); returns (model, loss history)."""
     g = torch.Generator(device=device).manual_seed(seed)
     torch.manual_seed(seed)
-    model = Evaluator(heads).to(device).to(memory_format=torch.channels_last)
+    model = Evaluator(heads, size=images.shape[1]).to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     use_amp = device.type == "cuda" or os.environ.get("CLASSROOM_FAST_PATHS") == "1"
     n = images.shape[0]

@@ -57,8 +57,11 @@ SCALES = {
                   vae_steps=40, eval_steps=40, unet_steps=30),
 }
 
-# Model architecture (the same at every scale, so a smoke run checks the real export).
-N_MERGES = 10000            # truncated CLIP BPE: vocab = 512 bytes + merges + 2 specials
+# Model architecture (the same at every scale, so a smoke run checks the real export). `--arch` picks
+# one of ARCHS below and main() installs it into these module globals before anything is built.
+N_MERGES = 10000            # v1: truncated CLIP BPE: vocab = 512 bytes + merges + 2 specials
+TOKENIZER_DIR = None        # v2: the committed tokenizer folder (studio classroom-tokenizer)
+IMAGE_SIZE = 64
 TEXT = dict(hidden_size=192, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4,
             max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=192)
 UNET = dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
@@ -69,13 +72,37 @@ UNET = dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
 VAE = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
            up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(32, 64, 64), layers_per_block=1,
            latent_channels=4, sample_size=64, norm_num_groups=32)
+# v2 (issue 12): SD's shapes in miniature. 128 px images, a VAE with SD's factor 8 and 4 latent channels
+# (four encoder levels, three downsamplings), so the UNet keeps 16x16 latents; SD 1.x's cross-attention
+# layout (CrossAttnDownBlock2D x3 + DownBlock2D, UpBlock2D + CrossAttnUpBlock2D x3, a cross-attention mid
+# block); a tokenizer that splits every world word exactly as SD's CLIP does.
+UNET_V2 = dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
+               block_out_channels=(64, 128, 128, 128),
+               down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+               up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+               attention_head_dim=8, norm_num_groups=32)
+VAE_V2 = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+              # 32 channels at 128 and 64 px, as v1 had at 64 px: a decode costs 3.6 GFLOP (v1: 1.26); with
+              # (32, 64, 128, 128) it was 7.8 GFLOP, 6x v1's, for capacity these flat scenes do not need.
+              up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(32, 32, 64, 128), layers_per_block=1,
+              latent_channels=4, sample_size=128, norm_num_groups=32)
+ARCHS = {
+    "v1": dict(IMAGE_SIZE=64, UNET=UNET, VAE=VAE, N_MERGES=10000, TOKENIZER_DIR=None,
+               QUALITY_BAR={"shape": 0.85, "colour": 0.90, "character": 0.80, "style": 0.75, "skull_direct": 0.80,
+                            "skull_indirect": 0.50}),
+    "v2": dict(IMAGE_SIZE=128, UNET=UNET_V2, VAE=VAE_V2, N_MERGES=None,
+               TOKENIZER_DIR=os.path.join(HERE, "tokenizer"),
+               # Issue 12's bars, at the guidance the model folder's studio.json names.
+               QUALITY_BAR={"shape": 0.90, "colour": 0.95, "character": 0.90, "style": 0.85, "skull_direct": 0.95,
+                            "skull_indirect": 0.85, "position": 0.60, "second_object": 0.70}),
+}
 # Stable Diffusion's noise schedule.
 BETAS = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
 KL_WEIGHT = 1e-6            # per-sample KL sum vs per-sample summed reconstruction loss, as in SD's VAE
 CAPTION_DROPOUT = 0.1
 TOKEN_INSERT = 0.1
 MIN_SNR_GAMMA = 5.0
-MAX_BYTES = 25_000_000
+MAX_BYTES = 40_000_000      # issue 12: the bundled model stays within 40 MB
 QUALITY_BAR = {"shape": 0.85, "colour": 0.90, "character": 0.80, "style": 0.75, "skull_direct": 0.80,
                "skull_indirect": 0.50}
 
@@ -149,12 +176,21 @@ def make_tokenizer(folder, captions_all):
     from clip_bpe import write_tokenizer
     from transformers import CLIPTokenizer
 
-    vocab_size = write_tokenizer(folder, N_MERGES, pad="<|endoftext|>")
+    if TOKENIZER_DIR is not None:
+        # v2: CLIP's BPE cut to its first 10,000 merges plus every merge a world word needs, written by
+        # `studio classroom-tokenizer` and checked against the full vocabulary by the Rust tests.
+        os.makedirs(folder, exist_ok=True)
+        for name in ("vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"):
+            shutil.copyfile(os.path.join(TOKENIZER_DIR, name), os.path.join(folder, name))
+        with open(os.path.join(folder, "vocab.json")) as f:
+            vocab_size = len(json.load(f))
+    else:
+        vocab_size = write_tokenizer(folder, N_MERGES, pad="<|endoftext|>")
     tok = CLIPTokenizer.from_pretrained(folder)
     assert len(tok) == vocab_size, (len(tok), vocab_size)
     words = sorted({w for c in captions_all for w in re.findall(r"[a-z0-9]+|[^\sa-z0-9]", c.lower())})
     unk = tok.convert_tokens_to_ids(tok.unk_token)
-    report = {"n_merges": N_MERGES, "vocab_size": vocab_size, "n_words": len(words), "unknown": [],
+    report = {"n_merges": N_MERGES, "source": TOKENIZER_DIR or f"first {N_MERGES} CLIP merges", "vocab_size": vocab_size, "n_words": len(words), "unknown": [],
               "multi_token_words": {}}
     for w in words:
         ids = tok(w, add_special_tokens=False).input_ids
@@ -467,13 +503,16 @@ def adherence(pred, heads, items):
     head["character"] = res["by_group"].get("character", {}).get("character", res["all"].get("character"))
     head["skull_direct"] = round(sum(skull_direct) / len(skull_direct), 4) if skull_direct else None
     head["skull_indirect"] = round(sum(skull_indirect) / len(skull_indirect), 4) if skull_indirect else None
+    # Where the objects are, and the second object of two-object prompts (its shape).
+    head["position"] = res["all"].get("position")
+    head["second_object"] = res["all"].get("shape2")
     res["headline"] = head
     return res
 
 
 @torch.no_grad()
 def generate(pipe, prompts, seeds, guidance, steps, device, batch):
-    """uint8 [len(prompts), 64, 64, 3]; image i uses prompts[i] and a generator seeded with seeds[i]."""
+    """uint8 [len(prompts), S, S, 3]; image i uses prompts[i] and a generator seeded with seeds[i]."""
     out = []
     for i in range(0, len(prompts), batch):
         gens = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds[i : i + batch]]
@@ -542,7 +581,7 @@ def evaluate_model(out, held, scorer, cfg, args, device, metrics, deadline, mark
     all_s = [s for _ in items for s in range(n_seeds)]
     metrics["heldout_prompts"] = {
         "n": len(items), "seeds": list(range(n_seeds)), "steps": args.steps, "scheduler": "DDIMScheduler",
-        "height": 64, "width": 64, "source": "prompts.json 'heldout' of the held-out folder (interleaved by group)",
+        "height": IMAGE_SIZE, "width": IMAGE_SIZE, "source": "prompts.json 'heldout' of the held-out folder (interleaved by group)",
         "groups": {g: sum(x["group"] == g for x in items) for g in dict.fromkeys(x["group"] for x in items)},
         "scoring": score_image.__doc__.strip()}
     metrics["adherence"] = {}
@@ -578,6 +617,11 @@ def evaluate_model(out, held, scorer, cfg, args, device, metrics, deadline, mark
             f"{k} {v['measured']} ({'met' if v['met'] else 'MISSED'})" for k, v in metrics["quality_bar"].items()
             if isinstance(v, dict)))
     shutil.copyfile(os.path.join(out, f"samples_guidance{best:g}.png"), os.path.join(out, "samples.png"))
+    # The model folder names its own defaults: `studio generate` and the page read them
+    # (pipeline::ModelDefaults), so the recommended guidance is what a user gets without asking.
+    with open(os.path.join(out, "studio.json"), "w") as f:
+        json.dump({"guidance_scale": best, "num_inference_steps": args.steps}, f, indent=2)
+        f.write("\n")
     metrics["grid"] = {"file": "samples.png", "prompts": prompts[:n_grid], "seed": 0, "guidance": best,
                        "steps": args.steps, "scheduler": "DDIMScheduler",
                        "layout": f"{cols} columns, row-major, 2x nearest zoom",
@@ -600,14 +644,19 @@ def main():
     ap.add_argument("--guidance", type=float, default=7.5, help="guidance of the grid and the headline numbers")
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps for the grid and the metrics")
     ap.add_argument("--n-seeds", type=int, help="seeds per held-out prompt (default: per scale)")
+    ap.add_argument("--arch", choices=sorted(ARCHS), default="v2",
+                    help="v2: 128 px, VAE factor 8, SD's cross-attention layout, SD-exact tokenizer (issue 12); "
+                         "v1: the first classroom model (64 px, factor 4)")
     ap.add_argument("--eval-only", action="store_true",
                     help="no training: reload --out (model + evaluator), redraw the grid, rescore adherence")
     args = ap.parse_args()
     if not args.eval_only and not args.data:
         ap.error("--data is required unless --eval-only")
 
+    globals().update(ARCHS[args.arch])
     cfg = dict(SCALES[args.scale])
     cfg["seed"] = args.seed
+    cfg["arch"] = args.arch
     for k in ("vae_steps", "eval_steps", "unet_steps", "n_seeds"):
         if getattr(args, k) is not None:
             cfg[k] = getattr(args, k)
@@ -677,6 +726,10 @@ def main():
         # Every training image is encoded by the VAE once: on a CPU that alone would take hours.
         log(f"data: using the first {cfg['max_train']} of {len(train)} training images (--scale {args.scale})")
         train.truncate(cfg["max_train"])
+    for name, sp in (("training", train), ("held-out", held)):
+        if sp.images.shape[1] != IMAGE_SIZE:
+            sys.exit(f"the {name} data has {sp.images.shape[1]} px images, --arch {args.arch} trains on {IMAGE_SIZE} px: "
+                     f"write it with `classroom-data --size {IMAGE_SIZE}`")
     heads = build_heads(train.meta, [train, held])
     log(f"data: {len(train)} training images from {len(args.data)} folder(s), {len(held)} held-out; "
         f"heads: {', '.join(f'{k}({len(v)})' for k, v in heads.items())}")
