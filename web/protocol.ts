@@ -27,7 +27,7 @@ export interface GenerateParams {
 }
 
 /**
- * Mirrors `studio_wasm::engine::SteeringRequest`: `studio generate --sld PRESET [--sld-concept C]
+ * Mirrors `erasure::request::SteeringRequest`: `studio generate --sld PRESET [--sld-concept C]
  * --safree "kw1;kw2" [--safree-alpha A] [--safree-all-steps] [--safree-artist] [--leace FILE]
  * [--ring-a-bell PAIRS]`. The eraser and the probe are fitted (or loaded) into the session first
  * and named here by id.
@@ -55,7 +55,7 @@ export const ERASER_METHODS = ['leace', 'inlp'] as const;
 export type EraserMethod = (typeof ERASER_METHODS)[number];
 
 /**
- * Mirrors `studio_wasm::steering::EraserRequest`: `studio fit-eraser --method M --concept-prompts
+ * Mirrors `erasure::request::EraserFitRequest`: `studio fit-eraser --method M --concept-prompts
  * "a;b" --other-prompts "c;d" [--iterations N] [--min-accuracy A]` (INLP's settings only for INLP).
  */
 export interface EraserFitRequest {
@@ -66,7 +66,7 @@ export interface EraserFitRequest {
   minAccuracy?: number;
 }
 
-/** Mirrors `studio_wasm::steering::RingABellRequest`: `--ring-a-bell "with|without;…" --ring-a-bell-eta η`. */
+/** Mirrors `erasure::request::RingABellRequest`: `--ring-a-bell "with|without;…" --ring-a-bell-eta η`. */
 export interface RingABellFitRequest {
   pairs: string;
   eta?: number;

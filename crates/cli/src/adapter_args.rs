@@ -8,8 +8,7 @@
 
 use anyhow::{Context, Result, bail};
 use erasure::adapters::AdapterStack;
-use erasure::lora::LoraFile;
-use erasure::spm::Spm;
+use erasure::request::{AdapterFile, AdapterFileKind, AdapterRequest, Parsed};
 use pipeline::StableDiffusion;
 use std::path::{Path, PathBuf};
 
@@ -46,6 +45,20 @@ pub fn parse_file_scale(arg: &str) -> Result<(PathBuf, f32)> {
     Ok((PathBuf::from(arg), 1.0))
 }
 
+impl AdapterArgs {
+    /// The flags as the request they stand for: the SPMs first, then the LoRAs.
+    pub fn request(&self) -> Result<AdapterRequest> {
+        let mut files = vec![];
+        for (args, kind) in [(&self.spm, AdapterFileKind::Spm), (&self.lora, AdapterFileKind::Lora)] {
+            for arg in args {
+                let (path, scale) = parse_file_scale(arg)?;
+                files.push(AdapterFile { file: path.display().to_string(), kind, scale });
+            }
+        }
+        Ok(AdapterRequest { files, facilitated_transport: !self.no_ft, lora_unet_only: self.lora_unet_only })
+    }
+}
+
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
@@ -53,33 +66,33 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 /// Attaches the adapters and sets the weights for `prompt`; prints what it did to stderr.
 /// `None` when no adapter was asked for.
 pub fn attach(args: &AdapterArgs, model: &mut StableDiffusion, prompt: &str) -> Result<Option<AdapterStack>> {
-    if args.spm.is_empty() && args.lora.is_empty() {
+    let req = args.request()?;
+    if req.files.is_empty() {
         return Ok(None);
     }
     let mut stack = AdapterStack::new();
-    for arg in &args.spm {
-        let (path, scale) = parse_file_scale(arg)?;
-        let name = path.display().to_string();
-        let spm = Spm::parse(&name, read(&path)?)?;
-        let prompts = spm.prompts.iter().map(|p| p.trim()).collect::<Vec<_>>().join(", ");
-        let n = stack.attach_spm(&mut model.unet, &name, spm, scale)?;
-        eprintln!("spm {name}: {n} layers, erases [{prompts}], scale {scale}");
-    }
-    for arg in &args.lora {
-        let (path, scale) = parse_file_scale(arg)?;
-        let name = path.display().to_string();
-        let mut lora = LoraFile::parse(&name, read(&path)?)?;
-        if args.lora_unet_only && !lora.text_encoder.is_empty() {
-            eprintln!("lora {name}: dropping {} text-encoder layer(s)", lora.text_encoder.len());
-            lora = lora.without_text_encoder();
+    for f in &req.files {
+        let name = &f.file;
+        match f.parse(read(Path::new(name))?, req.lora_unet_only)? {
+            (Parsed::Spm(spm), _) => {
+                let prompts = spm.prompts.iter().map(|p| p.trim()).collect::<Vec<_>>().join(", ");
+                let n = stack.attach_spm(&mut model.unet, name, spm, f.scale)?;
+                eprintln!("spm {name}: {n} layers, erases [{prompts}], scale {}", f.scale);
+            }
+            (Parsed::Lora(lora), dropped) => {
+                if dropped > 0 {
+                    eprintln!("lora {name}: dropping {dropped} text-encoder layer(s)");
+                }
+                let rank = lora.max_rank();
+                let n = stack.attach_lora(&mut model.unet, name, lora, f.scale)?;
+                eprintln!("lora {name}: {n} layers, rank {rank}, scale {}", f.scale);
+            }
         }
-        let rank = lora.max_rank();
-        let n = stack.attach_lora(&mut model.unet, &name, lora, scale)?;
-        eprintln!("lora {name}: {n} layers, rank {rank}, scale {scale}");
     }
-    let perms = stack.prepare(model, prompt, !args.no_ft)?;
+    let ft = req.facilitated_transport;
+    let perms = stack.prepare(model, prompt, ft)?;
     for p in &perms {
-        if args.no_ft {
+        if !ft {
             eprintln!("spm {}: Facilitated Transport off, permeability 1", p.id);
         } else {
             let best = p.concepts.iter().max_by(|a, b| a.1.score.total_cmp(&b.1.score)).map(|(c, _)| c.trim().to_owned()).unwrap_or_default();

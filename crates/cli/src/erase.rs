@@ -2,13 +2,13 @@
 //! as an edit file (DESIGN.md "Edit file"), and `--edit FILE` for the other commands.
 
 use crate::load_model;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use erasure::closed_form::split_list;
+use erasure::request::erase::{parse_concept_type, parse_tokens};
+use erasure::request::{EraseOptions, EraseRequest};
 use erasure::text::{ModelEncoder, cross_attention};
 use erasure::{Edit, EditStack};
 use pipeline::StableDiffusion;
-use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -74,107 +74,39 @@ pub struct EraseArgs {
     pub out: PathBuf,
 }
 
+impl TryFrom<&EraseArgs> for EraseRequest {
+    type Error = erasure::request::RequestError;
+    /// The flags as the request they stand for (`--concepts "a;b"` split, blanks dropped; guides
+    /// split as given).
+    fn try_from(a: &EraseArgs) -> Result<Self, Self::Error> {
+        let guides: Vec<String> = if a.guides.trim().is_empty() { vec![] } else { a.guides.split(';').map(|s| s.trim().to_owned()).collect() };
+        let options = EraseOptions {
+            lamb: a.lamb,
+            erase_scale: a.erase_scale,
+            preserve_scale: a.preserve_scale,
+            tokens: Some(parse_tokens(&a.tokens)?),
+            epochs: Some(a.epochs),
+            gamma: Some(a.gamma),
+            with_to_k: Some(a.with_to_k),
+            augment: Some(a.augment),
+            concept_type: Some(parse_concept_type(&a.concept_type)?),
+            retain_scale: Some(a.retain_scale),
+            threshold: Some(a.threshold),
+            aug_num: Some(a.aug_num),
+            filter: Some(!a.no_filter),
+            seed: Some(a.seed),
+        };
+        Ok(Self { method: a.method.parse()?, concepts: split_list(&a.concepts), guides, preserve: split_list(&a.preserve), options })
+    }
+}
+
 /// Computes the edit (timed: the seconds are returned with it).
 pub fn compute(model: &StableDiffusion, a: &EraseArgs) -> Result<(Edit, f64)> {
-    let concepts = split_list(&a.concepts);
-    let guides: Vec<String> = if a.guides.trim().is_empty() {
-        vec![]
-    } else {
-        a.guides.split(';').map(|s| s.trim().to_owned()).collect()
-    };
-    let preserve = split_list(&a.preserve);
-    let tokens = match a.tokens.as_str() {
-        "last" => erasure::uce::TokenSelection::LastToken,
-        "legacy" => erasure::uce::TokenSelection::LegacyLastWord,
-        other => bail!("unknown --tokens `{other}`: use last or legacy"),
-    };
+    let req = EraseRequest::try_from(a)?;
     let mut enc = ModelEncoder::new(model);
     let start = std::time::Instant::now();
-    let edit = match a.method.as_str() {
-        "uce" => {
-            let mut cfg = erasure::uce::UceConfig {
-                tokens,
-                preserve_scale: a.preserve_scale,
-                ..Default::default()
-            };
-            if let Some(l) = a.lamb {
-                cfg.lamb = l;
-            }
-            if let Some(e) = a.erase_scale {
-                cfg.erase_scale = e;
-            }
-            let layers = cross_attention(&model.unet, true, true);
-            erasure::uce::uce(&mut enc, &layers, &concepts, &guides, &preserve, &cfg)?
-        }
-        "time" => {
-            let mut cfg = erasure::time::TimeConfig {
-                augment: a.augment,
-                ..Default::default()
-            };
-            if let Some(l) = a.lamb {
-                cfg.lamb = l;
-            }
-            let layers = cross_attention(&model.unet, a.with_to_k, true);
-            erasure::time::time(&mut enc, &layers, &concepts, &guides, &cfg)?
-        }
-        "rece" => {
-            let mut cfg = erasure::rece::ReceConfig {
-                epochs: a.epochs,
-                gamma: a.gamma,
-                ..Default::default()
-            };
-            cfg.uce.tokens = tokens;
-            if let Some(l) = a.lamb {
-                cfg.lamb = l;
-            }
-            if let Some(e) = a.erase_scale {
-                cfg.erase_scale = e;
-            }
-            if let Some(p) = a.preserve_scale {
-                cfg.preserve_scale = p;
-            }
-            let layers = cross_attention(&model.unet, true, true);
-            erasure::rece::rece(&mut enc, &layers, &concepts, &guides, &preserve, &cfg)?.0
-        }
-        "speed" => {
-            let mut cfg = erasure::speed::SpeedConfig {
-                retain_scale: a.retain_scale,
-                threshold: a.threshold,
-                aug_num: a.aug_num,
-                filter: !a.no_filter,
-                ..Default::default()
-            };
-            if let Some(l) = a.lamb {
-                cfg.lamb = l;
-            }
-            let layers = cross_attention(&model.unet, a.with_to_k, true);
-            let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
-            let mut draw = || -> f64 { StandardNormal.sample(&mut rng) };
-            erasure::speed::speed(
-                &mut enc, &layers, &concepts, &guides, &preserve, &cfg, &mut draw,
-            )?
-        }
-        "mace" => {
-            let mut cfg = erasure::mace_cfr::MaceConfig {
-                augment: a.augment,
-                ..Default::default()
-            };
-            cfg.concept_type = match a.concept_type.as_str() {
-                "object" => erasure::mace_cfr::ConceptType::Object,
-                "style" => erasure::mace_cfr::ConceptType::Style,
-                other => bail!("unknown --concept-type `{other}`: use object or style"),
-            };
-            if let Some(l) = a.lamb {
-                cfg.lamb = l;
-            }
-            if let Some(p) = a.preserve_scale {
-                cfg.preserve_scale = p;
-            }
-            let layers = cross_attention(&model.unet, true, true);
-            erasure::mace_cfr::mace_cfr(&mut enc, &layers, &concepts, &guides, &preserve, &cfg)?
-        }
-        other => bail!("unknown method `{other}`: use uce, time, rece, speed or mace"),
-    };
+    let layers = cross_attention(&model.unet, req.edits_keys(), true);
+    let edit = req.run(&mut enc, &layers)?;
     Ok((edit, start.elapsed().as_secs_f64()))
 }
 

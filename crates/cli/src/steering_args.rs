@@ -3,11 +3,9 @@
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Tensor;
-use erasure::inlp::InlpConfig;
-use erasure::leace::{EraserMethod, LeaceConfig, LinearEraser};
-use erasure::ring_a_bell::{self, DEFAULT_ETA};
-use erasure::safree::SafreeConfig;
-use erasure::sld::{DEFAULT_SAFETY_CONCEPT, SldPreset};
+use erasure::leace::{EraserMethod, LinearEraser};
+use erasure::request::{EraserFitRequest, RequestError, RingABellRequest, SteeringRequest, SteeringSources};
+use erasure::ring_a_bell::{DEFAULT_ETA, RingABell};
 use erasure::steering::{Steering, SteeringConfig};
 use erasure::text::ModelEncoder;
 use pipeline::{GenerateOutput, GenerateParams, Hooks, StableDiffusion, StepInfo};
@@ -46,33 +44,47 @@ pub struct SteeringArgs {
     pub ring_a_bell_eta: f64,
 }
 
+impl From<&SteeringArgs> for SteeringRequest {
+    fn from(a: &SteeringArgs) -> Self {
+        Self {
+            sld: a.sld.clone(),
+            sld_concept: a.sld_concept.clone(),
+            safree: a.safree.clone(),
+            safree_alpha: Some(a.safree_alpha),
+            safree_all_steps: a.safree_all_steps,
+            safree_artist: a.safree_artist,
+            eraser: a.leace.as_ref().map(|p| p.display().to_string()),
+            ring_a_bell: a.ring_a_bell.clone(),
+            ring_a_bell_eta: Some(a.ring_a_bell_eta),
+        }
+    }
+}
+
+/// What the flags name: an eraser file, read here, and Ring-A-Bell pairs, encoded with the
+/// model's text encoder.
+struct CliSources<'a> {
+    model: &'a StableDiffusion,
+}
+
+impl SteeringSources for CliSources<'_> {
+    fn eraser(&mut self, path: &str) -> Result<(LinearEraser, String), RequestError> {
+        let bytes = std::fs::read(path).map_err(|e| RequestError::Invalid(format!("reading the eraser {path}: {e}")))?;
+        Ok((LinearEraser::from_safetensors(path, bytes)?, path.to_owned()))
+    }
+    fn ring_a_bell(&mut self, pairs: &str, eta: Option<f64>) -> Result<RingABell, RequestError> {
+        let req = RingABellRequest { pairs: pairs.to_owned(), eta };
+        req.to_config()?.run(&mut ModelEncoder::new(self.model))
+    }
+}
+
 impl SteeringArgs {
     pub fn is_active(&self) -> bool {
-        self.sld.is_some() || self.safree.is_some() || self.leace.is_some() || self.ring_a_bell.is_some()
+        SteeringRequest::from(self).is_active()
     }
 
     /// The configuration, with files read and prompts encoded.
     pub fn config(&self, model: &StableDiffusion) -> Result<SteeringConfig> {
-        let mut config = SteeringConfig::default();
-        if let Some(p) = &self.sld {
-            config.sld = Some(p.parse::<SldPreset>()?.params());
-            config.sld_concept = self.sld_concept.clone().unwrap_or_else(|| DEFAULT_SAFETY_CONCEPT.to_owned());
-        } else if self.sld_concept.is_some() {
-            bail!("--sld-concept needs --sld weak|medium|strong|max");
-        }
-        if let Some(list) = &self.safree {
-            config.safree = Some(SafreeConfig::from_flags(list, Some(self.safree_alpha), self.safree_all_steps, self.safree_artist)?);
-        }
-        if let Some(path) = &self.leace {
-            let bytes = std::fs::read(path).with_context(|| format!("reading the eraser {}", path.display()))?;
-            config.eraser_file = path.display().to_string();
-            config.eraser = Some(LinearEraser::from_safetensors(&config.eraser_file, bytes)?);
-        }
-        if let Some(pairs) = &self.ring_a_bell {
-            let pairs = ring_a_bell::parse_pairs(pairs)?;
-            config.ring_a_bell = Some(ring_a_bell::from_prompts(&mut ModelEncoder::new(model), &pairs, self.ring_a_bell_eta)?);
-        }
-        Ok(config)
+        Ok(SteeringRequest::from(self).to_config(&mut CliSources { model })?.unwrap_or_default())
     }
 }
 
@@ -173,20 +185,25 @@ pub fn fit_eraser(a: FitEraserArgs) -> Result<()> {
     let method = EraserMethod::parse(&a.method)?;
     let concept = prompt_list(&a.concept_prompts, "concept")?;
     let other = prompt_list(&a.other_prompts, "other")?;
+    // The INLP flags have defaults here; LEACE ignores them.
+    let inlp = method == EraserMethod::Inlp;
+    let req = EraserFitRequest {
+        method: a.method.clone(),
+        concepts: concept.clone(),
+        others: other.clone(),
+        iterations: inlp.then_some(a.iterations),
+        min_accuracy: inlp.then_some(a.min_accuracy),
+    };
+    let fit = req.to_config()?;
     let device = crate::device(&a.device)?;
     let model = crate::load_model(&a.model, &device)?;
     let mut encoder = ModelEncoder::new(&model);
     let start = std::time::Instant::now();
-    let eraser = match method {
-        EraserMethod::Leace => erasure::leace::fit_prompts(&mut encoder, &concept, &other, LeaceConfig::default())?,
-        EraserMethod::Inlp => {
-            let config = InlpConfig { iterations: a.iterations, min_accuracy: a.min_accuracy, ..Default::default() };
-            let (e, report) = erasure::inlp::fit_prompts(&mut encoder, &concept, &other, config)?;
-            let accs: Vec<String> = report.accuracies.iter().map(|v| format!("{v:.3}")).collect();
-            eprintln!("INLP: {} directions removed; classifier accuracies {}", report.directions, accs.join(", "));
-            e
-        }
-    };
+    let (eraser, report) = fit.run(&mut encoder)?;
+    if let Some(report) = report {
+        let accs: Vec<String> = report.accuracies.iter().map(|v| format!("{v:.3}")).collect();
+        eprintln!("INLP: {} directions removed; classifier accuracies {}", report.directions, accs.join(", "));
+    }
     std::fs::write(&a.out, eraser.to_safetensors()).with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!(
         "{} eraser (rank {}, text width {}) from {} concept and {} other prompts in {:.2} s: wrote {}",

@@ -16,6 +16,7 @@ pub mod linalg;
 pub mod lora;
 pub mod mace_cfr;
 pub mod rece;
+pub mod request;
 pub mod ring_a_bell;
 pub mod safree;
 pub mod sld;

@@ -7,57 +7,28 @@
 //! - the parsed files (`specs`), so that the adapters can be taken off while edits change and put
 //!   back after: both stacks restore the values they found, so edits must change only with no
 //!   adapter attached (the order `adapters.rs` documents: edits first, adapters on top);
+//! - the request of one file ([`erasure::request::AdapterFile`], shared with the CLI) parses it;
 //! - Facilitated Transport per prompt from embeddings read back *asynchronously* before the run
 //!   ([`prompts_to_encode`], then [`SessionAdapters::prepare`] with a
 //!   [`PrecomputedEncoder`]): the CLI reads them synchronously (`AdapterStack::prepare` with a
 //!   `ModelEncoder`), which a browser on WebGPU cannot; the numbers are the same.
 
-use crate::engine::StudioError;
+use crate::error::StudioError;
 use diffusion::unet_2d_condition::UNet2DConditionModel;
 use erasure::adapters::{AdapterKind, AdapterStack, Permeability};
 use erasure::facilitated_transport::special_token_ids;
-use erasure::lora::LoraFile;
-use erasure::spm::Spm;
+use erasure::request::AdapterFile;
 use erasure::text::PrecomputedEncoder;
 use pipeline::model::StableDiffusion;
 use serde::Serialize;
 
-/// A parsed adapter file.
-#[derive(Debug, Clone)]
-pub enum Parsed {
-    Spm(Spm),
-    Lora(LoraFile),
-}
+pub use erasure::request::{Parsed, file_kind};
 
-/// What a `.safetensors` file holds, from its header alone: `spm` (kohya `lora_…` tensors and a
-/// `prompts` metadata entry), `lora` (kohya tensors without `prompts`), `eraser` (a LEACE / INLP
-/// eraser of `studio fit-eraser`: metadata `format = erasure-studio-eraser/1`, or tensors
-/// `proj_left` and `proj_right`) or `edit` (anything else, including a header that cannot be
-/// read: the edit parser then names the problem).
-pub fn file_kind(bytes: &[u8]) -> &'static str {
-    let Some(n) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize) else { return "edit" };
-    let Some(header) = n.checked_add(8).and_then(|end| bytes.get(8..end)) else { return "edit" };
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(header) else { return "edit" };
-    let format = map.get("__metadata__").and_then(|m| m.get("format")).and_then(|f| f.as_str());
-    if format == Some(erasure::leace::FORMAT) || (map.contains_key("proj_left") && map.contains_key("proj_right")) {
-        return "eraser";
-    }
-    if !map.keys().any(|k| k.starts_with("lora_")) {
-        return "edit";
-    }
-    let prompts = map.get("__metadata__").and_then(|m| m.get("prompts")).is_some();
-    if prompts { "spm" } else { "lora" }
-}
-
-/// Parses an adapter file as `kind` (`spm`, `lora`, or `auto`: by [`file_kind`]).
+/// Parses an adapter file as `kind` (`spm`, `lora`, or `auto`: by [`file_kind`]), as the
+/// CLI's `--spm` / `--lora` do ([`AdapterFile::parse`]).
 pub fn parse(file: &str, bytes: Vec<u8>, kind: &str) -> Result<Parsed, StudioError> {
-    let kind = if kind == "auto" { file_kind(&bytes) } else { kind };
-    match kind {
-        "spm" => Ok(Parsed::Spm(Spm::parse(file, bytes)?)),
-        "lora" => Ok(Parsed::Lora(LoraFile::parse(file, bytes)?)),
-        "edit" | "eraser" => Err(StudioError::Params(format!("`{file}` holds no kohya adapter tensors (`lora_unet_…`): it is not an SPM or LoRA file"))),
-        other => Err(StudioError::Params(format!("unknown adapter kind `{other}`: use spm, lora or auto"))),
-    }
+    let f = AdapterFile { file: file.to_owned(), kind: kind.parse()?, scale: 1.0 };
+    Ok(f.parse(bytes, false)?.0)
 }
 
 /// What the UI shows about an attached adapter (JSON, camelCase).

@@ -7,7 +7,8 @@
 //! was computed on these weights (its `base_model` fingerprint), reads the touched tensors back
 //! *asynchronously* here ([`base_warning`]): a browser cannot read synchronously.
 
-use crate::engine::StudioError;
+use crate::error::StudioError;
+use crate::readback::to_f32;
 use burn::tensor::Tensor;
 use erasure::{Edit, EditStack};
 use diffusion::unet_2d_condition::UNet2DConditionModel;
@@ -77,8 +78,7 @@ pub async fn base_warning(edit: &Edit, originals: Vec<(String, Tensor<2>)>) -> R
     let mut items = Vec::with_capacity(originals.len());
     for (name, t) in originals {
         let shape = t.dims().to_vec();
-        let data = t.into_data_async().await.map_err(|e| StudioError::Readback(format!("{e:?}")))?;
-        let data: Vec<f32> = data.convert::<f32>().try_to_vec::<f32>().map_err(|e| StudioError::Readback(format!("{e:?}")))?;
+        let data = to_f32(t).await?;
         items.push((name, shape, data));
     }
     let here = erasure::edit::fingerprint(&items);

@@ -6,19 +6,18 @@
 //! step it appears; the yield lets the worker's event loop deliver a cancel message. Nothing here
 //! reads a tensor synchronously: a browser cannot.
 
+use crate::error::StudioError;
+use crate::readback::to_f32;
 use crate::steering::SteeringStore;
-use diffusion::error::LoadError;
+use erasure::request::limits::MAX_GUIDANCE;
 use pipeline::generate::{GenerateError, GenerateParams};
 use pipeline::model::StableDiffusion;
 use schedulers::SchedulerKind;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 
-/// Largest image side the studio accepts (pixels): above it a single attention map no longer
-/// fits the WebGPU buffer limits of common adapters.
-pub const MAX_SIDE: usize = 2048;
-/// Most steps in one run.
-pub const MAX_STEPS: usize = 500;
+pub use erasure::request::SteeringRequest;
+pub use erasure::request::limits::{MAX_SIDE, MAX_STEPS};
 
 /// Generation parameters as the web worker sends them (JSON, camelCase).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -46,90 +45,6 @@ pub struct StudioParams {
     pub steering: Option<SteeringRequest>,
 }
 
-/// Steering of one run (JSON, camelCase), as `studio generate --sld PRESET [--sld-concept C]
-/// --safree KW [--safree-alpha A] [--safree-all-steps] [--safree-artist] [--leace FILE]
-/// [--ring-a-bell PAIRS --ring-a-bell-eta η]` configures it (crates/cli/src/steering_args.rs).
-/// An eraser and a Ring-A-Bell probe are fitted (or an eraser file read) beforehand and kept in
-/// the session's [`SteeringStore`]; the request names them by id.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SteeringRequest {
-    /// Safe Latent Diffusion preset: weak | medium | strong | max.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sld: Option<String>,
-    /// SLD's safety concept; absent or blank: the official list (`erasure::sld::DEFAULT_SAFETY_CONCEPT`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sld_concept: Option<String>,
-    /// SAFREE: keywords of the concept to steer away from, `;`-separated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub safree: Option<String>,
-    /// SAFREE's trigger margin α (default 0.01).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub safree_alpha: Option<f64>,
-    /// SAFREE projects at every step instead of the self-validating filter's count.
-    #[serde(default)]
-    pub safree_all_steps: bool,
-    /// SAFREE's filter calibrated for artist styles.
-    #[serde(default)]
-    pub safree_artist: bool,
-    /// The id of a LEACE / INLP eraser in the session's store (`--leace FILE`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eraser: Option<String>,
-    /// The id of a Ring-A-Bell probe in the session's store (`--ring-a-bell PAIRS`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ring_a_bell: Option<String>,
-}
-
-impl SteeringRequest {
-    /// The steering configuration, `None` when it asks for nothing; the eraser and the probe
-    /// are taken from `store` (fitted there with asynchronous read-backs,
-    /// [`crate::steering`]). The prompt's own embeddings are read back asynchronously too
-    /// ([`generate_steered`]).
-    pub fn config(&self, store: &SteeringStore) -> Result<Option<erasure::steering::SteeringConfig>, StudioError> {
-        let mut config = erasure::steering::SteeringConfig::default();
-        if let Some(preset) = &self.sld {
-            let preset: erasure::sld::SldPreset = preset.parse()?;
-            config.sld = Some(preset.params());
-            if let Some(c) = self.sld_concept.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-                config.sld_concept = c.to_owned();
-            }
-        }
-        if let Some(list) = &self.safree {
-            config.safree = Some(erasure::safree::SafreeConfig::from_flags(list, self.safree_alpha, self.safree_all_steps, self.safree_artist)?);
-        }
-        if let Some(id) = &self.eraser {
-            let (eraser, file) = store.eraser(id)?;
-            config.eraser = Some(eraser);
-            config.eraser_file = file;
-        }
-        if let Some(id) = &self.ring_a_bell {
-            config.ring_a_bell = Some(store.ring_a_bell(id)?);
-        }
-        Ok((!config.is_empty()).then_some(config))
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StudioError {
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    #[error(transparent)]
-    Generate(#[from] GenerateError),
-    #[error("invalid parameters: {0}")]
-    Params(String),
-    #[error("no model is loaded yet: load a model first")]
-    NoModel,
-    #[error("could not read the result back from the device: {0}. If the GPU was reset, reload the model")]
-    Readback(String),
-    #[error(transparent)]
-    Edit(#[from] erasure::EraseError),
-    #[error("a generation is running: wait for it or cancel it before changing the model's edits")]
-    Busy,
-    /// A file the user gave that is not what it should be (the message names it and says why).
-    #[error("{0}")]
-    File(String),
-}
-
 impl StudioParams {
     pub fn from_json(json: &str) -> Result<Self, StudioError> {
         serde_json::from_str(json).map_err(|e| StudioError::Params(e.to_string()))
@@ -144,8 +59,8 @@ impl StudioParams {
         if self.steps == 0 || self.steps > MAX_STEPS {
             return Err(StudioError::Params(format!("steps must be between 1 and {MAX_STEPS} (got {})", self.steps)));
         }
-        if !(self.guidance.is_finite() && (0.0..=50.0).contains(&self.guidance)) {
-            return Err(StudioError::Params(format!("guidance must be between 0 and 50 (got {})", self.guidance)));
+        if !(self.guidance.is_finite() && (0.0..=MAX_GUIDANCE).contains(&self.guidance)) {
+            return Err(StudioError::Params(format!("guidance must be between 0 and {MAX_GUIDANCE} (got {})", self.guidance)));
         }
         for (name, v) in [("width", self.width), ("height", self.height)] {
             if v == 0 || v > MAX_SIDE {
@@ -293,16 +208,11 @@ fn rgba_from_decoded(h: usize, w: usize, data: &[f32]) -> Vec<u8> {
 async fn decode_rgba(run: &pipeline::generate::Run<'_>, step: usize) -> Result<(usize, usize, Vec<u8>), StudioError> {
     let image = run.decode();
     let [_, _, h, w] = image.dims();
-    let data = image.into_data_async().await.map_err(readback_err)?;
-    let data: Vec<f32> = data.convert::<f32>().try_to_vec::<f32>().map_err(readback_err)?;
+    let data = to_f32(image).await?;
     if data.iter().any(|v| !v.is_finite()) {
         return Err(GenerateError::NotFinite(step).into());
     }
     Ok((h, w, rgba_from_decoded(h, w, &data)))
-}
-
-fn readback_err(e: impl std::fmt::Debug) -> StudioError {
-    StudioError::Readback(format!("{e:?}"))
 }
 
 /// Runs text → image with `model`, reporting each step to `host` (no eraser or probe stored).
@@ -315,7 +225,7 @@ pub async fn generate_steered<H: Host>(model: &StableDiffusion, params: &StudioP
     let gp = params.to_generate_params()?;
     let t0 = host.now_ms();
     let config = match &params.steering {
-        Some(s) => s.config(store)?,
+        Some(s) => store.config(s)?,
         None => None,
     };
     // Encoded on the device, read back without blocking (WebGPU cannot read synchronously).
@@ -349,8 +259,7 @@ pub async fn generate_steered<H: Host>(model: &StableDiffusion, params: &StudioP
         run.step(hooks)?;
         let record_ms = host.now_ms() - t_rec;
         // One number back per step: waits for the GPU, and a NaN anywhere makes the sum NaN.
-        let sum = run.latents.clone().sum().into_data_async().await.map_err(readback_err)?;
-        let sum: f32 = sum.convert::<f32>().try_to_vec::<f32>().map_err(readback_err)?.first().copied().unwrap_or(f32::NAN);
+        let sum: f32 = to_f32(run.latents.clone().sum()).await?.first().copied().unwrap_or(f32::NAN);
         if !sum.is_finite() {
             return Err(GenerateError::NotFinite(i + 1).into());
         }

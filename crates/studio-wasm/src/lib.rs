@@ -2,19 +2,33 @@
 //! the CPU when WebGPU is missing), loading a diffusers-layout model from bytes, generating with
 //! per-step progress, previews and cancel, and applying / reverting weight edits.
 //!
-//! Only [`session`] is wasm32-specific; [`engine`] (the step loop, parameters, timings),
-//! [`edits`] (edit files on the loaded model), [`erase`] (closed-form erasure with
+//! Only [`session`] (the API) and its helpers `webgpu` (device setup), `js_files` (the model
+//! folder as a JS `Map`), `browser_host` (the loop's host in a worker) and `results` (what JS
+//! gets back, made with serde) are wasm32-specific; [`engine`] (the step loop, parameters,
+//! timings), [`edits`] (edit files on the loaded model), [`erase`] (closed-form erasure with
 //! asynchronous read-backs), [`steering`] (LEACE/INLP erasers and Ring-A-Bell probes fitted with
-//! asynchronous read-backs, kept by id) and [`files`] (the model folder as a path → bytes
-//! map) are plain Rust, built and tested natively
-//! with the rest of the workspace.
+//! asynchronous read-backs, kept by id), [`adapters`] (SPM / LoRA on the session's model),
+//! [`readback`] (every asynchronous read-back), [`error`] (the typed errors) and [`files`] (the
+//! model folder as a path → bytes map) are plain Rust, built and tested natively
+//! with the rest of the workspace. The requests themselves are `erasure::request`'s, shared with
+//! the CLI.
 
 pub mod adapters;
 pub mod edits;
 pub mod engine;
 pub mod erase;
+pub mod error;
 pub mod files;
+pub mod readback;
 pub mod steering;
 
 #[cfg(target_arch = "wasm32")]
+mod browser_host;
+#[cfg(target_arch = "wasm32")]
+mod js_files;
+#[cfg(target_arch = "wasm32")]
+mod results;
+#[cfg(target_arch = "wasm32")]
 pub mod session;
+#[cfg(target_arch = "wasm32")]
+mod webgpu;

@@ -21,21 +21,29 @@
 //! ```
 //! Every failure is a rejected promise / thrown `Error` with an actionable message; a panic
 //! is logged by `console_error_panic_hook` and surfaces as a `RuntimeError` the worker reports.
+//!
+//! This file is the API; the WebGPU device is set up in [`crate::webgpu`], the model's files are
+//! read from JS in [`crate::js_files`], the loop's host is [`crate::browser_host`], errors are
+//! [`crate::error`] and results are made with serde in [`crate::results`].
 
 use crate::adapters::{self, SessionAdapters};
+use crate::browser_host::{BrowserHost, now_ms};
 use crate::edits::{self, EditInfo};
-use crate::engine::{self, Host, ModelInfo, Outcome, Progress, StudioError, StudioParams};
-use crate::files::{check_components, list_dir, normalize_paths};
-use crate::steering::{self, EraserRequest, RingABellRequest, Steerer, SteeringStore};
+use crate::engine::{self, ModelInfo, Outcome, StudioParams};
+use crate::error::{StudioError, js_err};
+use crate::files::check_components;
+use crate::js_files::JsFiles;
+use crate::readback::encode_all;
+use crate::results::{Cancelled, Done, Erased, FittedEraser, FittedProbe, InOrder, to_json, to_object};
+use crate::steering::{self, EraserFitRequest, RingABellRequest, Steerer, SteeringStore};
+use crate::webgpu::{cpu_device, init_webgpu};
 use burn::tensor::Device;
-use diffusion::error::LoadError;
-use diffusion::safetensors_file::{ByteRanges, RangedSafetensors, SafetensorsBytes, WeightFile};
 use erasure::EditStack;
-use pipeline::model::{ModelFiles, StableDiffusion};
+use erasure::request::limits::CPU_WEIGHT_LIMIT;
+use pipeline::model::StableDiffusion;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 unsafe extern "C" {
     /// The linker-made function that runs the module's static constructors (cubecl registers
@@ -55,85 +63,6 @@ pub fn start() {
     // SAFETY: called once, first, before any other Rust code of this instance runs.
     unsafe { __wasm_call_ctors() };
     console_error_panic_hook::set_once();
-}
-
-/// The WebGPU device, made once per page: burn registers one runtime per adapter and refuses a
-/// second initialisation, so later sessions reuse it.
-struct Gpu {
-    device: Device,
-    adapter: String,
-    max_storage_buffer: u64,
-    shader_f16: bool,
-    /// The device computes in f16 (burn's per-device default float dtype: weights, latents and
-    /// every intermediate; read-backs are converted to f32). Set once, before any tensor.
-    f16: bool,
-    /// What the first session asked for (`want_f16` of [`init_webgpu`]).
-    f16_requested: bool,
-}
-
-thread_local! {
-    static GPU: RefCell<Option<Rc<Gpu>>> = const { RefCell::new(None) };
-}
-
-fn js_err(e: impl std::fmt::Display) -> JsError {
-    JsError::new(&e.to_string())
-}
-
-fn get(obj: &JsValue, key: &str) -> JsValue {
-    js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-}
-
-/// `want_f16`: compute in f16 where the adapter has `shader-f16` (the page's default, as
-/// diffusers runs SD in fp16 on GPUs); `false` keeps f32 everywhere.
-async fn init_webgpu(tasks_max: Option<u32>, want_f16: bool) -> Result<Rc<Gpu>, String> {
-    if let Some(g) = GPU.with(|g| g.borrow().clone()) {
-        if g.f16_requested != want_f16 && g.shader_f16 {
-            // burn fixes a device's dtype before its first tensor; the page restarts its worker
-            // (a fresh engine) to switch, so this is only reached by another embedding.
-            return Err(format!(
-                "WebGPU already computes in {} in this engine; start a new engine (reload the page) to switch precision",
-                if g.f16 { "f16" } else { "f32" }
-            ));
-        }
-        return Ok(g);
-    }
-    let navigator = get(&js_sys::global(), "navigator");
-    if get(&navigator, "gpu").is_undefined() {
-        return Err("this browser exposes no WebGPU (navigator.gpu is missing; in Chromium it may be switched off or \
-                    blocked for this GPU, see chrome://gpu)"
-            .into());
-    }
-    let mut options = Device::wgpu_options();
-    if let Some(n) = tasks_max.filter(|&n| n > 0) {
-        options = options.tasks_max(n as usize);
-    }
-    let (device, setup) = options.init_with_setup_async().await.map_err(|e| match e {
-        burn::tensor::wgpu::WgpuInitError::AdapterUnavailable { .. } => "the browser offers no WebGPU adapter (WebGPU may be \
-             switched off, or blocked for this GPU: see chrome://gpu)"
-            .to_string(),
-        e => e.to_string(),
-    })?;
-    let info = setup.adapter.get_info();
-    let limits = setup.adapter.limits();
-    let shader_f16 = setup.adapter.features().contains(burn::tensor::wgpu::wgpu::Features::SHADER_F16);
-    let mut device = device;
-    // f16 only where burn agrees the device runs it (its check looks at the same feature).
-    let f16 = want_f16 && shader_f16 && diffusion::nn::compute_in_f16(&mut device).map_err(|e| format!("could not switch WebGPU to f16: {e}"))?;
-    let gpu = Rc::new(Gpu {
-        device,
-        adapter: if info.name.is_empty() { format!("{:?}", info.backend) } else { info.name.clone() },
-        max_storage_buffer: limits.max_storage_buffer_binding_size as u64,
-        shader_f16,
-        f16,
-        f16_requested: want_f16,
-    });
-    GPU.with(|g| *g.borrow_mut() = Some(gpu.clone()));
-    Ok(gpu)
-}
-
-#[allow(deprecated)] // burn 0.22 marks ndarray deprecated in favour of flex; ndarray is the tested CPU path.
-fn cpu_device() -> Device {
-    Device::ndarray()
 }
 
 /// Creates a session. `prefer`: `auto` or `webgpu` (WebGPU, in f16 where the adapter has
@@ -171,7 +100,7 @@ struct Inner {
     fallback_reason: Option<String>,
     max_storage_buffer: Option<u64>,
     shader_f16: bool,
-    /// Computes in f16 (see [`Gpu::f16`]).
+    /// Computes in f16 (see `webgpu::Gpu::f16`).
     f16: bool,
     model: RefCell<Option<Rc<StableDiffusion>>>,
     /// The edits applied to `model` (and the original values of the tensors they touch).
@@ -180,16 +109,26 @@ struct Inner {
     adapters: RefCell<SessionAdapters>,
     /// LEACE / INLP erasers and Ring-A-Bell probes that runs name in their steering.
     steering: RefCell<SteeringStore>,
-    cancel: Cell<bool>,
+    /// Set by [`Session::cancel`]; the running generation's host reads it.
+    cancel: Rc<Cell<bool>>,
     running: Cell<bool>,
 }
 
 impl Inner {
+    /// The guard of every call that needs the model to itself: refused with `busy` (which says
+    /// what to do instead) while a generation runs.
+    fn idle(&self, busy: StudioError) -> Result<(), StudioError> {
+        if self.running.get() { Err(busy) } else { Ok(()) }
+    }
+
+    /// The loaded model (shared: a generation holds it too).
+    fn model(&self) -> Result<Rc<StableDiffusion>, StudioError> {
+        self.model.borrow().clone().ok_or(StudioError::NoModel)
+    }
+
     /// The model for changing its weights: refused while a generation holds it.
     fn with_model_mut<T>(&self, f: impl FnOnce(&mut StableDiffusion, &mut EditStack) -> Result<T, StudioError>) -> Result<T, StudioError> {
-        if self.running.get() {
-            return Err(StudioError::Busy);
-        }
+        self.idle(StudioError::Busy)?;
         let mut slot = self.model.borrow_mut();
         let rc = slot.as_mut().ok_or(StudioError::NoModel)?;
         let model = Rc::get_mut(rc).ok_or(StudioError::Busy)?;
@@ -220,7 +159,7 @@ impl Inner {
             edits: RefCell::new(EditStack::new()),
             adapters: RefCell::new(SessionAdapters::new()),
             steering: RefCell::new(SteeringStore::default()),
-            cancel: Cell::new(false),
+            cancel: Rc::new(Cell::new(false)),
             running: Cell::new(false),
         }
     }
@@ -232,148 +171,6 @@ pub struct Session {
     inner: Rc<Inner>,
 }
 
-/// Most f32 weight bytes the CPU path loads (wasm32 memory stops at 4 GiB; the rest is for
-/// activations, the tokenizer and the engine itself).
-const CPU_WEIGHT_LIMIT: usize = 3_000_000_000;
-
-/// A JS `Map<string, Uint8Array>` as a model folder. Config and tokenizer files are copied into
-/// wasm memory when the loader asks for them; weight files never are as a whole: the loader
-/// copies out the header and then one tensor at a time ([`JsRanges`]), so peak wasm memory while
-/// loading SD 1.5 is its largest tensor, not its 1.7 GB UNet file.
-struct JsFiles {
-    map: js_sys::Map,
-    /// (normalized path, key in `map`).
-    paths: Vec<(String, String)>,
-}
-
-impl JsFiles {
-    fn new(map: js_sys::Map) -> Result<Self, StudioError> {
-        let mut keys = vec![];
-        for k in map.keys() {
-            let k = k.map_err(|_| StudioError::Params("could not iterate the model files".into()))?;
-            let k = k.as_string().ok_or_else(|| StudioError::Params("model file names must be strings".into()))?;
-            keys.push(k);
-        }
-        Ok(Self { map, paths: normalize_paths(&keys) })
-    }
-}
-
-impl JsFiles {
-    /// The JS bytes of `path`, not copied.
-    fn bytes(&self, path: &str) -> Result<Option<js_sys::Uint8Array>, LoadError> {
-        let Some((_, key)) = self.paths.iter().find(|(p, _)| p == path) else { return Ok(None) };
-        let value = self.map.get(&JsValue::from_str(key));
-        if value.is_instance_of::<js_sys::Uint8Array>() {
-            Ok(Some(js_sys::Uint8Array::from(value)))
-        } else if value.is_instance_of::<js_sys::ArrayBuffer>() {
-            Ok(Some(js_sys::Uint8Array::new(&value)))
-        } else {
-            Err(LoadError::Unsupported(format!("`{path}` was handed over as something else than bytes (Uint8Array)")))
-        }
-    }
-}
-
-/// Byte ranges of a file that stays in the worker's JS memory.
-struct JsRanges(js_sys::Uint8Array);
-
-impl ByteRanges for JsRanges {
-    fn len(&self) -> usize {
-        self.0.length() as usize
-    }
-    fn read(&mut self, begin: usize, end: usize) -> Result<Vec<u8>, String> {
-        let (b, e) = (u32::try_from(begin).map_err(|_| "offset beyond 4 GB")?, u32::try_from(end).map_err(|_| "offset beyond 4 GB")?);
-        Ok(self.0.subarray(b, e).to_vec())
-    }
-}
-
-impl ModelFiles for JsFiles {
-    fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, LoadError> {
-        Ok(self.bytes(path)?.map(|a| a.to_vec()))
-    }
-    fn list(&mut self, dir: &str) -> Result<Vec<String>, LoadError> {
-        Ok(list_dir(self.paths.iter().map(|(p, _)| p.as_str()), dir))
-    }
-    fn open_weights(&mut self, path: &str) -> Result<WeightFile, LoadError> {
-        match self.bytes(path)? {
-            Some(a) => Ok(WeightFile::Ranged(RangedSafetensors::open(path, Box::new(JsRanges(a)))?)),
-            None => Ok(WeightFile::InMemory(SafetensorsBytes::parse(path, vec![])?)),
-        }
-    }
-}
-
-struct BrowserHost {
-    inner: Rc<Inner>,
-    on_progress: Option<js_sys::Function>,
-    on_preview: Option<js_sys::Function>,
-}
-
-fn now_ms() -> f64 {
-    let perf = get(&js_sys::global(), "performance");
-    let now = get(&perf, "now");
-    match now.dyn_ref::<js_sys::Function>().and_then(|f| f.call0(&perf).ok()).and_then(|v| v.as_f64()) {
-        Some(t) => t,
-        None => js_sys::Date::now(),
-    }
-}
-
-/// A macrotask (`setTimeout(0)`): lets the worker handle queued messages such as `cancel`.
-async fn next_task() {
-    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-        let set_timeout = get(&js_sys::global(), "setTimeout");
-        if let Some(f) = set_timeout.dyn_ref::<js_sys::Function>() {
-            let _ = f.call2(&JsValue::NULL, &resolve, &JsValue::from_f64(0.0));
-        } else {
-            let _ = resolve.call0(&JsValue::NULL);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
-}
-
-impl Host for BrowserHost {
-    fn now_ms(&self) -> f64 {
-        now_ms()
-    }
-    fn yield_now(&mut self) -> impl std::future::Future<Output = ()> {
-        next_task()
-    }
-    fn progress(&mut self, p: &Progress) {
-        if let Some(f) = &self.on_progress {
-            let o = js_sys::Object::new();
-            let set = |k: &str, v: f64| {
-                let _ = js_sys::Reflect::set(&o, &JsValue::from_str(k), &JsValue::from_f64(v));
-            };
-            set("step", p.step as f64);
-            set("total", p.total as f64);
-            set("timestep", p.timestep);
-            set("elapsedMs", p.elapsed_ms);
-            set("stepMs", p.step_ms);
-            set("recordMs", p.record_ms);
-            // A throwing callback must not abort the run: the error is only logged.
-            if let Err(e) = f.call1(&JsValue::NULL, &o) {
-                web_log(&format!("progress callback failed: {e:?}"));
-            }
-        }
-    }
-    fn cancel_requested(&self) -> bool {
-        self.inner.cancel.get()
-    }
-    fn preview(&mut self, step: usize, width: usize, height: usize, rgba: &[u8]) {
-        if let Some(f) = &self.on_preview {
-            let o = js_sys::Object::new();
-            let set = |k: &str, v: JsValue| {
-                let _ = js_sys::Reflect::set(&o, &JsValue::from_str(k), &v);
-            };
-            set("step", (step as f64).into());
-            set("width", (width as f64).into());
-            set("height", (height as f64).into());
-            set("rgba", js_sys::Uint8ClampedArray::from(rgba).into());
-            if let Err(e) = f.call1(&JsValue::NULL, &o) {
-                web_log(&format!("preview callback failed: {e:?}"));
-            }
-        }
-    }
-}
-
 /// Sets the adapters' weights for `prompt` before a run, as `studio generate` does after
 /// attaching them: the prompts Facilitated Transport compares are encoded and read back
 /// asynchronously first. Returns each SPM's permeability.
@@ -382,24 +179,9 @@ async fn prepare_adapters(inner: &Rc<Inner>, prompt: &str) -> Result<Vec<(String
         return Ok(vec![]);
     }
     let needed = inner.adapters.borrow().prompts_to_encode(prompt);
-    let mut known = std::collections::HashMap::new();
-    if !needed.is_empty() {
-        let model = inner.model.borrow().clone().ok_or(StudioError::NoModel)?;
-        for p in needed {
-            let e = crate::erase::encode(&model, &p).await?;
-            known.insert(p, e);
-        }
-    }
-    let mut enc = erasure::text::PrecomputedEncoder(known);
+    let mut enc = if needed.is_empty() { erasure::text::PrecomputedEncoder(Default::default()) } else { encode_all(&*inner.model()?, &needed).await? };
     let perms = inner.with_model_mut(|m, _| inner.adapters.borrow_mut().prepare(m, prompt, &mut enc))?;
     Ok(perms.into_iter().map(|p| (p.id, p.value)).collect())
-}
-
-fn web_log(msg: &str) {
-    let console = get(&js_sys::global(), "console");
-    if let Some(f) = get(&console, "warn").dyn_ref::<js_sys::Function>() {
-        let _ = f.call1(&console, &JsValue::from_str(msg));
-    }
 }
 
 #[wasm_bindgen]
@@ -451,9 +233,7 @@ impl Session {
     /// info as JSON. The previous model is dropped first, so two never share memory.
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(&self, files: js_sys::Map) -> Result<String, JsError> {
-        if self.inner.running.get() {
-            return Err(JsError::new("a generation is running: cancel it before loading another model"));
-        }
+        self.inner.idle(StudioError::BusyLoading).map_err(js_err)?;
         let mut files = JsFiles::new(files).map_err(js_err)?;
         check_components(files.paths.iter().map(|(p, _)| p.as_str())).map_err(js_err)?;
         if self.inner.backend == "cpu" {
@@ -481,7 +261,7 @@ impl Session {
         let model = StableDiffusion::load(&mut files, &self.inner.device).map_err(js_err)?;
         let info = ModelInfo::of(&model);
         *self.inner.model.borrow_mut() = Some(Rc::new(model));
-        serde_json::to_string(&info).map_err(js_err)
+        to_json(&info)
     }
 
     /// Generates one image with the edits applied now. `params`: JSON of [`StudioParams`].
@@ -492,48 +272,33 @@ impl Session {
     pub fn generate(&self, params: String, on_progress: Option<js_sys::Function>, on_preview: Option<js_sys::Function>) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            if inner.running.get() {
-                return Err(JsError::new("a generation is already running: wait for it or cancel it").into());
-            }
+            inner.idle(StudioError::BusyGenerating).map_err(js_err)?;
             let params = StudioParams::from_json(&params).map_err(js_err)?;
             let perms = prepare_adapters(&inner, &params.prompt).await.map_err(js_err)?;
-            let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+            let model = inner.model().map_err(js_err)?;
             inner.cancel.set(false);
             inner.running.set(true);
-            let mut host = BrowserHost { inner: inner.clone(), on_progress, on_preview };
+            let mut host = BrowserHost { cancel: inner.cancel.clone(), on_progress, on_preview };
             // A copy: no borrow of the store is held across the run's awaits.
             let store = inner.steering.borrow().clone();
             let result = engine::generate_steered(&model, &params, &store, &mut host).await;
             inner.running.set(false);
             inner.cancel.set(false);
-            let o = js_sys::Object::new();
-            let set = |k: &str, v: JsValue| {
-                let _ = js_sys::Reflect::set(&o, &JsValue::from_str(k), &v);
-            };
             match result.map_err(js_err)? {
-                Outcome::Cancelled { step, total } => {
-                    set("status", "cancelled".into());
-                    set("step", (step as f64).into());
-                    set("total", (total as f64).into());
-                }
+                Outcome::Cancelled { step, total } => Ok(to_object(&Cancelled { status: "cancelled", step, total })?),
                 Outcome::Done(img) => {
-                    set("status", "done".into());
-                    set("width", (img.width as f64).into());
-                    set("height", (img.height as f64).into());
-                    set("rgba", js_sys::Uint8ClampedArray::from(img.rgba.as_slice()).into());
-                    set("promptTruncated", img.prompt_truncated.into());
-                    set("steering", img.steering.map(JsValue::from).unwrap_or(JsValue::NULL));
-                    // Each SPM's Facilitated Transport permeability for this prompt (1 with FT off).
-                    let p = js_sys::Object::new();
-                    for (id, v) in &perms {
-                        let _ = js_sys::Reflect::set(&p, &JsValue::from_str(id), &JsValue::from_f64(*v));
-                    }
-                    set("permeabilities", p.into());
-                    let timing = serde_json::to_string(&img.timing).map_err(js_err)?;
-                    set("timing", js_sys::JSON::parse(&timing).unwrap_or(JsValue::NULL));
+                    let done = Done {
+                        status: "done",
+                        width: img.width,
+                        height: img.height,
+                        prompt_truncated: img.prompt_truncated,
+                        steering: img.steering.as_deref(),
+                        permeabilities: InOrder(&perms),
+                        timing: &img.timing,
+                    };
+                    Ok(done.to_js(&img.rgba)?)
                 }
             }
-            Ok(o.into())
         })
     }
 
@@ -553,10 +318,8 @@ impl Session {
         let inner = self.inner.clone();
         let bytes = bytes.to_vec();
         wasm_bindgen_futures::future_to_promise(async move {
-            if inner.running.get() {
-                return Err(js_err(StudioError::Busy).into());
-            }
-            let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+            inner.idle(StudioError::Busy).map_err(js_err)?;
+            let model = inner.model().map_err(js_err)?;
             let edit = edits::parse_and_check(&model.unet, &file, bytes).map_err(js_err)?;
             let originals = if inner.adapters.borrow().is_empty() {
                 let o = edits::originals(&inner.edits.borrow(), &model.unet, &edit);
@@ -575,7 +338,7 @@ impl Session {
             inner
                 .with_edits_mut(|unet, stack| stack.apply(unet, &id, edit, &file).map_err(StudioError::from))
                 .map_err(js_err)?;
-            Ok(JsValue::from_str(&serde_json::to_string(&info).map_err(js_err)?))
+            Ok(JsValue::from_str(&to_json(&info)?))
         })
     }
 
@@ -586,11 +349,9 @@ impl Session {
     pub fn erase(&self, id: String, file: String, request: String) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            if inner.running.get() {
-                return Err(js_err(StudioError::Busy).into());
-            }
-            let req = crate::erase::EraseRequest::from_json(&request).map_err(js_err)?;
-            let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+            inner.idle(StudioError::Busy).map_err(js_err)?;
+            let req = crate::erase::EraseRequest::from_json(&request).map_err(StudioError::from).map_err(js_err)?;
+            let model = inner.model().map_err(js_err)?;
             // The original weights: compute on the unedited model, whatever is applied now.
             let active: Vec<String> = inner.edits.borrow().active().into_iter().map(str::to_owned).collect();
             drop(model);
@@ -604,7 +365,7 @@ impl Session {
                     })
                     .map_err(js_err)?;
             }
-            let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+            let model = inner.model().map_err(js_err)?;
             let t0 = now_ms();
             let edit = crate::erase::compute(&model, &req).await;
             let ms = now_ms() - t0;
@@ -618,8 +379,7 @@ impl Session {
                 inner.with_model_mut(|m, _| inner.adapters.borrow_mut().resume(&mut m.unet)).map_err(js_err)?;
             }
             let info = applied.map_err(js_err)?;
-            let out = format!("{{\"edit\":{},\"ms\":{ms}}}", serde_json::to_string(&info).map_err(js_err)?);
-            Ok(JsValue::from_str(&out))
+            Ok(JsValue::from_str(&to_json(&Erased { edit: &info, ms })?))
         })
     }
 
@@ -678,7 +438,7 @@ impl Session {
             .inner
             .with_model_mut(|m, _| self.inner.adapters.borrow_mut().attach(&mut m.unet, &id, parsed, scale))
             .map_err(js_err)?;
-        serde_json::to_string(&info).map_err(js_err)
+        to_json(&info)
     }
 
     /// Detaches one adapter: the layers it alone touched get their tensors back bit for bit.
@@ -707,7 +467,7 @@ impl Session {
     /// The attached adapters as a JSON array of [`adapters::AdapterInfo`].
     #[wasm_bindgen(getter)]
     pub fn adapters(&self) -> Result<String, JsError> {
-        serde_json::to_string(&self.inner.adapters.borrow().infos()).map_err(js_err)
+        to_json(&self.inner.adapters.borrow().infos())
     }
 
     /// Facilitated Transport (on by default): each SPM applies in proportion to how close the
@@ -723,7 +483,7 @@ impl Session {
     }
 
     /// Fits a LEACE or INLP eraser on the loaded model's text encoder (`request`: JSON of
-    /// [`EraserRequest`]: method, concepts, others, iterations, minAccuracy; the defaults and
+    /// [`EraserFitRequest`]: method, concepts, others, iterations, minAccuracy; the defaults and
     /// checks of `studio fit-eraser`) and keeps it under `id`, named `file`. Resolves to
     /// `{eraser: SteererInfo, ms}` as JSON; a run uses it with `steering.eraser = id`. Every
     /// read-back is asynchronous.
@@ -731,16 +491,14 @@ impl Session {
     pub fn fit_eraser(&self, id: String, file: String, request: String) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            if inner.running.get() {
-                return Err(js_err(StudioError::Busy).into());
-            }
-            let req = EraserRequest::from_json(&request).map_err(js_err)?;
-            let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+            inner.idle(StudioError::Busy).map_err(js_err)?;
+            let req = EraserFitRequest::from_json(&request).map_err(StudioError::from).map_err(js_err)?;
+            let model = inner.model().map_err(js_err)?;
             let t0 = now_ms();
             let (eraser, bytes) = steering::fit_eraser(&model, &req).await.map_err(js_err)?;
             let ms = now_ms() - t0;
             let info = inner.steering.borrow_mut().insert(&id, Steerer::Eraser { eraser, file, bytes });
-            Ok(JsValue::from_str(&format!("{{\"eraser\":{},\"ms\":{ms}}}", serde_json::to_string(&info).map_err(js_err)?)))
+            Ok(JsValue::from_str(&to_json(&FittedEraser { eraser: &info, ms })?))
         })
     }
 
@@ -749,11 +507,11 @@ impl Session {
     /// made for another text width throws with the reason, and nothing is kept.
     #[wasm_bindgen(js_name = loadEraser)]
     pub fn load_eraser(&self, id: String, file: String, bytes: js_sys::Uint8Array) -> Result<String, JsError> {
-        let model = self.inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+        let model = self.inner.model().map_err(js_err)?;
         let bytes = bytes.to_vec();
         let eraser = steering::read_eraser(&model, &file, bytes.clone()).map_err(js_err)?;
         let info = self.inner.steering.borrow_mut().insert(&id, Steerer::Eraser { eraser, file, bytes });
-        serde_json::to_string(&info).map_err(js_err)
+        to_json(&info)
     }
 
     /// The file of the eraser `id` (`studio generate --leace FILE` reads it).
@@ -770,16 +528,14 @@ impl Session {
     pub fn fit_ring_a_bell(&self, id: String, request: String) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            if inner.running.get() {
-                return Err(js_err(StudioError::Busy).into());
-            }
-            let req = RingABellRequest::from_json(&request).map_err(js_err)?;
-            let model = inner.model.borrow().clone().ok_or_else(|| js_err(StudioError::NoModel))?;
+            inner.idle(StudioError::Busy).map_err(js_err)?;
+            let req = RingABellRequest::from_json(&request).map_err(StudioError::from).map_err(js_err)?;
+            let model = inner.model().map_err(js_err)?;
             let t0 = now_ms();
             let (probe, pairs) = steering::fit_ring_a_bell(&model, &req).await.map_err(js_err)?;
             let ms = now_ms() - t0;
             let info = inner.steering.borrow_mut().insert(&id, Steerer::RingABell { probe, pairs });
-            Ok(JsValue::from_str(&format!("{{\"probe\":{},\"ms\":{ms}}}", serde_json::to_string(&info).map_err(js_err)?)))
+            Ok(JsValue::from_str(&to_json(&FittedProbe { probe: &info, ms })?))
         })
     }
 

@@ -1,119 +1,44 @@
 //! LEACE / INLP erasers and Ring-A-Bell probes in the page, the portable half: fitted from
 //! prompts with asynchronous read-backs, or read from an eraser file, and kept in the session by
-//! id so that a run's [`SteeringRequest`](crate::engine::SteeringRequest) names them.
+//! id so that a run's [`SteeringRequest`](erasure::request::SteeringRequest) names them.
 //!
 //! Natively `studio fit-eraser` and `studio generate --ring-a-bell` encode their prompts through
 //! a synchronous `ModelEncoder` (crates/cli/src/steering_args.rs), which a browser on WebGPU
 //! cannot: here every prompt is encoded and read back with `into_data_async` first
-//! ([`crate::erase::encode`]), then the same `erasure` functions run on a `PrecomputedEncoder`.
+//! ([`crate::readback::encode`]), then the same `erasure` functions run on a `PrecomputedEncoder`.
 //! Which prompts they need is known beforehand (the lists themselves), so unlike
 //! [`crate::erase`] no recording round is needed. The text encoder's output is the same either
 //! way, so the eraser and the concept vector equal the CLI's bit for bit (test
 //! `tests/studio/steering_tiny.rs`).
 //!
+//! The requests are [`EraserFitRequest`] and [`RingABellRequest`] of `erasure::request`, the same
+//! types the CLI builds from its flags.
+//!
 //! A fitted eraser is kept as its file says it (`LinearEraser::to_safetensors`, f32): the
 //! session's eraser, its export and what `studio generate --leace EXPORTED` reads are one and the
 //! same, so the page's image equals the CLI's on the exported file.
 
-use crate::engine::StudioError;
-use erasure::inlp::InlpConfig;
-use erasure::leace::{EraserMethod, LeaceConfig, LinearEraser};
-use erasure::ring_a_bell::{self, RingABell};
-use erasure::text::{PrecomputedEncoder, TokenEmbeddings};
+use crate::error::StudioError;
+use crate::readback::encode_all;
+use erasure::leace::LinearEraser;
+use erasure::request::{RequestError, SteeringRequest, SteeringSources};
+use erasure::ring_a_bell::RingABell;
+use erasure::steering::SteeringConfig;
 use pipeline::model::StableDiffusion;
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use serde::Serialize;
+use std::collections::BTreeMap;
 
-/// What the page asks to fit (JSON, camelCase), as `studio fit-eraser --method M
-/// --concept-prompts "a;b" --other-prompts "c;d" [--iterations N] [--min-accuracy A]`.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EraserRequest {
-    /// `leace` (default) or `inlp`.
-    #[serde(default = "leace")]
-    pub method: String,
-    /// Prompts with the concept (label 1).
-    pub concepts: Vec<String>,
-    /// Prompts without it (label 0), e.g. neutral prompts of the same style.
-    pub others: Vec<String>,
-    /// INLP: classifiers to train at most (default 10, as `--iterations`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iterations: Option<usize>,
-    /// INLP: stop when a classifier's accuracy falls below this (default 0.55, as `--min-accuracy`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_accuracy: Option<f64>,
-}
-
-fn leace() -> String {
-    "leace".into()
-}
-
-/// What the page asks for a Ring-A-Bell probe (JSON, camelCase), as `studio generate
-/// --ring-a-bell PAIRS [--ring-a-bell-eta η]`.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RingABellRequest {
-    /// `"prompt with the concept|the same prompt without;…"` ([`ring_a_bell::parse_pairs`]).
-    pub pairs: String,
-    /// η (default [`ring_a_bell::DEFAULT_ETA`], RECE's nudity setting).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eta: Option<f64>,
-}
-
-/// The CLI's `prompt_list` on an already split list: trimmed, blanks dropped, at least one.
-fn prompt_list(list: &[String], what: &str) -> Result<Vec<String>, StudioError> {
-    let out: Vec<String> = list.iter().map(|p| p.trim()).filter(|p| !p.is_empty()).map(str::to_owned).collect();
-    if out.is_empty() {
-        return Err(StudioError::Params(format!("no {what} prompts: give at least one, e.g. \"a skull; a photo of a skull\"")));
-    }
-    Ok(out)
-}
-
-impl EraserRequest {
-    pub fn from_json(json: &str) -> Result<Self, StudioError> {
-        serde_json::from_str(json).map_err(|e| StudioError::Params(format!("eraser request: {e}")))
-    }
-}
-
-impl RingABellRequest {
-    pub fn from_json(json: &str) -> Result<Self, StudioError> {
-        serde_json::from_str(json).map_err(|e| StudioError::Params(format!("Ring-A-Bell request: {e}")))
-    }
-}
-
-/// Encodes `prompts` (each once) with asynchronous read-backs.
-async fn encode_all<'a>(model: &StableDiffusion, prompts: impl IntoIterator<Item = &'a String>) -> Result<PrecomputedEncoder, StudioError> {
-    let mut known: HashMap<String, TokenEmbeddings> = HashMap::new();
-    for p in prompts {
-        if !known.contains_key(p) {
-            let e = crate::erase::encode(model, p).await?;
-            known.insert(p.clone(), e);
-        }
-    }
-    Ok(PrecomputedEncoder(known))
-}
+pub use erasure::request::{EraserFitRequest, RingABellRequest};
 
 /// Fits the eraser of `req` on `model`'s text encoder, exactly as `studio fit-eraser` does
 /// (crates/cli/src/steering_args.rs `fit_eraser`), and returns it with its file bytes. Every
 /// read-back is asynchronous.
-pub async fn fit_eraser(model: &StableDiffusion, req: &EraserRequest) -> Result<(LinearEraser, Vec<u8>), StudioError> {
-    let method = EraserMethod::parse(&req.method)?;
-    let concepts = prompt_list(&req.concepts, "concept")?;
-    let others = prompt_list(&req.others, "other")?;
-    if method == EraserMethod::Leace && (req.iterations.is_some() || req.min_accuracy.is_some()) {
-        return Err(StudioError::Params("iterations and min_accuracy are INLP's settings: LEACE has none (choose INLP, or leave them out)".into()));
-    }
-    let mut enc = encode_all(model, concepts.iter().chain(&others)).await?;
-    let fitted = match method {
-        EraserMethod::Leace => erasure::leace::fit_prompts(&mut enc, &concepts, &others, LeaceConfig::default())?,
-        EraserMethod::Inlp => {
-            let d = InlpConfig::default();
-            let config = InlpConfig { iterations: req.iterations.unwrap_or(d.iterations), min_accuracy: req.min_accuracy.unwrap_or(d.min_accuracy), ..d };
-            erasure::inlp::fit_prompts(&mut enc, &concepts, &others, config)?.0
-        }
-    };
+pub async fn fit_eraser(model: &StableDiffusion, req: &EraserFitRequest) -> Result<(LinearEraser, Vec<u8>), StudioError> {
+    let fit = req.to_config()?;
+    let mut enc = encode_all(model, fit.concepts.iter().chain(&fit.others)).await?;
+    let (fitted, _) = fit.run(&mut enc)?;
     let bytes = fitted.to_safetensors();
-    let eraser = LinearEraser::from_safetensors(&format!("{}.safetensors", method.name()), bytes.clone())?;
+    let eraser = LinearEraser::from_safetensors(&format!("{}.safetensors", fit.method.name()), bytes.clone())?;
     Ok((eraser, bytes))
 }
 
@@ -135,14 +60,10 @@ pub fn read_eraser(model: &StableDiffusion, file: &str, bytes: Vec<u8>) -> Resul
 /// --ring-a-bell` does (`ring_a_bell::from_prompts`), and returns it with the parsed pairs. Every
 /// read-back is asynchronous.
 pub async fn fit_ring_a_bell(model: &StableDiffusion, req: &RingABellRequest) -> Result<(RingABell, Vec<(String, String)>), StudioError> {
-    let pairs = ring_a_bell::parse_pairs(&req.pairs)?;
-    let eta = req.eta.unwrap_or(ring_a_bell::DEFAULT_ETA);
-    if !eta.is_finite() {
-        return Err(StudioError::Params(format!("Ring-A-Bell's η must be a finite number (got {eta})")));
-    }
-    let mut enc = encode_all(model, pairs.iter().flat_map(|(a, b)| [a, b])).await?;
-    let probe = ring_a_bell::from_prompts(&mut enc, &pairs, eta)?;
-    Ok((probe, pairs))
+    let fit = req.to_config()?;
+    let mut enc = encode_all(model, fit.pairs.iter().flat_map(|(a, b)| [a, b])).await?;
+    let probe = fit.run(&mut enc)?;
+    Ok((probe, fit.pairs))
 }
 
 /// One entry of the store.
@@ -228,20 +149,31 @@ impl SteeringStore {
 
     /// The eraser `id` and its file name, for a run.
     pub fn eraser(&self, id: &str) -> Result<(LinearEraser, String), StudioError> {
+        Ok(self.find_eraser(id)?)
+    }
+
+    fn find_eraser(&self, id: &str) -> Result<(LinearEraser, String), RequestError> {
         match self.entries.get(id) {
             Some(Steerer::Eraser { eraser, file, .. }) => Ok((eraser.clone(), file.clone())),
-            Some(_) => Err(StudioError::Params(format!("`{id}` is a Ring-A-Bell probe, not an eraser: pass it as ringABell"))),
-            None => Err(StudioError::Params(format!("no eraser `{id}` in this session (a model load drops them): fit or load it again"))),
+            Some(_) => Err(RequestError::Invalid(format!("`{id}` is a Ring-A-Bell probe, not an eraser: pass it as ringABell"))),
+            None => Err(RequestError::Invalid(format!("no eraser `{id}` in this session (a model load drops them): fit or load it again"))),
         }
     }
 
-    /// The Ring-A-Bell probe `id`, for a run.
-    pub fn ring_a_bell(&self, id: &str) -> Result<RingABell, StudioError> {
+    fn find_ring_a_bell(&self, id: &str) -> Result<RingABell, RequestError> {
         match self.entries.get(id) {
             Some(Steerer::RingABell { probe, .. }) => Ok(probe.clone()),
-            Some(_) => Err(StudioError::Params(format!("`{id}` is an eraser, not a Ring-A-Bell probe: pass it as eraser"))),
-            None => Err(StudioError::Params(format!("no Ring-A-Bell probe `{id}` in this session (a model load drops them): add it again"))),
+            Some(_) => Err(RequestError::Invalid(format!("`{id}` is an eraser, not a Ring-A-Bell probe: pass it as eraser"))),
+            None => Err(RequestError::Invalid(format!("no Ring-A-Bell probe `{id}` in this session (a model load drops them): add it again"))),
         }
+    }
+
+    /// The steering configuration of `req`, `None` when it asks for nothing; the eraser and the
+    /// probe it names by id are taken from this store (fitted here with asynchronous read-backs).
+    /// The prompt's own embeddings are read back asynchronously too
+    /// ([`crate::engine::generate_steered`]).
+    pub fn config(&self, req: &SteeringRequest) -> Result<Option<SteeringConfig>, StudioError> {
+        Ok(req.to_config(&mut Ids(self))?)
     }
 
     /// The file of the eraser `id` (f32, `studio generate --leace` reads it), byte for byte as
@@ -251,5 +183,17 @@ impl SteeringStore {
             Some(Steerer::Eraser { bytes, .. }) => Ok(bytes.clone()),
             _ => Err(self.eraser(id).err().unwrap_or_else(|| StudioError::Params(format!("no eraser `{id}`")))),
         }
+    }
+}
+
+/// The store as what a [`SteeringRequest`] names: ids.
+struct Ids<'a>(&'a SteeringStore);
+
+impl SteeringSources for Ids<'_> {
+    fn eraser(&mut self, id: &str) -> Result<(LinearEraser, String), RequestError> {
+        self.0.find_eraser(id)
+    }
+    fn ring_a_bell(&mut self, id: &str, _eta: Option<f64>) -> Result<RingABell, RequestError> {
+        self.0.find_ring_a_bell(id)
     }
 }

@@ -36,7 +36,7 @@ fn weights(unet: &mut UNet2DConditionModel) -> BTreeMap<String, Vec<u32>> {
 fn prepare_like_the_browser(a: &mut SessionAdapters, sd: &mut StableDiffusion, prompt: &str) -> Vec<f64> {
     let mut known = HashMap::new();
     for p in a.prompts_to_encode(prompt) {
-        let e = block_on(studio_wasm::erase::encode(sd, &p)).unwrap();
+        let e = block_on(studio_wasm::readback::encode(sd, &p)).unwrap();
         known.insert(p, e);
     }
     a.prepare(sd, prompt, &mut PrecomputedEncoder(known)).unwrap().into_iter().map(|p| p.value).collect()

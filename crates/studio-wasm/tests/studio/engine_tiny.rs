@@ -160,7 +160,7 @@ fn steering_with_async_readback_equals_the_cli_path() {
         let mut host = TestHost { steps_seen: vec![], cancel_after: None, yields: 0, previews: vec![] };
         let Outcome::Done(img) = block_on(engine::generate(&model, &p, &mut host)).unwrap() else { panic!("cancelled") };
         let gp = p.to_generate_params().unwrap();
-        let mut steering = Steering::prepare(&model, &gp, req.config(&Default::default()).unwrap().unwrap()).unwrap();
+        let mut steering = Steering::prepare(&model, &gp, studio_wasm::steering::SteeringStore::default().config(&req).unwrap().unwrap()).unwrap();
         let reference = model.generate(&gp, &mut steering).unwrap();
         let (_, _, rgb) = pipeline::generate::to_rgb8(&reference.image);
         let ours: Vec<u8> = img.rgba.chunks_exact(4).flat_map(|px| [px[0], px[1], px[2]]).collect();

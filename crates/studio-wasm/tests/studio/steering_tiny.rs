@@ -14,7 +14,7 @@ use erasure::text::ModelEncoder;
 use pipeline::generate::NoHooks;
 use pipeline::model::StableDiffusion;
 use studio_wasm::engine::{self, Outcome, SteeringRequest, StudioParams};
-use studio_wasm::steering::{EraserRequest, RingABellRequest, Steerer, SteeringStore, fit_eraser, fit_ring_a_bell, read_eraser};
+use studio_wasm::steering::{EraserFitRequest, RingABellRequest, Steerer, SteeringStore, fit_eraser, fit_ring_a_bell, read_eraser};
 
 fn params(steering: Option<SteeringRequest>) -> StudioParams {
     StudioParams {
@@ -61,7 +61,7 @@ fn fitted_erasers_and_probes_equal_the_cli_path() {
 
     for (method, iterations) in [("leace", None), ("inlp", Some(3))] {
         // The page: prompts encoded with asynchronous read-backs, fitted, kept as its file says.
-        let req = EraserRequest { method: method.into(), concepts: s(CONCEPTS), others: s(OTHERS), iterations, min_accuracy: None };
+        let req = EraserFitRequest { method: method.into(), concepts: s(CONCEPTS), others: s(OTHERS), iterations, min_accuracy: None };
         let (eraser, bytes) = block_on(fit_eraser(&model, &req)).unwrap();
         let info = store.insert(method, Steerer::Eraser { eraser, file: format!("{method}.safetensors"), bytes: bytes.clone() });
         assert_eq!((info.kind, info.d_text, info.concepts.len(), info.others.len()), (method, 32, 4, 4));
@@ -107,7 +107,7 @@ fn fitted_erasers_and_probes_equal_the_cli_path() {
 
     let both = SteeringRequest { eraser: Some("leace".into()), ring_a_bell: Some("rab".into()), safree: Some("skull".into()), ..Default::default() };
     let (ours, note) = studio_image(&model, &store, both.clone());
-    let config = SteeringConfig { ring_a_bell: Some(cli_probe), ..both.config(&store).unwrap().unwrap() };
+    let config = SteeringConfig { ring_a_bell: Some(cli_probe), ..store.config(&both).unwrap().unwrap() };
     assert_eq!(ours, cli_image(&model, config), "Ring-A-Bell + LEACE + SAFREE: the page differs from the CLI");
     let note = note.unwrap();
     assert!(note.starts_with("SAFREE: ") && note.contains("; LEACE eraser applied") && note.ends_with("; Ring-A-Bell probe added (η = 0.9)"), "{note}");
@@ -150,11 +150,11 @@ fn bad_eraser_files_and_requests_say_what_to_change() {
     let e = read_eraser(&model, "edit.safetensors", edit).unwrap_err().to_string();
     assert!(e.contains("not a valid eraser file") && e.contains("no float tensor `proj_left`"), "{e}");
     // A good file of the right width reads, and equals what was written.
-    let (fitted, bytes) = block_on(fit_eraser(&model, &EraserRequest::from_json(r#"{"concepts":["a skull"],"others":["a star"]}"#).unwrap())).unwrap();
+    let (fitted, bytes) = block_on(fit_eraser(&model, &EraserFitRequest::from_json(r#"{"concepts":["a skull"],"others":["a star"]}"#).unwrap())).unwrap();
     let read = read_eraser(&model, "ok.safetensors", bytes).unwrap();
     assert!(read.projection() == fitted.projection() && read.bias == fitted.bias);
 
-    let fit_err = |json: &str| match EraserRequest::from_json(json) {
+    let fit_err = |json: &str| match EraserFitRequest::from_json(json) {
         Err(e) => e.to_string(),
         Ok(r) => block_on(fit_eraser(&model, &r)).err().map(|e| e.to_string()).unwrap_or_default(),
     };

@@ -1,0 +1,100 @@
+//! What the Session hands back to JavaScript (wasm32 only), made one way: serde. Results the
+//! worker `JSON.parse`s are JSON strings ([`to_json`]); results it reads as objects are the same
+//! JSON parsed into a JS object ([`to_object`]), with the pixels (which JSON cannot carry) set on
+//! it as a `Uint8ClampedArray`.
+
+use crate::edits::EditInfo;
+use crate::engine::Timing;
+use crate::error::js_err;
+use crate::steering::SteererInfo;
+use serde::{Serialize, Serializer};
+use wasm_bindgen::{JsError, JsValue};
+
+/// `value` as JSON text.
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, JsError> {
+    serde_json::to_string(value).map_err(js_err)
+}
+
+/// `value` as a JS object (its JSON, parsed).
+pub(crate) fn to_object<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
+    js_sys::JSON::parse(&to_json(value)?).map_err(|e| JsError::new(&format!("could not hand a result over: {e:?}")))
+}
+
+/// `object.rgba = Uint8ClampedArray(rgba)`.
+fn with_rgba(object: JsValue, rgba: &[u8]) -> JsValue {
+    let _ = js_sys::Reflect::set(&object, &JsValue::from_str("rgba"), &js_sys::Uint8ClampedArray::from(rgba).into());
+    object
+}
+
+/// `on_preview`'s argument: `{step, width, height, rgba}`.
+#[derive(Serialize)]
+pub(crate) struct PreviewOut {
+    pub step: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl PreviewOut {
+    pub fn to_js(&self, rgba: &[u8]) -> Result<JsValue, JsError> {
+        Ok(with_rgba(to_object(self)?, rgba))
+    }
+}
+
+/// Id → value, in the order given (a JS object keeps string keys in insertion order).
+pub(crate) struct InOrder<'a>(pub &'a [(String, f64)]);
+
+impl Serialize for InOrder<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// `generate`'s result of a finished run: `{status: 'done', width, height, rgba,
+/// promptTruncated, steering, permeabilities, timing}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Done<'a> {
+    pub status: &'static str,
+    pub width: usize,
+    pub height: usize,
+    pub prompt_truncated: bool,
+    pub steering: Option<&'a str>,
+    /// Each SPM's Facilitated Transport permeability for this prompt (1 with FT off).
+    pub permeabilities: InOrder<'a>,
+    pub timing: &'a Timing,
+}
+
+impl Done<'_> {
+    pub fn to_js(&self, rgba: &[u8]) -> Result<JsValue, JsError> {
+        Ok(with_rgba(to_object(self)?, rgba))
+    }
+}
+
+/// `generate`'s result of a cancelled run: `{status: 'cancelled', step, total}`.
+#[derive(Serialize)]
+pub(crate) struct Cancelled {
+    pub status: &'static str,
+    pub step: usize,
+    pub total: usize,
+}
+
+/// `erase`'s result: `{edit, ms}`.
+#[derive(Serialize)]
+pub(crate) struct Erased<'a> {
+    pub edit: &'a EditInfo,
+    pub ms: f64,
+}
+
+/// `fitEraser`'s result: `{eraser, ms}`.
+#[derive(Serialize)]
+pub(crate) struct FittedEraser<'a> {
+    pub eraser: &'a SteererInfo,
+    pub ms: f64,
+}
+
+/// `fitRingABell`'s result: `{probe, ms}`.
+#[derive(Serialize)]
+pub(crate) struct FittedProbe<'a> {
+    pub probe: &'a SteererInfo,
+    pub ms: f64,
+}
