@@ -53,7 +53,7 @@ function modelFiles(dir: string): { path: string; size: number }[] {
       const rel = relative(dir, full).split(sep).join('/');
       if (statSync(full).isDirectory()) {
         if (rel.includes('/') || COMPONENTS.has(name)) walk(full);
-      } else if (rel === 'model_index.json' || COMPONENTS.has(rel.split('/')[0])) {
+      } else if (rel === 'model_index.json' || rel === 'studio.json' || COMPONENTS.has(rel.split('/')[0])) {
         if (!/\.(bin|ckpt|pt|pth|msgpack|h5|onnx)$/.test(name)) out.push({ path: rel, size: statSync(full).size });
       }
     }

@@ -40,7 +40,8 @@ export function selectModelFiles<T>(entries: { path: string; item: T }[]): Selec
     const parts = e.path.split('/');
     const base = parts[parts.length - 1];
     if (parts.length === 1) {
-      if (base === 'model_index.json') files.push(e);
+      // studio.json: the folder's recommended guidance and steps (pipeline::StudioJson).
+      if (base === 'model_index.json' || base === 'studio.json') files.push(e);
       continue;
     }
     if (parts.length !== 2 || !(COMPONENTS as readonly string[]).includes(parts[0])) continue;

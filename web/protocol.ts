@@ -137,6 +137,9 @@ export interface ModelInfo {
   schedulerClass: string | null;
   defaultScheduler: string;
   predictionType: string | null;
+  /** The folder's recommended guidance and steps (its `studio.json`), when it has one. */
+  defaultGuidance?: number | null;
+  defaultSteps?: number | null;
 }
 
 /** Mirrors `studio_wasm::engine::Timing` (milliseconds). */

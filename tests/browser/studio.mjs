@@ -131,6 +131,9 @@ try {
         await waitReady(page);
         const selected = await page.inputValue(tid('model-select'));
         assert(selected === 'classroom', `the default model is ${selected}, expected the classroom model`);
+        // Its studio.json sets the form's guidance and steps (the model card recommends 3 and 25).
+        const defaults = { guidance: await page.inputValue(tid('guidance')), steps: await page.inputValue(tid('steps')) };
+        assert(defaults.guidance === '3' && defaults.steps === '25', `studio.json defaults not applied: ${JSON.stringify(defaults)}`);
         await setParams(page, CP);
         const img = await generate(page, 600_000);
         const r = { pageLoadToFirstImageMs: Date.now() - t0, status: await page.textContent(tid('status')) };

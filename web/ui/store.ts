@@ -86,6 +86,9 @@ export interface PageState {
   gridVariants: Variant[];
   /** The user chose a scheduler (a model's default no longer replaces it). */
   schedulerTouched: boolean;
+  /** The user (or a share link) set guidance / steps (a model's studio.json no longer replaces them). */
+  guidanceTouched: boolean;
+  stepsTouched: boolean;
   /** The user wrote grid prompts (defaults from the model or an erased concept no longer replace them). */
   gridPromptsTouched: boolean;
   /** The hash settings not applied yet (size and the hub repo wait for the model list / model). */
@@ -137,6 +140,8 @@ export function initialState(backendChoice: BackendChoice, restore: Shared): Pag
     lastHadEdited: false,
     gridVariants: [],
     schedulerTouched: !!restore.scheduler,
+    guidanceTouched: restore.guidance !== undefined,
+    stepsTouched: restore.steps !== undefined,
     gridPromptsTouched: !!restore.gridPrompts?.length,
     restore: { ...restore },
   };

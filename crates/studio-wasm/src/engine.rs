@@ -101,6 +101,10 @@ pub struct ModelInfo {
     /// The studio scheduler closest to it (DDIM when the class has no counterpart, e.g. PNDM).
     pub default_scheduler: String,
     pub prediction_type: Option<String>,
+    /// The folder's own recommended guidance and steps (`studio.json`, [`pipeline::StudioJson`]):
+    /// the page's form starts from them, as `studio generate` does.
+    pub default_guidance: Option<f64>,
+    pub default_steps: Option<usize>,
 }
 
 impl ModelInfo {
@@ -126,6 +130,8 @@ impl ModelInfo {
             scheduler_class: class,
             default_scheduler,
             prediction_type: model.scheduler_config.prediction_type.clone(),
+            default_guidance: None,
+            default_steps: None,
         }
     }
 }

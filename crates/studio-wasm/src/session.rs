@@ -258,8 +258,16 @@ impl Session {
         *self.inner.edits.borrow_mut() = EditStack::new();
         *self.inner.adapters.borrow_mut() = SessionAdapters::new();
         self.inner.steering.borrow_mut().clear();
+        // A malformed studio.json refuses the load with the file and field named, as the CLI does.
+        let defaults = match pipeline::ModelFiles::read(&mut files, pipeline::StudioJson::FILE).map_err(js_err)? {
+            Some(bytes) => Some(pipeline::StudioJson::parse(pipeline::StudioJson::FILE, &bytes).map_err(js_err)?),
+            None => None,
+        };
         let model = StableDiffusion::load(&mut files, &self.inner.device).map_err(js_err)?;
-        let info = ModelInfo::of(&model);
+        let mut info = ModelInfo::of(&model);
+        if let Some(d) = defaults {
+            (info.default_guidance, info.default_steps) = (d.guidance_scale, d.num_inference_steps);
+        }
         *self.inner.model.borrow_mut() = Some(Rc::new(model));
         to_json(&info)
     }

@@ -90,6 +90,9 @@ export function createGenerate(ctx: Ctx, deps: GenerateDeps) {
     el.size.value = String(sizes.includes(previous) ? previous : info.defaultWidth);
     store.update((s) => delete s.restore.size);
     if (!store.state.schedulerTouched && (SCHEDULERS as readonly string[]).includes(info.defaultScheduler)) el.scheduler.value = info.defaultScheduler;
+    // The folder's recommended guidance and steps (studio.json), unless the user or a link chose.
+    if (!store.state.guidanceTouched && info.defaultGuidance != null) el.guidance.value = String(info.defaultGuidance);
+    if (!store.state.stepsTouched && info.defaultSteps != null) el.steps.value = String(info.defaultSteps);
     defaultGrid(splitList(deps.eraseConcepts()));
   }
 
@@ -252,6 +255,8 @@ export function createGenerate(ctx: Ctx, deps: GenerateDeps) {
   el.size.replaceChildren(new Option('—', ''));
 
   el.scheduler.addEventListener('change', () => store.update((s) => (s.schedulerTouched = true)));
+  el.guidance.addEventListener('input', () => store.update((s) => (s.guidanceTouched = true)));
+  el.steps.addEventListener('input', () => store.update((s) => (s.stepsTouched = true)));
   el.gridPrompts.addEventListener('input', () => store.update((s) => (s.gridPromptsTouched = true)));
   el.form.addEventListener('submit', (e) => {
     e.preventDefault();
