@@ -32,7 +32,7 @@ async function browserRun(url, m, backend) {
   try {
     const page = await b.ctx.newPage();
     const t0 = Date.now();
-    await page.goto(`${url}?model=${m.id}${backend === 'cpu' ? '&backend=cpu' : ''}${hash(m.size)}`);
+    await page.goto(`${url}?model=${m.id}&backend=${backend}${hash(m.size)}`);
     await page.waitForFunction(() => window.__studio?.ready(), null, { timeout: 600_000, polling: 20 });
     const engine = (await page.textContent(tid('engine'))).trim();
     for (let i = 0; i < REPEATS + 1; i++) {
