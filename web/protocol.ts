@@ -3,9 +3,14 @@
 
 /** Where a session runs. */
 export type Backend = 'webgpu' | 'cpu';
-/** What the user asks for: `auto` tries WebGPU and falls back to the CPU with a reason. */
-/** `auto`: WebGPU, computing in f16 where the adapter has `shader-f16`; `webgpu-f32`: WebGPU in f32; `cpu`: the CPU path. */
-export type BackendChoice = 'auto' | 'webgpu-f32' | 'cpu';
+/**
+ * What the user asks for. `auto`: WebGPU (in f16 where the adapter has `shader-f16`) on a GPU, the
+ * CPU path where the only adapter is a software one (SwiftShader: slower than the CPU path) or
+ * WebGPU is unavailable, with a reason; `webgpu`: WebGPU on whatever adapter the browser gives,
+ * a software one included (falling back to the CPU only without WebGPU); `webgpu-f32`: the same
+ * in f32; `cpu`: the CPU path.
+ */
+export type BackendChoice = 'auto' | 'webgpu' | 'webgpu-f32' | 'cpu';
 
 export const SCHEDULERS = ['ddim', 'euler', 'euler-a', 'lcm', 'dpm'] as const;
 export type SchedulerName = (typeof SCHEDULERS)[number];
@@ -211,6 +216,8 @@ export type FromWorker =
       backend: Backend;
       adapter: string;
       fallbackReason: string | null;
+      /** The software WebGPU adapter `auto` passed over for the CPU path (its label), if it did. */
+      skippedAdapter?: string;
       maxStorageBuffer: number | null;
       shaderF16: boolean;
       /** What the engine computes in: f16 on WebGPU with `shader-f16` (unless `webgpu-f32` was asked), else f32. */
@@ -278,6 +285,7 @@ export function isFromWorker(x: unknown): x is FromWorker {
         (x.backend === 'webgpu' || x.backend === 'cpu') &&
         isStr(x.adapter) &&
         (x.fallbackReason === null || isStr(x.fallbackReason)) &&
+        (x.skippedAdapter === undefined || isStr(x.skippedAdapter)) &&
         (x.precision === 'f16' || x.precision === 'f32')
       );
     case 'loading':

@@ -7,7 +7,8 @@
 //    vs the native CLI's `studio generate` process wall time for the same image;
 // for the classroom model (64 px) and the tiny SD-1 fixture (16 px), 10 DDIM steps, guidance 7.5.
 // Prints a markdown table and writes tests/browser/out/bench.json.
-// Env: STEP_BENCH (native step_bench binary), STUDIO_RELEASE_CLI (release `studio`).
+// Env: STEP_BENCH (native step_bench binary), STUDIO_RELEASE_CLI (release `studio`),
+// BENCH_PATHS=cpu (or webgpu) measures one path only (both by default).
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { CLASSROOM, FIXTURE, OUT, launch, log, serve, tid } from './lib.mjs';
 
 const STEP_BENCH = process.env.STEP_BENCH;
 const CLI = process.env.STUDIO_RELEASE_CLI;
+const PATHS = (process.env.BENCH_PATHS ?? 'cpu,webgpu').split(',');
 const STEPS = 10;
 const REPEATS = 3;
 const MODELS = [
@@ -32,7 +34,7 @@ async function browserRun(url, m, backend) {
   try {
     const page = await b.ctx.newPage();
     const t0 = Date.now();
-    await page.goto(`${url}?model=${m.id}${backend === 'cpu' ? '&backend=cpu' : ''}${hash(m.size)}`);
+    await page.goto(`${url}?model=${m.id}&backend=${backend}${hash(m.size)}`);
     await page.waitForFunction(() => window.__studio?.ready(), null, { timeout: 600_000, polling: 20 });
     const engine = (await page.textContent(tid('engine'))).trim();
     for (let i = 0; i < REPEATS + 1; i++) {
@@ -68,14 +70,16 @@ const rows = [];
 try {
   for (const m of MODELS) {
     log(`${m.id}: native`);
-    const nCpu = native(m, 'ndarray');
-    const nGpu = native(m, 'wgpu');
-    const cliCpu = cliWall(m, 'ndarray');
-    const cliGpu = cliWall(m, 'wgpu');
+    const cpu = PATHS.includes('cpu');
+    const gpu = PATHS.includes('webgpu');
+    const nCpu = cpu ? native(m, 'ndarray') : null;
+    const nGpu = gpu ? native(m, 'wgpu') : null;
+    const cliCpu = cpu ? cliWall(m, 'ndarray') : null;
+    const cliGpu = gpu ? cliWall(m, 'wgpu') : null;
     log(`${m.id}: browser CPU`);
-    const bCpu = await browserRun(url, m, 'cpu');
+    const bCpu = cpu ? await browserRun(url, m, 'cpu') : null;
     log(`${m.id}: browser WebGPU`);
-    const bGpu = await browserRun(url, m, 'webgpu');
+    const bGpu = gpu ? await browserRun(url, m, 'webgpu') : null;
     rows.push({ model: m.id, size: m.size, steps: STEPS, native: { ndarray: nCpu, wgpu: nGpu, cliWallMs: { ndarray: cliCpu, wgpu: cliGpu } }, browser: { cpu: bCpu, webgpu: bGpu } });
   }
 } finally {
@@ -89,10 +93,14 @@ const lines = [
   '|---|---|---|---|---|---|---|---|',
 ];
 for (const r of rows) {
-  lines.push(
-    `| ${r.model} ${r.size}px | CPU: wasm ndarray vs native ndarray | ${f(r.browser.cpu.perStepMs)} | ${f(r.native.ndarray?.perStepMs)} | ${ratio(r.browser.cpu.perStepMs, r.native.ndarray?.perStepMs)} | ${f(r.browser.cpu.pageLoadToFirstImageMs, 0)} ms | ${f(r.native.cliWallMs.ndarray, 0)} ms | ${ratio(r.browser.cpu.pageLoadToFirstImageMs, r.native.cliWallMs.ndarray)} |`,
-    `| ${r.model} ${r.size}px | GPU: SwiftShader WebGPU vs native wgpu on llvmpipe | ${f(r.browser.webgpu.perStepMs)} | ${f(r.native.wgpu?.perStepMs)} | ${ratio(r.browser.webgpu.perStepMs, r.native.wgpu?.perStepMs)} | ${f(r.browser.webgpu.pageLoadToFirstImageMs, 0)} ms | ${f(r.native.cliWallMs.wgpu, 0)} ms | ${ratio(r.browser.webgpu.pageLoadToFirstImageMs, r.native.cliWallMs.wgpu)} |`,
-  );
+  if (r.browser.cpu)
+    lines.push(
+      `| ${r.model} ${r.size}px | CPU: wasm ndarray vs native ndarray | ${f(r.browser.cpu.perStepMs)} | ${f(r.native.ndarray?.perStepMs)} | ${ratio(r.browser.cpu.perStepMs, r.native.ndarray?.perStepMs)} | ${f(r.browser.cpu.pageLoadToFirstImageMs, 0)} ms | ${f(r.native.cliWallMs.ndarray, 0)} ms | ${ratio(r.browser.cpu.pageLoadToFirstImageMs, r.native.cliWallMs.ndarray)} |`,
+    );
+  if (r.browser.webgpu)
+    lines.push(
+      `| ${r.model} ${r.size}px | GPU: SwiftShader WebGPU vs native wgpu on llvmpipe | ${f(r.browser.webgpu.perStepMs)} | ${f(r.native.wgpu?.perStepMs)} | ${ratio(r.browser.webgpu.perStepMs, r.native.wgpu?.perStepMs)} | ${f(r.browser.webgpu.pageLoadToFirstImageMs, 0)} ms | ${f(r.native.cliWallMs.wgpu, 0)} ms | ${ratio(r.browser.webgpu.pageLoadToFirstImageMs, r.native.cliWallMs.wgpu)} |`,
+    );
 }
 console.log(lines.join('\n'));
 writeFileSync(join(OUT, 'bench.json'), JSON.stringify(rows, null, 2));

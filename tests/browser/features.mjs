@@ -122,7 +122,7 @@ async function mirrorLog(page, url, clear = false) {
 
 export async function featureCases({ ctx, url }) {
   await runCase('edits: apply a file, compare, toggle, revert bit for bit, export, refuse a bad file', async () => {
-    const { page, consoleErrors } = await openPage(ctx, `${url}?model=tiny-sd1`);
+    const { page, consoleErrors } = await openPage(ctx, `${url}?model=tiny-sd1&backend=webgpu`);
     await waitReady(page);
     await setParams(page, P);
     await page.selectOption(tid('preview-every'), '2');
@@ -225,7 +225,7 @@ export async function featureCases({ ctx, url }) {
   });
 
   await runCase('adapters and steering: SPM = studio generate --spm (FT on and off), detach exact, SLD = --sld, bad files refused', async () => {
-    const { page, consoleErrors } = await openPage(ctx, `${url}?model=tiny-sd1`);
+    const { page, consoleErrors } = await openPage(ctx, `${url}?model=tiny-sd1&backend=webgpu`);
     await waitReady(page);
     await setParams(page, P);
     await generateAll(page);
@@ -344,7 +344,7 @@ export async function featureCases({ ctx, url }) {
   });
 
   await runCase('embedding erasers: LEACE fitted in the page = studio generate --leace on its export, Ring-A-Bell = --ring-a-bell, eraser files dropped and refused', async () => {
-    const { page, consoleErrors } = await openPage(ctx, `${url}?model=tiny-sd1`);
+    const { page, consoleErrors } = await openPage(ctx, `${url}?model=tiny-sd1&backend=webgpu`);
     await waitReady(page);
     await setParams(page, P);
     await generateAll(page);
@@ -454,7 +454,7 @@ export async function featureCases({ ctx, url }) {
   });
 
   await runCase('grid: prompts × variants', async () => {
-    const { page } = await openPage(ctx, `${url}?model=tiny-sd1`);
+    const { page } = await openPage(ctx, `${url}?model=tiny-sd1&backend=webgpu`);
     await waitReady(page);
     await setParams(page, { ...P, steps: 3 });
     await page.selectOption(tid('preview-every'), '0');
@@ -476,7 +476,7 @@ export async function featureCases({ ctx, url }) {
   });
 
   await runCase('share URL: every setting round-trips and reproduces the image', async () => {
-    const { page } = await openPage(ctx, `${url}?model=tiny-sd1`);
+    const { page } = await openPage(ctx, `${url}?model=tiny-sd1&backend=webgpu`);
     await waitReady(page);
     const S = { prompt: 'a skull & a "flag" #2', negativePrompt: 'blurry, café', seed: 987654321, steps: 4, guidance: 5.5, size: 16, scheduler: 'euler' };
     await setParams(page, S);
@@ -517,7 +517,7 @@ export async function featureCases({ ctx, url }) {
   });
 
   await runCase('hub: download from a local mirror, resume after a reload, verify, cache, clear', async () => {
-    const slow = `${url}?hub=${encodeURIComponent(`${url}hub-mirror/slow`)}`;
+    const slow = `${url}?backend=webgpu&hub=${encodeURIComponent(`${url}hub-mirror/slow`)}`;
     const { page } = await openPage(ctx, slow);
     await page.waitForFunction(() => window.__studio?.ready(), null, { timeout: 120_000 });
     await mirrorLog(page, url, true);
@@ -564,7 +564,7 @@ export async function featureCases({ ctx, url }) {
     await page.screenshot({ path: join(OUT, 'hub-loaded.png') });
 
     // After another reload (fast endpoint, same host): everything from the cache, no download.
-    await page.goto(`${url}?hub=${encodeURIComponent(`${url}hub-mirror`)}`);
+    await page.goto(`${url}?backend=webgpu&hub=${encodeURIComponent(`${url}hub-mirror`)}`);
     await page.waitForFunction(() => window.__studio?.ready(), null, { timeout: 120_000 });
     await mirrorLog(page, url, true);
     await page.selectOption(tid('model-select'), 'hub:other');

@@ -75,7 +75,7 @@ try {
   {
     const b = await launch(true);
     try {
-      const { page, consoleErrors } = await openPage(b.ctx, `${url}?hub=${encodeURIComponent(mirror)}`);
+      const { page, consoleErrors } = await openPage(b.ctx, `${url}?backend=webgpu&hub=${encodeURIComponent(mirror)}`);
       await waitReady(page);
       const first = await loadFromHub(page);
       log('webgpu load', JSON.stringify({ wall: first.wall, ms: first.loaded?.ms, wasmBytes: first.loaded?.wasmBytes, error: first.error }));

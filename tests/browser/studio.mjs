@@ -1,13 +1,14 @@
 // End-to-end test of the browser studio in headless Chromium (playwright-core, Debian chromium).
 //
 // Serves web/dist with `vite preview` on 127.0.0.1, then, with the tiny SD-1 fixture:
-//  1. WebGPU (SwiftShader here): load, generate, compare the pixels with the native CLI's
-//     (`studio generate ... --dump`) for the same prompt, seed, steps and scheduler;
+//  1. WebGPU (?backend=webgpu: SwiftShader here): load, generate, compare the pixels with the
+//     native CLI's (`studio generate ... --dump`) for the same prompt, seed, steps and scheduler;
 //  2. cancel mid-run, then generate again;
 //  3. a corrupt weight file, a folder missing a component and a component without weights,
 //     each picked through "Open folder": a clear data-testid="error" message, page still usable;
 //  4. the CPU fallback (?backend=cpu): generate and compare with the CLI;
 //  5. WebGPU absent (Chromium without --enable-unsafe-webgpu): a clear message, CPU path works;
+//     Auto with only the software adapter (SwiftShader): the CPU path, the reason shown;
 //  6. tests/browser/features.mjs: edit files (apply, compare, toggle, revert bit for bit, export),
 //     grid mode, previews, PNG text chunks, the share URL, and hub downloads from a local mirror.
 // Screenshots and a results.json go to tests/browser/out/ (git-ignored).
@@ -36,7 +37,7 @@ try {
   launched.push(gpu);
 
   await runCase('webgpu: load, generate, compare with the CLI', async () => {
-    const { page, consoleErrors, t0 } = await openPage(gpu.ctx, `${url}?model=tiny-sd1`);
+    const { page, consoleErrors, t0 } = await openPage(gpu.ctx, `${url}?model=tiny-sd1&backend=webgpu`);
     await waitReady(page);
     const engine = await page.textContent(tid('engine'));
     assert(/WebGPU/.test(engine), `expected WebGPU, the engine says ${engine}`);
@@ -66,7 +67,7 @@ try {
   });
 
   await runCase('webgpu: cancel mid-run, then generate again', async () => {
-    const { page } = await openPage(gpu.ctx, `${url}?model=tiny-sd1`);
+    const { page } = await openPage(gpu.ctx, `${url}?model=tiny-sd1&backend=webgpu`);
     await waitReady(page);
     await setParams(page, { ...PARAMS, steps: 400, scheduler: 'ddim' });
     await page.click(tid('generate'));
@@ -87,7 +88,7 @@ try {
   });
 
   await runCase('errors: corrupt file, missing component, component without weights', async () => {
-    const { page } = await openPage(gpu.ctx, `${url}?model=tiny-sd1`);
+    const { page } = await openPage(gpu.ctx, `${url}?model=tiny-sd1&backend=webgpu`);
     await waitReady(page);
     const corrupt = fixtureVariant('corrupt-unet', (d) => {
       const f = join(d, 'unet/diffusion_pytorch_model.safetensors');
@@ -127,7 +128,7 @@ try {
     const cliClassroom = haveCli ? cliImage(CP, CLASSROOM) : null;
     for (const backend of ['cpu', 'webgpu']) {
       await runCase(`classroom model on ${backend}: generate, compare with the CLI`, async () => {
-        const { page, t0 } = await openPage(gpu.ctx, `${url}${backend === 'cpu' ? '?backend=cpu' : ''}`);
+        const { page, t0 } = await openPage(gpu.ctx, `${url}?backend=${backend}`);
         await waitReady(page);
         const selected = await page.inputValue(tid('model-select'));
         assert(selected === 'classroom', `the default model is ${selected}, expected the classroom model`);
@@ -153,6 +154,23 @@ try {
   }
 
   await featureCases({ ctx: gpu.ctx, url });
+
+  await runCase('auto on a software adapter: the CPU path, with the reason', async () => {
+    // Auto passes over SwiftShader (isFallbackAdapter): it is slower than the CPU path.
+    const { page, consoleErrors } = await openPage(gpu.ctx, `${url}?model=tiny-sd1`);
+    await waitReady(page);
+    const engine = (await page.textContent(tid('engine'))).trim();
+    assert(/^CPU/.test(engine) && /software/.test(engine), `expected the CPU engine, the engine says ${engine}`);
+    const msg = await visibleError(page);
+    assert(msg && /software/.test(msg) && /adapter/.test(msg) && /swiftshader/i.test(msg) && /CPU/.test(msg), `expected a software-adapter reason, got ${msg}`);
+    await page.fill(tid('steps'), '2');
+    const img = await generate(page);
+    assert(img.backend === 'cpu', `image made on ${img.backend}`);
+    await page.screenshot({ path: join(OUT, 'auto-software-adapter.png') });
+    assert(consoleErrors.length === 0, `console errors: ${consoleErrors.slice(0, 5).join(' | ')}`);
+    await page.close();
+    return { engine, message: msg };
+  });
 
   await runCase('no WebGPU: a clear message and the CPU path', async () => {
     const plain = await launch(false);

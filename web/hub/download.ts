@@ -114,7 +114,7 @@ export function cpuRefusal(repo: string, files: RemoteFile[]): string | null {
   return (
     `${repo} needs about ${(need / 1e9).toFixed(1)} GB of weights as f32: more than the CPU path can hold in a browser tab ` +
     `(WebAssembly memory stops at 4 GB, and images need room too; the limit is ${(CPU_WEIGHT_LIMIT / 1e9).toFixed(1)} GB of weights). ` +
-    'Nothing was downloaded. Set Device to Auto (WebGPU) in a browser with WebGPU, or a smaller model such as the classroom model or BK-SDM-Tiny'
+    'Nothing was downloaded. Use WebGPU (Device: Auto on a machine with a GPU, or WebGPU), or a smaller model such as the classroom model or BK-SDM-Tiny'
   );
 }
 

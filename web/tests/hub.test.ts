@@ -164,7 +164,7 @@ describe('the CPU path refuses what wasm32 cannot hold, before downloading', () 
     expect(f32WeightBytes([f('unet/diffusion_pytorch_model.safetensors', 100), f('unet/x.fp16-00001-of-00002.safetensors', 10)])).toBe(120);
   });
   it('refuses SD 1.5 with the numbers and what to do, lets the classroom-sized model through', () => {
-    expect(cpuRefusal('stable-diffusion-v1-5/stable-diffusion-v1-5', sd15)).toMatch(/needs about 4\.3 GB of weights as f32.*Nothing was downloaded\. Set Device to Auto \(WebGPU\)/);
+    expect(cpuRefusal('stable-diffusion-v1-5/stable-diffusion-v1-5', sd15)).toMatch(/needs about 4\.3 GB of weights as f32.*Nothing was downloaded\. Use WebGPU/);
     expect(cpuRefusal('tiny', [f('unet/diffusion_pytorch_model.fp16.safetensors', 12_000_000)])).toBeNull();
   });
 });

@@ -85,6 +85,7 @@ describe('formatting', () => {
     expect(urlSettings('?backend=cpu&model=tiny-sd1')).toEqual({ backend: 'cpu', model: 'tiny-sd1', tasksMax: undefined });
     expect(urlSettings('?tasksMax=128')).toEqual({ backend: 'auto', model: null, tasksMax: 128 });
     expect(urlSettings('?backend=webgpu-f32').backend).toBe('webgpu-f32');
+    expect(urlSettings('?backend=webgpu').backend).toBe('webgpu');
     expect(urlSettings('?backend=f64').backend).toBe('auto');
     expect(urlSettings('?tasksMax=-1')).toEqual({ backend: 'auto', model: null, tasksMax: undefined });
   });

@@ -1,6 +1,6 @@
 // Pure UI logic (no DOM): form validation, sizes, formatting. Unit-tested in web/tests/.
 
-import { SCHEDULERS, type GenerateParams, type ModelInfo, type SchedulerName } from '../protocol';
+import { SCHEDULERS, type BackendChoice, type GenerateParams, type ModelInfo, type SchedulerName } from '../protocol';
 
 export const MAX_SEED = 2 ** 32 - 1;
 
@@ -118,13 +118,13 @@ export function fraction(step: number, total: number): number {
   return total > 0 ? Math.min(1, Math.max(0, step / total)) : 0;
 }
 
-/** The device choice a `?backend=` value names (`cpu`, `webgpu-f32`; anything else: auto). */
-export function backendChoice(v: string | null): 'auto' | 'webgpu-f32' | 'cpu' {
-  return v === 'cpu' || v === 'webgpu-f32' ? v : 'auto';
+/** The device choice a `?backend=` value names (`cpu`, `webgpu`, `webgpu-f32`; anything else: auto). */
+export function backendChoice(v: string | null): BackendChoice {
+  return v === 'cpu' || v === 'webgpu' || v === 'webgpu-f32' ? v : 'auto';
 }
 
 /** The URL settings the page starts with (`?backend=cpu&model=tiny-sd1`). */
-export function urlSettings(search: string): { backend: 'auto' | 'webgpu-f32' | 'cpu'; model: string | null; tasksMax: number | undefined } {
+export function urlSettings(search: string): { backend: BackendChoice; model: string | null; tasksMax: number | undefined } {
   const q = new URLSearchParams(search);
   const t = Number(q.get('tasksMax'));
   return { backend: backendChoice(q.get('backend')), model: q.get('model'), tasksMax: Number.isInteger(t) && t > 0 ? t : undefined };

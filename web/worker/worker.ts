@@ -30,6 +30,7 @@ import {
   type ToWorker,
 } from '../protocol';
 import { steererEntry } from '../ui/variants';
+import { adapterInfoLabel, adapterName, isSoftwareAdapter, softwareAdapterReason, type AdapterInfoLike } from './engine-choice';
 
 /** The dedicated worker's global scope (typed by hand: the DOM and WebWorker libs cannot be mixed). */
 const scope = globalThis as unknown as {
@@ -64,18 +65,23 @@ function fail(phase: Phase, requestId: number | null, e: unknown, modelDropped?:
   post({ status: 'error', requestId, phase, message, fatal, ...(modelDropped === undefined ? {} : { modelDropped }) });
 }
 
+/**
+ * The info of the adapter WebGPU gives this worker, asked the way burn asks (cubecl-wgpu's
+ * `request_adapter`: high performance, no forced fallback); null without WebGPU or an adapter.
+ */
+async function adapterInfo(): Promise<AdapterInfoLike | null> {
+  try {
+    type Gpu = { requestAdapter(o?: { powerPreference?: string }): Promise<{ info?: AdapterInfoLike } | null> };
+    const gpu = (navigator as unknown as { gpu?: Gpu }).gpu;
+    return (await gpu?.requestAdapter({ powerPreference: 'high-performance' }))?.info ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** A readable adapter name: browsers leave wgpu's `name` empty and expose vendor/architecture instead. */
 async function adapterLabel(fallback: string): Promise<string> {
-  try {
-    const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<{ info?: Record<string, unknown> } | null> } }).gpu;
-    const info = (await gpu?.requestAdapter())?.info;
-    if (!info) return fallback;
-    const words = [info.vendor, info.architecture, info.description].filter((w): w is string => typeof w === 'string' && w !== '');
-    const label = words.length ? words.join(' ') : fallback;
-    return info.isFallbackAdapter ? `${label} (software)` : label;
-  } catch {
-    return fallback;
-  }
+  return adapterInfoLabel(await adapterInfo(), fallback);
 }
 
 async function fetchBytes(url: string, onChunk: (n: number) => void): Promise<Uint8Array> {
@@ -256,12 +262,16 @@ async function handle(msg: ToWorker) {
         await wasmReady;
         session?.free();
         session = null;
-        session = await createSession(msg.backend, msg.tasksMax);
+        // Auto skips a software adapter (engine-choice.ts); an explicit WebGPU choice does not.
+        const info = msg.backend === 'auto' ? await adapterInfo() : null;
+        const skipped = isSoftwareAdapter(info) ? adapterName(info, 'unnamed') : null;
+        session = await createSession(skipped ? 'cpu' : msg.backend, msg.tasksMax);
         post({
           status: 'ready',
           backend: session.backend as 'webgpu' | 'cpu',
           adapter: session.backend === 'webgpu' ? await adapterLabel(session.adapter) : session.adapter,
-          fallbackReason: session.fallbackReason ?? null,
+          fallbackReason: skipped ? softwareAdapterReason(skipped) : (session.fallbackReason ?? null),
+          ...(skipped ? { skippedAdapter: skipped } : {}),
           maxStorageBuffer: session.maxStorageBuffer ?? null,
           shaderF16: session.shaderF16,
           precision: session.precision === 'f16' ? 'f16' : 'f32',

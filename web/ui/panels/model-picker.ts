@@ -208,7 +208,8 @@ export function createModelPicker(ctx: Ctx, deps: ModelPickerDeps) {
   }
 
   function engineLabel(m: ReadyMsg) {
-    return m.backend === 'webgpu' ? `WebGPU · ${m.adapter}${m.precision === 'f16' ? ' · f16' : ''}` : `CPU${m.fallbackReason ? ' (WebGPU unavailable)' : ''}`;
+    if (m.backend === 'webgpu') return `WebGPU · ${m.adapter}${m.precision === 'f16' ? ' · f16' : ''}`;
+    return `CPU${m.skippedAdapter ? ' (faster than the software WebGPU adapter)' : m.fallbackReason ? ' (WebGPU unavailable)' : ''}`;
   }
 
   /** What the engine says unasked: ready (then the pending model loads), crashed, failed to start. */
