@@ -45,10 +45,10 @@ else
   wasm-bindgen --target web --out-dir web/pkg "$WASM"
   if [ "$WASM_OPT" != none ]; then
     step "wasm-opt $WASM_OPT"
-    # The features rustc's wasm32 target enables by default.
+    # The features rustc's wasm32 target enables by default, plus simd128 (.cargo/config.toml).
     node_modules/.bin/wasm-opt "$WASM_OPT" \
       --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
-      --enable-reference-types --enable-multivalue \
+      --enable-reference-types --enable-multivalue --enable-simd \
       web/pkg/studio_wasm_bg.wasm -o web/pkg/studio_wasm_bg.opt.wasm
     mv web/pkg/studio_wasm_bg.opt.wasm web/pkg/studio_wasm_bg.wasm
   fi

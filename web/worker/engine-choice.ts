@@ -1,7 +1,8 @@
 // What "Auto" runs on (pure: the worker asks the browser, this decides). A software WebGPU adapter
 // (Chromium's SwiftShader, `GPUAdapterInfo.isFallbackAdapter`) runs the studio slower than the
-// CPU path: on this project's machine the classroom model's first image took 48.6 s there and
-// 14.7 s on the CPU path (BENCHMARKS.md, "Browser"). So Auto takes the CPU path when the adapter
+// CPU path: on this project's 2-core machine the first 3-step classroom image came 82.7 s after
+// opening the page there and 5.8 s on the CPU path (tests/browser/studio.mjs; per step 6.5 s
+// against 0.3 s, BENCHMARKS.md "Browser"). So Auto takes the CPU path when the adapter
 // the browser offers is a software one; an explicit "WebGPU" still uses it.
 
 /** The parts of `GPUAdapterInfo` read here (`type` is Chromium's, behind developer features). */

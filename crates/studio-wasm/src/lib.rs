@@ -32,3 +32,10 @@ mod results;
 pub mod session;
 #[cfg(target_arch = "wasm32")]
 mod webgpu;
+
+// The CPU path's kernels (matrixmultiply's sgemm, burn-ndarray's macerator ops) have their wasm
+// SIMD versions only when the build has the target feature; without it they silently run scalar.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "simd128")))]
+compile_error!(
+    "build wasm32 with `-C target-feature=+simd128` (.cargo/config.toml sets it; a RUSTFLAGS environment variable replaces that, so add the flag there too)"
+);
