@@ -6,12 +6,8 @@
 
 use anyhow::{Context, Result};
 use pipeline::tokenizer::ClipTokenizer;
-use pipeline::tokenizer_subset::closed_subset;
+use pipeline::tokenizer_subset::{CLASSROOM_BASE_MERGES, closed_subset};
 use std::path::PathBuf;
-
-/// Merges kept below every world word's derivation: general words (the ones a student may type
-/// outside the world) keep CLIP's split when their derivation lies in this prefix.
-pub const BASE_MERGES: usize = 10_000;
 
 #[derive(clap::Args)]
 pub struct TokenizerArgs {
@@ -19,7 +15,7 @@ pub struct TokenizerArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// How many of CLIP's first merges to keep besides the world's.
-    #[arg(long, default_value_t = BASE_MERGES)]
+    #[arg(long, default_value_t = CLASSROOM_BASE_MERGES)]
     pub base_merges: usize,
 }
 
@@ -36,10 +32,10 @@ pub fn run(a: TokenizerArgs) -> Result<()> {
         let p = a.out.join(name);
         std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?;
     }
-    let n = 512 + a.base_merges.min(48_894) + files.extra_ranks.len() + 2;
     println!(
-        "{}: {n} tokens ({} base merges + {} the world's words need beyond them)",
+        "{}: {} tokens ({} base merges + {} the world's words need beyond them)",
         a.out.display(),
+        files.n_tokens,
         a.base_merges,
         files.extra_ranks.len()
     );

@@ -180,16 +180,7 @@ impl ClipTokenizer {
         let bytes = miniz_oxide::inflate::decompress_to_vec_zlib(BUILTIN_MERGES)
             .map_err(|e| TokenizerError::Builtin(format!("inflate: {e:?}")))?;
         let merges = String::from_utf8(bytes).map_err(|_| TokenizerError::Builtin("not UTF-8".into()))?;
-        // The vocabulary follows from the merges, as CLIP's simple_tokenizer.py (and
-        // scripts/reference/clip_bpe.py) build it: bytes, bytes + `</w>`, one token per merge, specials.
-        let byte_chars = bytes_to_unicode();
-        let mut order: Vec<String> = byte_chars.iter().map(|&(_, c)| c.to_string()).collect();
-        order.extend(byte_chars.iter().map(|&(_, c)| format!("{c}{END_OF_WORD}")));
-        for line in merges.lines().filter(|l| !l.starts_with("#version")) {
-            order.push(line.replacen(' ', "", 1));
-        }
-        order.push("<|startoftext|>".into());
-        order.push("<|endoftext|>".into());
+        let order = clip_vocab_order(merges.lines().filter(|l| !l.starts_with("#version")).filter_map(|l| l.split_once(' ')));
         let vocab = order.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
         let config = r#"{"model_max_length": 77}"#;
         Self::build(vocab, &merges, None, Some(config)).map_err(|e| TokenizerError::Builtin(e.to_string()))
@@ -589,7 +580,19 @@ impl ClipTokenizer {
 
 /// GPT-2's byte → printable character table (CLIP `simple_tokenizer.py` `bytes_to_unicode`), in the
 /// order CLIP numbers the byte tokens: printable bytes first, then the rest mapped to U+0100 onward.
-pub(crate) fn bytes_to_unicode() -> Vec<(u8, char)> {
+/// The vocabulary that follows from a merges list, in id order, as CLIP's simple_tokenizer.py (and
+/// scripts/reference/clip_bpe.py) builds it: bytes, bytes + `</w>`, one token per merge, specials.
+pub(crate) fn clip_vocab_order<'a>(merges: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let byte_chars = bytes_to_unicode();
+    let mut order: Vec<String> = byte_chars.iter().map(|&(_, c)| c.to_string()).collect();
+    order.extend(byte_chars.iter().map(|&(_, c)| format!("{c}{END_OF_WORD}")));
+    order.extend(merges.into_iter().map(|(a, b)| format!("{a}{b}")));
+    order.push("<|startoftext|>".into());
+    order.push("<|endoftext|>".into());
+    order
+}
+
+fn bytes_to_unicode() -> Vec<(u8, char)> {
     let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
     let mut table: Vec<(u8, char)> = (0..=255u8).filter(|&b| printable(b)).map(|b| (b, char::from(b))).collect();
     let others = (0..=255u8).filter(|&b| !printable(b));

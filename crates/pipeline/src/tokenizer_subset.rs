@@ -18,8 +18,12 @@
 //! lays it out: 256 byte symbols, the same with `</w>`, one token per kept merge, then
 //! `<|startoftext|>` and `<|endoftext|>`.
 
-use crate::tokenizer::{ClipTokenizer, bytes_to_unicode};
+use crate::tokenizer::{ClipTokenizer, clip_vocab_order};
 use std::collections::BTreeSet;
+
+/// The classroom tokenizer's base: CLIP's first merges that every word whose whole derivation lies in
+/// them (the general words a student may type outside the world) keeps, beside the world's merges.
+pub const CLASSROOM_BASE_MERGES: usize = 10_000;
 
 /// The files of a tokenizer folder, as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +34,8 @@ pub struct TokenizerFiles {
     pub tokenizer_config_json: String,
     /// Ranks (in the full list) of the merges kept beyond the first `base_merges`.
     pub extra_ranks: Vec<u32>,
+    /// Tokens in `vocab_json`.
+    pub n_tokens: usize,
 }
 
 /// The first `base_merges` merges of `full` plus every merge `full` applies to `texts`.
@@ -46,12 +52,7 @@ pub fn closed_subset(full: &ClipTokenizer, base_merges: usize, texts: &[String])
     }
     let kept: Vec<&(String, String)> = keep.iter().filter_map(|&r| merges.get(r as usize)).collect();
 
-    let bytes = bytes_to_unicode();
-    let mut order: Vec<String> = bytes.iter().map(|&(_, c)| c.to_string()).collect();
-    order.extend(bytes.iter().map(|&(_, c)| format!("{c}</w>")));
-    order.extend(kept.iter().map(|(a, b)| format!("{a}{b}")));
-    order.push("<|startoftext|>".into());
-    order.push("<|endoftext|>".into());
+    let order = clip_vocab_order(kept.iter().map(|(a, b)| (a.as_str(), b.as_str())));
     // vocab.json as `json.dump({t: i ...})` writes it in id order: a stable, diff-friendly file.
     let mut vocab_json = String::from("{");
     for (i, t) in order.iter().enumerate() {
@@ -92,6 +93,7 @@ pub fn closed_subset(full: &ClipTokenizer, base_merges: usize, texts: &[String])
         special_tokens_map_json,
         tokenizer_config_json,
         extra_ranks: extra.into_iter().collect(),
+        n_tokens: order.len(),
     }
 }
 

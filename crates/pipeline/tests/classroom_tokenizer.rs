@@ -4,10 +4,8 @@
 
 use classroom::vocabulary::{world_phrases, world_words};
 use pipeline::tokenizer::ClipTokenizer;
-use pipeline::tokenizer_subset::closed_subset;
+use pipeline::tokenizer_subset::{CLASSROOM_BASE_MERGES, closed_subset};
 use std::path::{Path, PathBuf};
-
-const BASE_MERGES: usize = 10_000; // crates/cli/src/classroom_tokenizer.rs
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -45,7 +43,7 @@ fn mismatches(small: &ClipTokenizer, full: &ClipTokenizer) -> Vec<String> {
 #[test]
 fn committed_classroom_tokenizer_is_current() {
     let full = ClipTokenizer::builtin().unwrap();
-    let want = closed_subset(&full, BASE_MERGES, &world_phrases());
+    let want = closed_subset(&full, CLASSROOM_BASE_MERGES, &world_phrases());
     let dir = repo().join("scripts/classroom/tokenizer");
     let stale = "scripts/classroom/tokenizer/ is stale: the world's words changed. Rewrite it with \
                  `studio classroom-tokenizer --out scripts/classroom/tokenizer` (and retrain the classroom model)";
