@@ -156,11 +156,31 @@ impl Edit {
     }
 }
 
-/// The model's original value of every tensor an active edit touches, and the active edits.
+/// The edits a model knows, which of them are on, and the original value of every tensor they
+/// touch.
+///
+/// Each known edit's tensors are uploaded to the device once, when it is inserted; switching
+/// which edits are on ([`Self::set_active`]) then only sets the weights whose sum of active edits
+/// changes, from tensors already on the device: nothing is copied host → device
+/// ([`Self::uploaded_values`] counts what is).
 #[derive(Default)]
 pub struct EditStack {
+    /// `W₀` of every tensor a known edit touches.
     originals: BTreeMap<String, Tensor<2>>,
-    active: Vec<(String, Edit)>,
+    /// Every known edit, by id, with its tensors on the device.
+    known: BTreeMap<String, Known>,
+    /// The active edits' ids, in order.
+    active: Vec<String>,
+    /// For each touched tensor, the ids of the active edits whose sum the UNet holds now.
+    holds: BTreeMap<String, Vec<String>>,
+    /// Values copied host → device so far.
+    uploaded_values: usize,
+}
+
+struct Known {
+    edit: Edit,
+    /// `edit`'s tensors on the device, by name.
+    tensors: BTreeMap<String, Tensor<2>>,
 }
 
 /// The `Linear` weights of the UNet's transformer blocks by tensor name, PyTorch layout.
@@ -179,11 +199,22 @@ impl EditStack {
 
     /// Ids of the active edits, in order.
     pub fn active(&self) -> Vec<&str> {
-        self.active.iter().map(|(id, _)| id.as_str()).collect()
+        self.active.iter().map(String::as_str).collect()
     }
 
+    /// Ids of every known edit (active or not).
+    pub fn known(&self) -> Vec<&str> {
+        self.known.keys().map(String::as_str).collect()
+    }
+
+    /// A known edit (active or not).
     pub fn get(&self, id: &str) -> Option<&Edit> {
-        self.active.iter().find(|(i, _)| i == id).map(|(_, e)| e)
+        self.known.get(id).map(|k| &k.edit)
+    }
+
+    /// Values copied host → device so far (each edit's tensors, once, when inserted).
+    pub fn uploaded_values(&self) -> usize {
+        self.uploaded_values
     }
 
     /// Checks `edit` against the model without changing anything: every tensor exists with the
@@ -244,26 +275,53 @@ impl EditStack {
         fingerprint(&items)
     }
 
-    /// Adds `edit` under `id` (replacing an active edit with the same id) and sets the weights.
-    /// On error the model is unchanged. Reads nothing back from the device (safe on WebGPU);
-    /// call [`Self::base_mismatch`] first to warn about an edit made for other weights.
-    pub fn apply(
-        &mut self,
-        unet: &mut UNet2DConditionModel,
-        id: &str,
-        edit: Edit,
-        file: &str,
-    ) -> Result<usize, EraseError> {
+    /// Adds `edit` under `id` to the known edits, off (replacing a known edit with the same id,
+    /// which keeps its place among the active ones), and uploads its tensors. On error nothing
+    /// changes. Reads nothing back from the device (safe on WebGPU); call
+    /// [`Self::base_mismatch`] first to warn about an edit made for other weights. The UNet must
+    /// hold no adapter (they restore the values they found): `W₀` is taken from it here.
+    pub fn insert(&mut self, unet: &mut UNet2DConditionModel, id: &str, edit: Edit, file: &str) -> Result<usize, EraseError> {
         Self::check(unet, &edit, file)?;
         let n = edit.tensors.len();
         let current = linear_weights(unet);
         for t in &edit.tensors {
-            self.originals
-                .entry(t.name.clone())
-                .or_insert_with(|| current[&t.name].clone());
+            self.originals.entry(t.name.clone()).or_insert_with(|| current[&t.name].clone());
         }
-        self.active.retain(|(i, _)| i != id);
-        self.active.push((id.to_owned(), edit));
+        let tensors = edit
+            .tensors
+            .iter()
+            .map(|t| {
+                let device = current[&t.name].device();
+                (t.name.clone(), Tensor::<2>::from_data(TensorData::new(t.data.clone(), [t.shape[0], t.shape[1]]), &device))
+            })
+            .collect();
+        self.uploaded_values += edit.tensors.iter().map(|t| t.data.len()).sum::<usize>();
+        if let Some(old) = self.known.insert(id.to_owned(), Known { edit, tensors }) {
+            // The weights may hold the replaced edit's values: recompute what it touched.
+            for t in &old.edit.tensors {
+                self.holds.remove(&t.name);
+            }
+            self.sync(unet);
+        }
+        Ok(n)
+    }
+
+    /// Turns exactly `ids` on, in that order (every id known), and sets the weights that change.
+    pub fn set_active(&mut self, unet: &mut UNet2DConditionModel, ids: &[String]) -> Result<(), EraseError> {
+        if let Some(id) = ids.iter().find(|id| !self.known.contains_key(*id)) {
+            return Err(EraseError::Param(format!("no edit `{id}` is known to this model: add it again")));
+        }
+        self.active = ids.to_vec();
+        self.sync(unet);
+        Ok(())
+    }
+
+    /// Adds `edit` under `id` and turns it on last (replacing an edit with the same id), and sets
+    /// the weights. On error the model is unchanged.
+    pub fn apply(&mut self, unet: &mut UNet2DConditionModel, id: &str, edit: Edit, file: &str) -> Result<usize, EraseError> {
+        let n = self.insert(unet, id, edit, file)?;
+        self.active.retain(|i| i != id);
+        self.active.push(id.to_owned());
         self.sync(unet);
         Ok(n)
     }
@@ -284,11 +342,13 @@ impl EditStack {
         })
     }
 
-    /// Removes an edit; the tensors only it touched get their original values back.
+    /// Removes an edit (forgets it); the tensors only it touched get their original values back.
+    /// Returns whether it was active.
     pub fn revert(&mut self, unet: &mut UNet2DConditionModel, id: &str) -> bool {
         let before = self.active.len();
-        self.active.retain(|(i, _)| i != id);
+        self.active.retain(|i| i != id);
         let removed = self.active.len() != before;
+        self.known.remove(id);
         self.sync(unet);
         removed
     }
@@ -296,48 +356,38 @@ impl EditStack {
     /// Removes every edit: the model is the original again.
     pub fn revert_all(&mut self, unet: &mut UNet2DConditionModel) {
         self.active.clear();
+        self.known.clear();
         self.sync(unet);
     }
 
-    /// Sets every touched tensor to `W₀ + Σ_k (W'_k − W₀)` over the active edits.
+    /// Sets every touched tensor whose active edits changed to `W₀ + Σ_k (W'_k − W₀)` over them
+    /// (`W'` exactly for one, `W₀` for none), from tensors already on the device.
     fn sync(&mut self, unet: &mut UNet2DConditionModel) {
         let mut target: BTreeMap<String, Tensor<2>> = BTreeMap::new();
         for (name, w0) in &self.originals {
-            let mut w = w0.clone();
-            for (_, e) in &self.active {
-                if let Some(t) = e.tensors.iter().find(|t| &t.name == name) {
-                    let device = w0.device();
-                    let new = Tensor::<2>::from_data(
-                        TensorData::new(t.data.clone(), [t.shape[0], t.shape[1]]),
-                        &device,
-                    );
-                    w = w + (new - w0.clone());
-                }
+            let on: Vec<String> = self.active.iter().filter(|id| self.known[*id].tensors.contains_key(name)).cloned().collect();
+            if self.holds.get(name) == Some(&on) {
+                continue;
             }
+            let w = match on.as_slice() {
+                // A single active edit sets its tensor exactly (no `W₀ + (W' − W₀)` rounding).
+                [id] => self.known[id].tensors[name].clone(),
+                _ => on.iter().fold(w0.clone(), |w, id| w + (self.known[id].tensors[name].clone() - w0.clone())),
+            };
             target.insert(name.clone(), w);
+            self.holds.insert(name.clone(), on);
         }
-        // A single active edit sets its tensors exactly (no `W₀ + (W' − W₀)` rounding).
-        if self.active.len() == 1 {
-            let device = self.originals.values().next().map(|t| t.device());
-            if let Some(device) = device {
-                for t in &self.active[0].1.tensors {
-                    target.insert(
-                        t.name.clone(),
-                        Tensor::<2>::from_data(
-                            TensorData::new(t.data.clone(), [t.shape[0], t.shape[1]]),
-                            &device,
-                        ),
-                    );
+        if !target.is_empty() {
+            unet.for_each_linear_mut(&mut |name, lin| {
+                if let Some(w) = target.get(&format!("{name}.weight")) {
+                    lin.set_weight_torch(w.clone());
                 }
-            }
+            });
         }
-        unet.for_each_linear_mut(&mut |name, lin| {
-            if let Some(w) = target.get(&format!("{name}.weight")) {
-                lin.set_weight_torch(w.clone());
-            }
-        });
-        if self.active.is_empty() {
-            self.originals.clear();
-        }
+        // Forget the originals no known edit touches (their weights are `W₀` again).
+        let known = &self.known;
+        self.originals.retain(|name, _| known.values().any(|k| k.tensors.contains_key(name)));
+        let originals = &self.originals;
+        self.holds.retain(|name, _| originals.contains_key(name));
     }
 }
