@@ -7,7 +7,7 @@
 //! gets back, made with serde) are wasm32-specific; [`engine`] (the step loop, parameters,
 //! timings), [`edits`] (edit files on the loaded model), [`erase`] (closed-form erasure with
 //! asynchronous read-backs), [`steering`] (LEACE/INLP erasers and Ring-A-Bell probes fitted with
-//! asynchronous read-backs, kept by id), [`adapters`] (SPM / LoRA on the session's model),
+//! asynchronous read-backs, kept by id), [`adapters`] (SPM / LoRA on the session's model), [`variants`] (the entries the page added and the variant the model holds),
 //! [`readback`] (every asynchronous read-back), [`error`] (the typed errors) and [`files`] (the
 //! model folder as a path → bytes map) are plain Rust, built and tested natively
 //! with the rest of the workspace. The requests themselves are `erasure::request`'s, shared with
@@ -21,6 +21,7 @@ pub mod error;
 pub mod files;
 pub mod readback;
 pub mod steering;
+pub mod variants;
 
 #[cfg(target_arch = "wasm32")]
 mod browser_host;

@@ -9,3 +9,4 @@ mod engine_tiny;
 mod erase_tiny;
 mod steering_tiny;
 mod units;
+mod variants_tiny;
