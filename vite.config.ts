@@ -220,7 +220,7 @@ export default defineConfig({
   preview: { host: '127.0.0.1', port: Number(process.env.PORT ?? 4173), strictPort: true },
   test: {
     root: '.',
-    include: ['web/tests/**/*.test.ts'],
+    include: ['web/tests/**/*.test.ts', 'web/tests/**/*.test.mjs'],
     environment: 'node',
   },
 });

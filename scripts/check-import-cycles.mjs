@@ -1,6 +1,8 @@
 // Fails when the TypeScript modules under web/ import each other in a circle (an import loop is
 // how a split page grows back into one module). Follows relative `import` / `export … from`
 // specifiers, `import type` included (a type-only circle still ties the modules together).
+// A Rust crate's folder (one with a Cargo.toml) is read the same way: its `src/*.rs` modules and the
+// `crate::module` paths they use outside comments (one level of modules, as studio-wasm has).
 // Usage: node scripts/check-import-cycles.mjs [dir …] (default: web).
 
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -10,7 +12,15 @@ const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
 const dirs = (process.argv.length > 2 ? process.argv.slice(2) : ['web']).map((d) => resolve(root, d));
 const skip = new Set(['node_modules', 'dist', 'pkg']);
 
+function rustFiles(dir) {
+  const src = join(dir, 'src');
+  return readdirSync(src)
+    .filter((n) => n.endsWith('.rs'))
+    .map((n) => join(src, n));
+}
+
 function files(dir, out = []) {
+  if (existsSync(join(dir, 'Cargo.toml'))) return rustFiles(dir);
   for (const name of readdirSync(dir)) {
     const full = join(dir, name);
     if (statSync(full).isDirectory()) {
@@ -29,13 +39,21 @@ function target(from, spec) {
 }
 
 const IMPORT = /(?:^|[\s;])(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]/g;
+const RUST_USE = /\bcrate::([a-z_][a-z0-9_]*)/g;
 const graph = new Map();
 for (const f of dirs.flatMap((d) => files(d))) {
   const src = readFileSync(f, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:])\/\/.*$/gm, '$1');
   const deps = new Set();
-  for (const m of src.matchAll(IMPORT)) {
-    const t = target(f, m[1]);
-    if (t) deps.add(t);
+  if (f.endsWith('.rs')) {
+    for (const m of src.matchAll(RUST_USE)) {
+      const t = join(dirname(f), `${m[1]}.rs`);
+      if (t !== f && existsSync(t)) deps.add(t);
+    }
+  } else {
+    for (const m of src.matchAll(IMPORT)) {
+      const t = target(f, m[1]);
+      if (t) deps.add(t);
+    }
   }
   graph.set(f, [...deps]);
 }

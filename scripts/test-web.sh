@@ -24,7 +24,7 @@ bash scripts/build-web.sh
 
 step "typecheck (tsc --noEmit) and import circles"
 node_modules/.bin/tsc --noEmit -p tsconfig.json
-node scripts/check-import-cycles.mjs web
+node scripts/check-import-cycles.mjs web crates/studio-wasm
 
 step "vitest (web unit tests)"
 node_modules/.bin/vitest run

@@ -27,15 +27,14 @@ export interface GenerateParams {
   scheduler: SchedulerName;
   /** A VAE-decoded preview of the current latents every this many steps (0 or absent: none). */
   previewEvery?: number;
-  /** Inference-time steering of this run only (the worker sets it from the run's variant). */
-  steering?: SteeringRequest;
 }
 
 /**
  * Mirrors `erasure::request::SteeringRequest`: `studio generate --sld PRESET [--sld-concept C]
  * --safree "kw1;kw2" [--safree-alpha A] [--safree-all-steps] [--safree-artist] [--leace FILE]
- * [--ring-a-bell PAIRS]`. The eraser and the probe are fitted (or loaded) into the session first
- * and named here by id.
+ * [--ring-a-bell PAIRS]`. The page adds SLD and SAFREE settings as `steer` entries; the Session
+ * combines the steering of a run's variant itself (the eraser and the probe are entries too, named
+ * by id).
  */
 export interface SteeringRequest {
   sld?: SldPreset;
@@ -77,20 +76,6 @@ export interface RingABellFitRequest {
   eta?: number;
 }
 
-/** Mirrors `studio_wasm::steering::SteererInfo`: an eraser or probe kept in the session. */
-export interface SteererInfo {
-  id: string;
-  kind: 'leace' | 'inlp' | 'ring-a-bell';
-  file: string;
-  /** Concept prompts (eraser) / prompts with the concept (probe). */
-  concepts: string[];
-  /** Other prompts (eraser) / the same prompts without the concept (probe). */
-  others: string[];
-  rank: number;
-  dText: number;
-  hyperparameters: Record<string, unknown>;
-}
-
 /** Safe Latent Diffusion's presets (crates/erasure/src/sld.rs). */
 export const SLD_PRESETS = ['weak', 'medium', 'strong', 'max'] as const;
 export type SldPreset = (typeof SLD_PRESETS)[number];
@@ -102,22 +87,40 @@ export type VariantKind = 'edit' | 'spm' | 'lora' | 'sld' | 'safree' | 'leace' |
 export const ERASE_METHODS = ['uce', 'time', 'rece', 'speed', 'mace'] as const;
 export type EraseMethod = (typeof ERASE_METHODS)[number];
 
-/** Mirrors `studio_wasm::edits::EditInfo`. */
-export interface EditInfo {
+/**
+ * Mirrors `studio_wasm::variants::EntryInfo`: one entry the Session keeps for the loaded model (an
+ * edit, an adapter, or steering), listed and toggled alike; `kind` says which.
+ */
+export interface EntryInfo {
   id: string;
+  kind: VariantKind;
+  /** The file it came from, or what stands for one (`SLD medium`, `Ring-A-Bell η = 3`). */
   file: string;
   method: string;
   concepts: string[];
   guides: string[];
   preserve: string[];
   hyperparameters: Record<string, unknown>;
+  /** The tensors it changes (an edit), the modules it adapts (an adapter), an eraser's tensors. */
   tensors: string[];
   values: number;
   baseModel: string;
+  /** Set when an edit was computed on other weights than the loaded model's. */
   warning: string | null;
-  /** Absent: an edit. SPM / LoRA adapters and steering are listed and toggled like edits. */
-  kind?: VariantKind;
+  /** Whether it exports as a file (edits and erasers). */
+  exportable: boolean;
 }
+
+/**
+ * Mirrors `studio_wasm::variants::EntryRequest`: an entry computed in the page, tagged by `kind`:
+ * a closed-form edit (`studio erase`; `params` by the CLI's names), SLD / SAFREE settings, a LEACE
+ * / INLP eraser (`studio fit-eraser`), a Ring-A-Bell probe.
+ */
+export type EntryRequest =
+  | { kind: 'erase'; method: EraseMethod; concepts: string[]; guides: string[]; preserve: string[]; params: Record<string, number | string | boolean> }
+  | ({ kind: 'steer' } & SteeringRequest)
+  | ({ kind: 'fit-eraser' } & EraserFitRequest)
+  | ({ kind: 'ring-a-bell' } & RingABellFitRequest);
 
 /** One file of a hub download (web/hub/download.ts `FileProgress`). */
 export interface DownloadFile {
@@ -176,37 +179,23 @@ export type ToWorker =
   | { type: 'init'; backend: BackendChoice; tasksMax?: number }
   | { type: 'load'; requestId: number; source: ModelSource }
   /**
-   * `edits`: the ids of the variant entries active for this run (edits, adapters, steering; the
-   * worker applies / reverts / attaches / detaches to match). `ft`: Facilitated Transport for
-   * the SPMs (default on).
+   * `edits`: the ids of the variant entries of this run, in order (the Session's `setVariant`:
+   * it changes only what differs from the variant the model holds). `ft`: Facilitated Transport
+   * for the SPMs (default on).
    */
   | { type: 'generate'; requestId: number; params: GenerateParams; edits: string[]; ft?: boolean }
   /**
-   * Adds an edit file to the session's edits (applied, then kept for toggling). An SPM or LoRA
-   * file (kohya `lora_unet_…` tensors) is attached as an adapter instead, and an eraser file
-   * (`proj_left` / `proj_right`, from `studio fit-eraser` or an export) is kept as a LEACE / INLP
-   * steering entry; each is answered the same way.
+   * Adds a file as entry `id` (off until a run names it): an edit, an SPM or LoRA adapter (kohya
+   * `lora_unet_…` tensors), or a LEACE / INLP eraser (`proj_left` / `proj_right`), by its header.
+   * `data` is the picked or dropped `File`: the Session reads it by ranges.
    */
-  | { type: 'edit-add'; requestId: number; id: string; file: string; bytes: Uint8Array }
-  | { type: 'edit-remove'; requestId: number; id: string }
-  /**
-   * Computes an edit in the page with a closed-form method (crates/erasure through
-   * `Session.erase`), applies it as `id` and answers with an `edit` message like `edit-add`'s
-   * (its `bytes` are the new edit file). `params`: hyper-parameters by the CLI's names.
-   */
-  | { type: 'erase'; requestId: number; id: string; method: EraseMethod; concepts: string[]; guides: string[]; preserve: string[]; params: Record<string, number | string | boolean> }
-  /** Adds an inference-time steering entry (SLD); answered with an `edit` message of kind `sld`. */
-  | { type: 'steer'; requestId: number; id: string; steering: SteeringRequest }
-  /**
-   * Fits a LEACE / INLP eraser in the page (`Session.fitEraser`, asynchronous read-backs) and
-   * keeps it as steering entry `id`; answered with an `edit` message of kind `leace` / `inlp`
-   * whose `bytes` are the eraser file (`studio generate --leace FILE` reads it).
-   */
-  | { type: 'fit-eraser'; requestId: number; id: string; request: EraserFitRequest }
-  /** Computes a Ring-A-Bell probe (`Session.fitRingABell`); answered with an `edit` message of kind `ring-a-bell`. */
-  | { type: 'ring-a-bell'; requestId: number; id: string; request: RingABellFitRequest }
-  | { type: 'cancel' }
-  | { type: 'dispose' };
+  | { type: 'entry-add'; requestId: number; id: string; file: string; data: Blob }
+  /** Computes entry `id` in the page (`Session.computeEntry`; every read-back asynchronous). */
+  | { type: 'entry-compute'; requestId: number; id: string; request: EntryRequest }
+  | { type: 'entry-remove'; requestId: number; id: string }
+  /** The file of an edit or eraser entry (`studio generate --edit` / `--leace` read it). */
+  | { type: 'entry-export'; requestId: number; id: string }
+  | { type: 'cancel' };
 
 export type Phase = 'init' | 'load' | 'generate' | 'edit' | 'erase';
 
@@ -238,10 +227,11 @@ export type FromWorker =
     }
   | { status: 'progress'; requestId: number; step: number; total: number; elapsedMs: number; stepMs: number; recordMs: number }
   | { status: 'preview'; requestId: number; step: number; width: number; height: number; rgba: Uint8ClampedArray }
-  /** An edit is in the session (applied now); `bytes` is its file, for export. */
-  /** `ms`: applying (a file) or computing (an `erase`, `computed`) the edit. */
-  | { status: 'edit'; requestId: number; edit: EditInfo; bytes: Uint8Array; ms: number; computed?: boolean }
-  | { status: 'edit-removed'; requestId: number; id: string }
+  /** An entry is in the session. `ms`: reading and checking a file, or computing it (`computed`). */
+  | { status: 'entry'; requestId: number; entry: EntryInfo; ms: number; computed: boolean }
+  | { status: 'entry-removed'; requestId: number; id: string; removed: boolean }
+  /** `data`: the file the entry was added from, or the file of one computed in the page. */
+  | { status: 'exported'; requestId: number; id: string; file: string; data: Blob }
   | {
       status: 'image';
       requestId: number;
@@ -260,7 +250,6 @@ export type FromWorker =
       permeabilities?: Record<string, number>;
     }
   | { status: 'cancelled'; requestId: number; step: number; total: number }
-  | { status: 'disposed' }
   | {
       status: 'error';
       requestId: number | null;
@@ -298,10 +287,12 @@ export function isFromWorker(x: unknown): x is FromWorker {
       return isNum(x.requestId) && isNum(x.step) && isNum(x.total) && x.step >= 0 && x.step <= x.total;
     case 'preview':
       return isNum(x.requestId) && isNum(x.width) && isNum(x.height) && x.rgba instanceof Uint8ClampedArray && x.rgba.length === x.width * x.height * 4;
-    case 'edit':
-      return isNum(x.requestId) && isObj(x.edit) && isStr(x.edit.id) && Array.isArray(x.edit.tensors) && x.bytes instanceof Uint8Array;
-    case 'edit-removed':
-      return isNum(x.requestId) && isStr(x.id);
+    case 'entry':
+      return isNum(x.requestId) && isObj(x.entry) && isStr(x.entry.id) && isStr(x.entry.kind) && Array.isArray(x.entry.tensors) && isNum(x.ms);
+    case 'entry-removed':
+      return isNum(x.requestId) && isStr(x.id) && typeof x.removed === 'boolean';
+    case 'exported':
+      return isNum(x.requestId) && isStr(x.id) && isStr(x.file) && x.data instanceof Blob;
     case 'image':
       return (
         isNum(x.requestId) &&
@@ -314,8 +305,6 @@ export function isFromWorker(x: unknown): x is FromWorker {
       );
     case 'cancelled':
       return isNum(x.requestId) && isNum(x.step) && isNum(x.total);
-    case 'disposed':
-      return true;
     case 'error':
       return isStr(x.message) && ['init', 'load', 'generate', 'edit', 'erase'].includes(x.phase as string) && typeof x.fatal === 'boolean';
     default:

@@ -38,6 +38,8 @@ export interface Store {
   /** Bytes of `key` on disk (0 when absent). */
   size(key: string): Promise<number>;
   read(key: string, start?: number, end?: number): Promise<Uint8Array>;
+  /** The file of `key` as a `Blob` (OPFS: the file on disk, read by ranges by whoever slices it). */
+  blob(key: string): Promise<Blob>;
   /** A writer that keeps the first `at` bytes and writes from there. */
   writer(key: string, at: number): Promise<Writer>;
   remove(key: string): Promise<void>;
@@ -72,6 +74,11 @@ export class MemoryStore implements Store {
     const f = this.files.get(key);
     if (!f) throw new Error(`${key} is not in the cache`);
     return f.slice(start, end ?? f.length);
+  }
+  async blob(key: string) {
+    const f = this.files.get(key);
+    if (!f) throw new Error(`${key} is not in the cache`);
+    return new Blob([f.slice()]);
   }
   async writer(key: string, at: number): Promise<Writer> {
     let data = (this.files.get(key) ?? new Uint8Array(0)).slice(0, at);
@@ -156,6 +163,11 @@ export class OpfsStore implements Store {
     if (!h) throw new Error(`${key} is not in the cache`);
     const f = await h.getFile();
     return new Uint8Array(await f.slice(start, end ?? f.size).arrayBuffer());
+  }
+  async blob(key: string) {
+    const h = await this.file(fileName(key));
+    if (!h) throw new Error(`${key} is not in the cache`);
+    return h.getFile();
   }
   async writer(key: string, at: number): Promise<Writer> {
     const h = (await this.file(fileName(key), true))!;

@@ -66,19 +66,19 @@ describe('EngineClient', () => {
     const { engine, worker } = started();
     const seen: Streamed[] = [];
     const first = engine.request({ type: 'load', source }, (m) => seen.push(m));
-    const second = engine.request({ type: 'edit-remove', id: 'e1' });
+    const second = engine.request({ type: 'entry-remove', id: 'e1' });
     worker.say(loading(1));
     worker.say(loaded(1));
-    worker.say({ status: 'edit-removed', requestId: 2, id: 'e1' });
+    worker.say({ status: 'entry-removed', requestId: 2, id: 'e1', removed: true });
     expect(await first).toBeNull();
-    expect(await second).toMatchObject({ status: 'edit-removed' });
+    expect(await second).toMatchObject({ status: 'entry-removed' });
     expect(seen).toEqual([]);
   });
 
   it('still reports the error of a superseded request', async () => {
     const { engine, worker } = started();
     const first = engine.request({ type: 'load', source });
-    void engine.request({ type: 'edit-remove', id: 'e1' });
+    void engine.request({ type: 'entry-remove', id: 'e1' });
     worker.say(error(1));
     expect(await first).toMatchObject({ status: 'error', requestId: 1 });
   });

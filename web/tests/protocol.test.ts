@@ -26,12 +26,12 @@ describe('isFromWorker', () => {
       { status: 'progress', requestId: 2, step: 3, total: 20, elapsedMs: 10, stepMs: 3 },
       image(16, 16),
       { status: 'cancelled', requestId: 2, step: 1, total: 20 },
-      { status: 'disposed' },
       { status: 'error', requestId: null, phase: 'init', message: 'boom', fatal: false },
       { status: 'error', requestId: 4, phase: 'erase', message: 'UCE is not available yet', fatal: false },
       { status: 'preview', requestId: 2, step: 5, width: 2, height: 2, rgba: new Uint8ClampedArray(16) },
-      { status: 'edit', requestId: 5, edit: { id: 'e1', tensors: ['a.weight'] }, bytes: new Uint8Array(8), ms: 3 },
-      { status: 'edit-removed', requestId: 6, id: 'e1' },
+      { status: 'entry', requestId: 5, entry: { id: 'e1', kind: 'edit', tensors: ['a.weight'] }, ms: 3, computed: false },
+      { status: 'entry-removed', requestId: 6, id: 'e1', removed: true },
+      { status: 'exported', requestId: 6, id: 'e1', file: 'uce-skull.safetensors', data: new Blob([new Uint8Array(8)]) },
       { status: 'download', requestId: 7, repo: 'CompVis/stable-diffusion-v1-4', files: [], offline: false },
     ];
     for (const m of ok) expect(isFromWorker(m), JSON.stringify(m.status)).toBe(true);
@@ -50,7 +50,9 @@ describe('isFromWorker', () => {
       image(16, 16, 16 * 16 * 3),
       { ...image(4, 4), rgba: new Uint8Array(64) },
       { status: 'error', requestId: 1, phase: 'train', message: 'x', fatal: false },
-      { status: 'edit', requestId: 1, edit: { id: 'e1', tensors: [] }, bytes: [1, 2] },
+      { status: 'entry', requestId: 1, entry: { id: 'e1', tensors: [] }, ms: 1 },
+      { status: 'exported', requestId: 1, id: 'e1', file: 'x', data: [1, 2] },
+      { status: 'disposed' },
       { status: 'preview', requestId: 1, step: 2, width: 2, height: 2, rgba: new Uint8ClampedArray(3) },
       { status: 'error', requestId: 1, phase: 'load', message: 'x' },
     ];

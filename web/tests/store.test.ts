@@ -4,8 +4,7 @@ import { Store, canAct, enabledEdits, initialState, nextEditId, type EditEntry }
 const entry = (id: string, enabled: boolean): EditEntry => ({
   id,
   enabled,
-  bytes: new Uint8Array(0),
-  info: { id, file: `${id}.safetensors`, method: 'uce', concepts: [], guides: [], preserve: [], hyperparameters: {}, tensors: [], values: 0, baseModel: '', warning: null },
+  info: { id, kind: 'edit', file: `${id}.safetensors`, method: 'uce', concepts: [], guides: [], preserve: [], hyperparameters: {}, tensors: [], values: 0, baseModel: '', warning: null, exportable: true },
 });
 
 describe('Store', () => {

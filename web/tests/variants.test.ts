@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { EditInfo } from '../protocol';
+import type { EntryInfo } from '../protocol';
 import {
   addedStatus,
   eraserRequest,
@@ -10,14 +10,14 @@ import {
   ringABellRequest,
   safreeRequest,
   sldRequest,
-  steererEntry,
   steeringRequest,
-  variantDetails,
   variantLabel,
+  variantSub,
 } from '../ui/variants';
 
-const info = (over: Partial<EditInfo>): EditInfo => ({
+const info = (over: Partial<EntryInfo>): EntryInfo => ({
   id: 'e1',
+  kind: 'edit',
   file: 'f.safetensors',
   method: 'uce',
   concepts: [],
@@ -28,6 +28,7 @@ const info = (over: Partial<EditInfo>): EditInfo => ({
   values: 0,
   baseModel: '',
   warning: null,
+  exportable: false,
   ...over,
 });
 
@@ -74,10 +75,8 @@ describe('variant rows', () => {
     expect(variantLabel(info({ kind: 'lora', file: 'style.safetensors' }))).toBe('LoRA: style.safetensors');
     expect(variantLabel(info({ kind: 'sld', concepts: ['skull'], hyperparameters: { preset: 'strong' } }))).toBe('SLD strong: skull');
     expect(variantLabel(info({ kind: 'safree', concepts: ['skull', 'pirate flag'] }))).toBe('SAFREE: skull, pirate flag');
-    expect(variantDetails(info({ kind: 'safree', hyperparameters: { alpha: 0.01, allSteps: true } }))?.sub).toMatch(/α = 0.01\) for every step/);
-    const d = variantDetails(info({ kind: 'spm', hyperparameters: { layers: 72, rank: 1, scale: 1 } }));
-    expect(d?.exportable).toBe(false);
-    expect(d?.sub).toMatch(/72 layers, rank 1, scale 1/);
+    expect(variantSub(info({ kind: 'safree', hyperparameters: { alpha: 0.01, allSteps: true } }))).toMatch(/α = 0.01\) for every step/);
+    expect(variantSub(info({ kind: 'spm', hyperparameters: { layers: 72, rank: 1, scale: 1 } }))).toMatch(/72 layers, rank 1, scale 1/);
   });
   it('notes the permeabilities', () => {
     expect(permeabilityNote({}, true)).toBe('');
@@ -133,33 +132,28 @@ describe('ringABellRequest', () => {
 });
 
 describe('erasers and probes as variant rows', () => {
-  const leace = steererEntry({
+  // Rows as the Session sends them (studio_wasm::variants::EntryInfo::steerer; its mapping is tested in Rust).
+  const leace = info({
     id: 'e3',
     kind: 'leace',
+    method: 'leace',
     file: 'leace-a-skull.safetensors',
     concepts: ['a skull', 'a big skull'],
-    others: ['a star'],
-    rank: 1,
-    dText: 32,
-    hyperparameters: { svd_tol: 0.01, samples: 228 },
+    hyperparameters: { svd_tol: 0.01, samples: 228, rank: 1, dText: 32, others: ['a star'] },
+    tensors: ['proj_left', 'proj_right', 'bias'],
+    values: 2 * 32 + 32,
+    exportable: true,
   });
-  it('maps a session eraser to an exportable row', () => {
-    expect(leace).toMatchObject({ id: 'e3', method: 'leace', kind: 'leace', tensors: ['proj_left', 'proj_right', 'bias'], values: 2 * 32 + 32 });
-    expect(leace.hyperparameters).toEqual({ svd_tol: 0.01, samples: 228, rank: 1, dText: 32, others: ['a star'] });
+  it('labels a session eraser', () => {
     expect(variantLabel(leace)).toBe('LEACE: a skull, a big skull');
-    const d = variantDetails(leace);
-    expect(d?.exportable).toBe(true);
-    expect(d?.sub).toMatch(/^leace-a-skull\.safetensors · rank 1 of 32 · 2 concept \/ 1 other prompt · inference-time/);
+    expect(variantSub(leace)).toMatch(/^leace-a-skull\.safetensors · rank 1 of 32 · 2 concept \/ 1 other prompt · inference-time/);
     expect(addedStatus(leace)).toMatch(/LEACE eraser leace-a-skull\.safetensors \(rank 1\) ready.*studio generate --leace/);
     expect(kindName(leace)).toBe('LEACE');
   });
-  it('maps an INLP eraser (no bias) and a Ring-A-Bell probe (not exportable)', () => {
-    const inlp = steererEntry({ id: 'e4', kind: 'inlp', file: 'x.safetensors', concepts: ['a'], others: ['b'], rank: 3, dText: 768, hyperparameters: {} });
-    expect(inlp.tensors).toEqual(['proj_left', 'proj_right']);
-    expect(inlp.values).toBe(2 * 3 * 768);
-    const rab = steererEntry({ id: 'e5', kind: 'ring-a-bell', file: 'Ring-A-Bell η = 3', concepts: ['a skull'], others: ['a star'], rank: 0, dText: 32, hyperparameters: { eta: 3 } });
+  it('labels a Ring-A-Bell probe', () => {
+    const rab = info({ id: 'e5', kind: 'ring-a-bell', method: 'ring-a-bell', file: 'Ring-A-Bell η = 3', concepts: ['a skull'], hyperparameters: { eta: 3, others: ['a star'] } });
     expect(variantLabel(rab)).toBe('Ring-A-Bell η = 3: a skull');
-    expect(variantDetails(rab)).toEqual({ exportable: false, sub: expect.stringMatching(/1 prompt pair; combine it with an erasure/) });
+    expect(variantSub(rab)).toMatch(/1 prompt pair; combine it with an erasure/);
     expect(addedStatus(rab)).toBe("Ring-A-Bell probe (η = 3) added: it attacks the edited variant's prompt.");
     expect(kindName(info({ method: 'uce' }))).toBe('UCE');
   });

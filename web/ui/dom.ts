@@ -40,8 +40,8 @@ export function markInvalid(input: HTMLElement, invalid: boolean): void {
 }
 
 /** Saves `bytes` as a download named `name`. */
-export function download(bytes: Uint8Array, name: string, type: string): void {
-  const url = URL.createObjectURL(new Blob([bytes as BlobPart], { type }));
+export function download(data: Uint8Array | Blob, name: string, type: string): void {
+  const url = URL.createObjectURL(data instanceof Blob ? data : new Blob([data as BlobPart], { type }));
   const a = document.createElement('a');
   a.href = url;
   a.download = name;

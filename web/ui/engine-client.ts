@@ -19,7 +19,7 @@ export type ErrorMsg = Msg<'error'>;
 export type ReadyMsg = Msg<'ready'>;
 export type ImageMsg = Msg<'image'>;
 export type PreviewMsg = Msg<'preview'>;
-export type EditMsg = Msg<'edit'>;
+export type EntryMsg = Msg<'entry'>;
 export type LoadedMsg = Msg<'loaded'>;
 
 /** The messages that report a request's progress before its answer. */
@@ -29,12 +29,10 @@ export type Streamed = Msg<'download' | 'loading' | 'progress' | 'preview'>;
 interface Answers {
   load: LoadedMsg;
   generate: ImageMsg | Msg<'cancelled'>;
-  'edit-add': EditMsg;
-  'edit-remove': Msg<'edit-removed'>;
-  erase: EditMsg;
-  steer: EditMsg;
-  'fit-eraser': EditMsg;
-  'ring-a-bell': EditMsg;
+  'entry-add': EntryMsg;
+  'entry-compute': EntryMsg;
+  'entry-remove': Msg<'entry-removed'>;
+  'entry-export': Msg<'exported'>;
 }
 export type Answer<T extends EngineRequest['type']> = Answers[T] | ErrorMsg;
 
@@ -113,10 +111,9 @@ export class EngineClient {
       return;
     }
     const m = data;
-    if (m.status !== 'image' && m.status !== 'preview' && m.status !== 'edit') this.log.push(m);
+    if (m.status !== 'image' && m.status !== 'preview' && m.status !== 'exported') this.log.push(m);
     if (this.log.length > 2000) this.log.splice(0, 1000);
     if (m.status === 'ready') return this.emit({ kind: 'ready', msg: m });
-    if (m.status === 'disposed') return;
     const id = m.requestId;
     const p = id === null ? undefined : this.pending.get(id);
     if (!p) {

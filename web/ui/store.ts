@@ -4,7 +4,7 @@
 // button's label, the shown panes and the variant list are functions of this state, never read
 // back from the DOM.
 
-import type { BackendChoice, EditInfo, FileEntry, GenerateParams, ModelInfo, ModelSource } from '../protocol';
+import type { BackendChoice, EntryInfo, FileEntry, GenerateParams, ModelInfo, ModelSource } from '../protocol';
 import type { Variant } from './compare';
 import type { Shared } from './share';
 
@@ -24,12 +24,13 @@ export interface LoadedModel {
   source: ModelSource;
 }
 
-/** A variant entry of the erase panel: an edit, an adapter or steering, toggled on and off. */
+/**
+ * A variant entry of the erase panel: an edit, an adapter or steering, toggled on and off. The
+ * entry itself lives in the engine's Session (by id); the page keeps what it lists.
+ */
 export interface EditEntry {
   id: string;
-  info: EditInfo;
-  /** Its file, for export (empty for entries that are not files). */
-  bytes: Uint8Array;
+  info: EntryInfo;
   enabled: boolean;
 }
 

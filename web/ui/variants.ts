@@ -1,5 +1,5 @@
 // The erase panel's non-edit entries: SPM / LoRA adapters (dropped or picked `.safetensors`
-// files the worker recognises by their kohya `lora_unet_…` tensors) and inference-time
+// files the Session recognises by their kohya `lora_unet_…` tensors) and inference-time
 // steering (SLD, SAFREE, LEACE / INLP erasers fitted in the page or dropped as files, Ring-A-Bell
 // probes). They are listed, toggled and compared like edits (web/ui/panels/variant-list.ts);
 // this module holds what differs: labels, row details, the steering and fit requests from the
@@ -7,12 +7,11 @@
 
 import {
   SLD_PRESETS,
-  type EditInfo,
+  type EntryInfo,
   type EraserFitRequest,
   type EraserMethod,
   type RingABellFitRequest,
   type SldPreset,
-  type SteererInfo,
   type SteeringRequest,
 } from '../protocol';
 import { parseParams } from './logic';
@@ -49,32 +48,13 @@ export function isFitMethod(m: string): boolean {
 const KIND_NAMES: Record<string, string> = { spm: 'SPM', lora: 'LoRA', sld: 'SLD', safree: 'SAFREE', leace: 'LEACE', inlp: 'INLP', 'ring-a-bell': 'Ring-A-Bell' };
 
 /** `LEACE`, `Ring-A-Bell`, … (the method in upper case for edits). */
-export function kindName(info: EditInfo): string {
+export function kindName(info: EntryInfo): string {
   return KIND_NAMES[info.kind ?? ''] ?? info.method.toUpperCase();
 }
 
-/** A session eraser / probe as the page lists it (the EditInfo shape, `kind` leace / inlp / ring-a-bell). */
-export function steererEntry(s: SteererInfo): EditInfo {
-  const probe = s.kind === 'ring-a-bell';
-  return {
-    id: s.id,
-    file: s.file,
-    method: s.kind,
-    concepts: s.concepts,
-    guides: [],
-    preserve: [],
-    hyperparameters: { ...s.hyperparameters, rank: s.rank, dText: s.dText, others: s.others },
-    tensors: probe ? [] : ['proj_left', 'proj_right', ...(s.kind === 'leace' ? ['bias'] : [])],
-    values: probe ? 0 : 2 * s.rank * s.dText + (s.kind === 'leace' ? s.dText : 0),
-    baseModel: '',
-    warning: null,
-    kind: s.kind,
-  };
-}
-
 /** The row title: `SPM: skull` / `LoRA: style.safetensors` / `SLD medium: …`; `null` for an edit. */
-export function variantLabel(info: EditInfo): string | null {
-  if (!info.kind || info.kind === 'edit') return null;
+export function variantLabel(info: EntryInfo): string | null {
+  if (info.kind === 'edit') return null;
   const name = KIND_NAMES[info.kind] ?? info.kind;
   if (info.kind === 'sld') return `${name} ${String(info.hyperparameters.preset ?? '')}: ${info.concepts.join(', ')}`;
   if (info.kind === 'safree') return `${name}: ${info.concepts.join(', ')}`;
@@ -83,44 +63,32 @@ export function variantLabel(info: EditInfo): string | null {
   return info.concepts.length ? `${name}: ${info.concepts.join(', ')}` : `${name}: ${info.file}`;
 }
 
-/** The row's second line and whether it can be exported (only edits are files the page made). */
-export function variantDetails(info: EditInfo): { sub: string; exportable: boolean } | null {
-  if (!info.kind || info.kind === 'edit') return null;
+/** The row's second line (`null` for an edit: the list writes its tensors). */
+export function variantSub(info: EntryInfo): string | null {
+  if (info.kind === 'edit') return null;
   if (info.kind === 'sld')
-    return { sub: 'inference-time: a third UNet pass on the safety concept steers guidance; weights untouched', exportable: false };
+    return 'inference-time: a third UNet pass on the safety concept steers guidance; weights untouched';
   if (info.kind === 'safree') {
     const h = info.hyperparameters;
     const steps = h.allSteps ? 'every step' : 'the self-validating filter\'s steps';
-    return {
-      sub: `inference-time: the prompt's trigger tokens are projected off the keywords' subspace (α = ${String(h.alpha)}) for ${steps}; weights untouched`,
-      exportable: false,
-    };
+    return `inference-time: the prompt's trigger tokens are projected off the keywords' subspace (α = ${String(h.alpha)}) for ${steps}; weights untouched`;
   }
   if (info.kind === 'leace' || info.kind === 'inlp') {
     const h = info.hyperparameters;
     const others = Array.isArray(h.others) ? (h.others as string[]) : [];
-    return {
-      sub: `${info.file} · rank ${String(h.rank)} of ${String(h.dText)} · ${info.concepts.length} concept / ${others.length} other prompt${others.length === 1 ? '' : 's'} · inference-time: the prompt's tokens are projected off the concept; weights untouched`,
-      exportable: true,
-    };
+    return `${info.file} · rank ${String(h.rank)} of ${String(h.dText)} · ${info.concepts.length} concept / ${others.length} other prompt${others.length === 1 ? '' : 's'} · inference-time: the prompt's tokens are projected off the concept; weights untouched`;
   }
   if (info.kind === 'ring-a-bell') {
     const n = info.concepts.length;
-    return {
-      sub: `attack probe: the prompt's embedding + η·v, v from ${n} prompt pair${n === 1 ? '' : 's'}; combine it with an erasure to test whether the erasure holds`,
-      exportable: false,
-    };
+    return `attack probe: the prompt's embedding + η·v, v from ${n} prompt pair${n === 1 ? '' : 's'}; combine it with an erasure to test whether the erasure holds`;
   }
   const h = info.hyperparameters;
   const layers = Number(h.layers ?? info.tensors.length);
-  return {
-    sub: `${info.file} · ${layers} layer${layers === 1 ? '' : 's'}, rank ${String(h.rank ?? '?')}, scale ${String(h.scale ?? 1)} · detaching restores the weights bit for bit`,
-    exportable: false,
-  };
+  return `${info.file} · ${layers} layer${layers === 1 ? '' : 's'}, rank ${String(h.rank ?? '?')}, scale ${String(h.scale ?? 1)} · detaching restores the weights bit for bit`;
 }
 
 /** The status line after an entry was added. */
-export function addedStatus(info: EditInfo): string | null {
+export function addedStatus(info: EntryInfo): string | null {
   if (info.kind === 'spm' || info.kind === 'lora')
     return `Attached ${info.file} (${KIND_NAMES[info.kind]}, ${String(info.hyperparameters.layers ?? '')} layers): on for the next generation.`;
   if (info.kind === 'sld') return `SLD (${String(info.hyperparameters.preset)}) added: it steers the edited variant's runs only.`;

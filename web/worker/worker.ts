@@ -3,33 +3,16 @@
 // bypasses the queue and is handled between two denoising steps, because the Session yields to
 // this event loop after each step.
 //
-// Edits: the worker keeps every edit file the page added (id → bytes) and, before each run,
-// applies / reverts so that exactly the run's `edits` are active. Reverting restores the
-// original tensors bit for bit (erasure::EditStack), so "original vs edited" comparisons run on
-// one loaded model.
-//
-// SPM / LoRA adapters and steering are variant entries too (same ids, same toggles): an
-// adapter file is attached on top of the edits (the Session takes adapters off while edits
-// change and puts them back), a steering entry becomes `params.steering` of the runs whose
-// variant includes it, and nothing else. LEACE / INLP erasers (fitted here or added as files)
-// and Ring-A-Bell probes live in the Session by the entry's id; their steering names that id.
+// It only relays: the Session owns the model's variant entries (edits, adapters, steering; kept
+// parsed in Rust by id, crates/studio-wasm/src/variants.rs) and, before each run, makes the model
+// hold the run's variant by changing only what differs (`setVariant`). Files go to the Session as
+// `File` / `Blob` objects, read by ranges there, never whole into this worker's heap (the bundled
+// model, fetched over HTTP, is the exception: it arrives as bytes).
 
-import init, { Session, createSession, type InitOutput } from '../pkg/studio_wasm.js';
+import init, { createSession, type InitOutput, type Session } from '../pkg/studio_wasm.js';
 import { cachedFiles, chooseFiles, cpuRefusal, downloadRepo, listRepo, type RemoteFile } from '../hub/download';
 import { MemoryStore, OpfsStore, cacheKey, opfsAvailable, type Store } from '../hub/store';
-import {
-  errorMessage,
-  type EditInfo,
-  type FromWorker,
-  type GenerateParams,
-  type ModelInfo,
-  type ModelSource,
-  type Phase,
-  type SteererInfo,
-  type SteeringRequest,
-  type ToWorker,
-} from '../protocol';
-import { steererEntry } from '../ui/variants';
+import { errorMessage, type EntryInfo, type FromWorker, type ModelInfo, type ModelSource, type Phase, type ToWorker } from '../protocol';
 import { adapterInfoLabel, adapterName, isSoftwareAdapter, softwareAdapterReason, type AdapterInfoLike } from './engine-choice';
 
 /** The dedicated worker's global scope (typed by hand: the DOM and WebWorker libs cannot be mixed). */
@@ -40,12 +23,6 @@ const scope = globalThis as unknown as {
 
 let wasmReady: Promise<InitOutput> | null = null;
 let session: Session | null = null;
-/** What the page added to this model, by id: edit files, adapter files, steering. */
-type Entry =
-  | { kind: 'edit'; file: string; bytes: Uint8Array }
-  | { kind: 'adapter'; file: string; bytes: Uint8Array; adapterKind: 'spm' | 'lora'; scale: number }
-  | { kind: 'steer'; steering: SteeringRequest };
-const library = new Map<string, Entry>();
 let store: Promise<Store> | null = null;
 
 function cacheStore(): Promise<Store> {
@@ -114,7 +91,7 @@ async function fetchBytes(url: string, onChunk: (n: number) => void): Promise<Ui
 }
 
 /** Downloads (or finds in the cache) a hub model's files, then reads them from the cache. */
-async function readHub(requestId: number, source: Extract<ModelSource, { kind: 'hub' }>): Promise<{ map: Map<string, Uint8Array>; bytes: number }> {
+async function readHub(requestId: number, source: Extract<ModelSource, { kind: 'hub' }>): Promise<{ map: Map<string, Uint8Array | Blob>; bytes: number }> {
   const st = await cacheStore();
   let files: RemoteFile[];
   let offline = false;
@@ -141,22 +118,23 @@ async function readHub(requestId: number, source: Extract<ModelSource, { kind: '
     pinned: source.pinned,
     onProgress: (p) => post({ status: 'download', requestId, repo: source.repo, files: p, offline }),
   });
-  const map = new Map<string, Uint8Array>();
+  // The cached files themselves: the Session reads them by ranges.
+  const map = new Map<string, Uint8Array | Blob>();
   let loaded = 0;
   for (let i = 0; i < chosen.files.length; i++) {
     const f = chosen.files[i];
     post({ status: 'loading', requestId, file: f.path, fileIndex: i, fileCount: chosen.files.length, loaded, total: chosen.bytes });
-    const bytes = await st.read(cacheKey(source.endpoint, source.repo, source.revision, f.path));
-    loaded += bytes.length;
-    map.set(f.path, bytes);
+    const blob = await st.blob(cacheKey(source.endpoint, source.repo, source.revision, f.path));
+    loaded += blob.size;
+    map.set(f.path, blob);
   }
   return { map, bytes: loaded };
 }
 
-/** Reads the model's files into a path → bytes map, reporting progress per file. */
-async function readSource(requestId: number, source: ModelSource): Promise<{ map: Map<string, Uint8Array>; bytes: number }> {
+/** The model's files as a path → bytes or file map, reporting progress per file. */
+async function readSource(requestId: number, source: ModelSource): Promise<{ map: Map<string, Uint8Array | Blob>; bytes: number }> {
   if (source.kind === 'hub') return readHub(requestId, source);
-  const map = new Map<string, Uint8Array>();
+  const map = new Map<string, Uint8Array | Blob>();
   const entries =
     source.kind === 'url'
       ? source.files.map((f) => ({ path: f.path, size: f.size }))
@@ -174,83 +152,31 @@ async function readSource(requestId: number, source: ModelSource): Promise<{ map
   for (let i = 0; i < entries.length; i++) {
     const path = entries[i].path;
     report(path, i, true);
-    let bytes: Uint8Array;
     if (source.kind === 'url') {
-      bytes = await fetchBytes(new URL(path, source.base).href, (n) => {
+      const bytes = await fetchBytes(new URL(path, source.base).href, (n) => {
         loaded += n;
         report(path, i);
       });
-    } else if (source.kind === 'local') {
-      const file = source.files[i].file;
-      try {
-        bytes = new Uint8Array(await file.arrayBuffer());
-      } catch (e) {
-        throw new Error(`could not read ${path} from disk (${errorMessage(e)}): pick the folder again`);
-      }
-      loaded += bytes.length;
+      map.set(path, bytes);
     } else {
-      throw new Error('unreachable');
+      // The picked file itself: the Session reads it by ranges (a missing file fails there, named).
+      const file = source.files[i].file;
+      loaded += file.size;
+      map.set(path, file);
     }
-    map.set(path, bytes);
   }
   report('', entries.length, true);
   return { map, bytes: total };
 }
 
-const same = (a: string[], b: string[]) => a.length === b.length && a.every((id, i) => id === b[i]);
-
-/** Applies / reverts edits so that exactly `wanted` are active, in that order. */
-async function syncEdits(s: Session, wanted: string[]) {
-  if (same(s.activeEdits as string[], wanted)) return;
-  s.revertAllEdits();
-  for (const id of wanted) {
-    const e = library.get(id);
-    if (e?.kind === 'edit') await s.applyEdit(id, e.file, e.bytes);
-  }
+/** A Session result that is JSON text, parsed. */
+function parsed<T>(json: string): T {
+  return JSON.parse(json) as T;
 }
 
-/** Attaches / detaches adapters so that exactly `wanted` are attached, in that order. */
-function syncAdapters(s: Session, wanted: string[]) {
-  if (same(s.activeAdapters as string[], wanted)) return;
-  s.detachAllAdapters();
-  for (const id of wanted) {
-    const e = library.get(id);
-    if (e?.kind === 'adapter') s.attachAdapter(id, e.file, e.bytes, e.adapterKind, e.scale);
-  }
-}
-
-/** Makes the session match a run's variant; returns the run's steering (SLD and SAFREE entries combine; of two of a kind the last wins). */
-async function syncVariant(s: Session, ids: string[]): Promise<SteeringRequest | undefined> {
-  for (const id of ids) if (!library.has(id)) throw new Error(`variant entry ${id} is not loaded any more: add it again`);
-  const of = (kind: Entry['kind']) => ids.filter((id) => library.get(id)!.kind === kind);
-  await syncEdits(s, of('edit'));
-  syncAdapters(s, of('adapter'));
-  let steering: SteeringRequest | undefined;
-  for (const id of of('steer')) steering = { ...steering, ...(library.get(id) as Extract<Entry, { kind: 'steer' }>).steering };
-  return steering;
-}
-
-/** An adapter as the page lists it (the EditInfo shape, `kind` spm / lora). */
-function adapterEntry(a: { id: string; kind: 'spm' | 'lora'; file: string; prompts: string[]; scale: number; rank: number; layers: number; modules: string[]; values: number }): EditInfo {
-  return {
-    id: a.id,
-    file: a.file,
-    method: a.kind,
-    concepts: a.prompts,
-    guides: [],
-    preserve: [],
-    hyperparameters: { scale: a.scale, rank: a.rank, layers: a.layers },
-    tensors: a.modules,
-    values: a.values,
-    baseModel: '',
-    warning: null,
-    kind: a.kind,
-  };
-}
-
-/** A file-name part from a concept: lower-case letters and digits joined by '-', at most 40 characters. */
-function fileSlug(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'concept';
+function ready(): Session {
+  if (!session) throw new Error('the engine is not started yet');
+  return session;
 }
 
 async function handle(msg: ToWorker) {
@@ -286,12 +212,11 @@ async function handle(msg: ToWorker) {
       const t0 = performance.now();
       let dropped = false;
       try {
-        if (!session) throw new Error('the engine is not started yet');
+        const s = ready();
         const { map, bytes } = await readSource(msg.requestId, msg.source);
-        // The session drops the previous model's edits with it.
-        library.clear();
+        // The session drops the previous model, with its entries.
         dropped = true;
-        const info = JSON.parse(session.loadModel(map)) as ModelInfo;
+        const info = parsed<ModelInfo>(s.loadModel(map));
         map.clear();
         const name = msg.source.name;
         const wasmBytes = (await wasmReady)?.memory.buffer.byteLength;
@@ -305,12 +230,11 @@ async function handle(msg: ToWorker) {
     case 'generate': {
       const { requestId, params } = msg;
       try {
-        if (!session) throw new Error('the engine is not started yet');
-        const s = session;
-        const steering = await syncVariant(s, msg.edits);
+        const s = ready();
+        s.setVariant(msg.edits);
         s.facilitatedTransport = msg.ft ?? true;
         const r = await s.generate(
-          JSON.stringify({ ...params, ...(steering ? { steering } : {}) } satisfies GenerateParams),
+          JSON.stringify(params),
           (p: { step: number; total: number; elapsedMs: number; stepMs: number; recordMs: number }) =>
             post({ status: 'progress', requestId, step: p.step, total: p.total, elapsedMs: p.elapsedMs, stepMs: p.stepMs, recordMs: p.recordMs }),
           (p: { step: number; width: number; height: number; rgba: Uint8ClampedArray }) =>
@@ -343,121 +267,44 @@ async function handle(msg: ToWorker) {
       }
       return;
     }
-    case 'edit-add': {
-      const t0 = performance.now();
+    case 'entry-add': {
       try {
-        if (!session) throw new Error('the engine is not started yet');
-        if (!session.hasModel) throw new Error('load a model before adding an edit');
-        // Applied / attached now (this checks it against the model), then kept for toggling.
-        const kind = Session.fileKind(msg.bytes);
-        let edit: EditInfo;
-        if (kind === 'eraser') {
-          // Checked against the model's text width now; kept in the Session by id.
-          edit = steererEntry(JSON.parse(session.loadEraser(msg.id, msg.file, msg.bytes)) as SteererInfo);
-          library.set(msg.id, { kind: 'steer', steering: { eraser: msg.id } });
-        } else if (kind === 'spm' || kind === 'lora') {
-          edit = adapterEntry(JSON.parse(session.attachAdapter(msg.id, msg.file, msg.bytes, kind, 1)));
-          library.set(msg.id, { kind: 'adapter', file: msg.file, bytes: msg.bytes, adapterKind: kind, scale: 1 });
-        } else {
-          edit = JSON.parse(await session.applyEdit(msg.id, msg.file, msg.bytes)) as EditInfo;
-          library.set(msg.id, { kind: 'edit', file: msg.file, bytes: msg.bytes });
-        }
-        post({ status: 'edit', requestId: msg.requestId, edit, bytes: msg.bytes.slice(), ms: performance.now() - t0 });
+        const r = parsed<{ entry: EntryInfo; ms: number }>(await ready().addEntry(msg.id, msg.file, msg.data));
+        post({ status: 'entry', requestId: msg.requestId, entry: r.entry, ms: r.ms, computed: false });
       } catch (e) {
         fail('edit', msg.requestId, e);
       }
       return;
     }
-    case 'edit-remove': {
+    case 'entry-compute': {
       try {
-        library.delete(msg.id);
-        session?.removeSteering(msg.id);
-        if (session?.hasModel && (session.activeEdits as string[]).includes(msg.id)) session.revertEdit(msg.id);
-        if (session?.hasModel && (session.activeAdapters as string[]).includes(msg.id)) session.detachAdapter(msg.id);
-        post({ status: 'edit-removed', requestId: msg.requestId, id: msg.id });
+        const r = parsed<{ entry: EntryInfo; ms: number }>(await ready().computeEntry(msg.id, JSON.stringify(msg.request)));
+        post({ status: 'entry', requestId: msg.requestId, entry: r.entry, ms: r.ms, computed: true });
+      } catch (e) {
+        fail('erase', msg.requestId, e);
+      }
+      return;
+    }
+    case 'entry-remove': {
+      try {
+        post({ status: 'entry-removed', requestId: msg.requestId, id: msg.id, removed: ready().removeEntry(msg.id) });
       } catch (e) {
         fail('edit', msg.requestId, e);
       }
       return;
     }
-    case 'erase': {
+    case 'entry-export': {
       try {
-        if (!session) throw new Error('the engine is not started yet');
-        if (!session.hasModel) throw new Error('load a model before erasing a concept');
-        const file = `${msg.method}-${fileSlug(msg.concepts.join('-'))}.safetensors`;
-        const request = { method: msg.method, concepts: msg.concepts, guides: msg.guides, preserve: msg.preserve, params: msg.params };
-        const r = JSON.parse(await session.erase(msg.id, file, JSON.stringify(request))) as { edit: EditInfo; ms: number };
-        // Kept as a file, like an added one: toggling re-applies it, and the page can export it.
-        const bytes = session.exportEdit(msg.id);
-        library.set(msg.id, { kind: 'edit', file, bytes });
-        post({ status: 'edit', requestId: msg.requestId, edit: r.edit, bytes: bytes.slice(), ms: r.ms, computed: true });
+        const r = ready().exportEntry(msg.id) as { file: string; data: Blob | Uint8Array };
+        const data = r.data instanceof Blob ? r.data : new Blob([r.data as BlobPart]);
+        post({ status: 'exported', requestId: msg.requestId, id: msg.id, file: r.file, data });
       } catch (e) {
-        fail('erase', msg.requestId, e);
-      }
-      return;
-    }
-    case 'steer': {
-      try {
-        if (!session?.hasModel) throw new Error('load a model before adding steering');
-        const st = msg.steering;
-        library.set(msg.id, { kind: 'steer', steering: st });
-        const safree = st.safree !== undefined;
-        const concept = st.sldConcept?.trim() ? st.sldConcept.trim() : 'the official unsafe-concept list';
-        const edit: EditInfo = {
-          id: msg.id,
-          file: safree ? `SAFREE ${st.safree}` : `SLD ${st.sld}`,
-          method: safree ? 'safree' : 'sld',
-          concepts: safree ? st.safree!.split(';') : [concept],
-          guides: [],
-          preserve: [],
-          hyperparameters: safree
-            ? { alpha: st.safreeAlpha ?? 0.01, allSteps: st.safreeAllSteps ?? false, artist: st.safreeArtist ?? false }
-            : { preset: st.sld ?? '' },
-          tensors: [],
-          values: 0,
-          baseModel: '',
-          warning: null,
-          kind: safree ? 'safree' : 'sld',
-        };
-        post({ status: 'edit', requestId: msg.requestId, edit, bytes: new Uint8Array(0), ms: 0, computed: true });
-      } catch (e) {
-        fail('erase', msg.requestId, e);
-      }
-      return;
-    }
-    case 'fit-eraser': {
-      try {
-        if (!session?.hasModel) throw new Error('load a model before fitting an eraser');
-        const r = msg.request;
-        const file = `${r.method}-${fileSlug(r.concepts[0])}.safetensors`;
-        const out = JSON.parse(await session.fitEraser(msg.id, file, JSON.stringify(r))) as { eraser: SteererInfo; ms: number };
-        library.set(msg.id, { kind: 'steer', steering: { eraser: msg.id } });
-        // The eraser file, for export (`studio generate --leace FILE` reads it).
-        const bytes = session.exportEraser(msg.id);
-        post({ status: 'edit', requestId: msg.requestId, edit: steererEntry(out.eraser), bytes: bytes.slice(), ms: out.ms, computed: true });
-      } catch (e) {
-        fail('erase', msg.requestId, e);
-      }
-      return;
-    }
-    case 'ring-a-bell': {
-      try {
-        if (!session?.hasModel) throw new Error('load a model before adding a Ring-A-Bell probe');
-        const out = JSON.parse(await session.fitRingABell(msg.id, JSON.stringify(msg.request))) as { probe: SteererInfo; ms: number };
-        library.set(msg.id, { kind: 'steer', steering: { ringABell: msg.id } });
-        post({ status: 'edit', requestId: msg.requestId, edit: steererEntry(out.probe), bytes: new Uint8Array(0), ms: out.ms, computed: true });
-      } catch (e) {
-        fail('erase', msg.requestId, e);
+        fail('edit', msg.requestId, e);
       }
       return;
     }
     case 'cancel':
       session?.cancel();
-      return;
-    case 'dispose':
-      session?.dispose();
-      library.clear();
-      post({ status: 'disposed' });
       return;
   }
 }

@@ -3,10 +3,9 @@
 //! JSON parsed into a JS object ([`to_object`]), with the pixels (which JSON cannot carry) set on
 //! it as a `Uint8ClampedArray`.
 
-use crate::edits::EditInfo;
 use crate::engine::Timing;
 use crate::error::js_err;
-use crate::steering::SteererInfo;
+use crate::variants::EntryInfo;
 use serde::{Serialize, Serializer};
 use wasm_bindgen::{JsError, JsValue};
 
@@ -78,23 +77,23 @@ pub(crate) struct Cancelled {
     pub total: usize,
 }
 
-/// `erase`'s result: `{edit, ms}`.
+/// `addEntry`'s and `computeEntry`'s result: `{entry, ms}`.
 #[derive(Serialize)]
-pub(crate) struct Erased<'a> {
-    pub edit: &'a EditInfo,
+pub(crate) struct Added<'a> {
+    pub entry: &'a EntryInfo,
     pub ms: f64,
 }
 
-/// `fitEraser`'s result: `{eraser, ms}`.
+/// `exportEntry`'s result: `{file, data}` (`data`: a `Blob` or a `Uint8Array`).
 #[derive(Serialize)]
-pub(crate) struct FittedEraser<'a> {
-    pub eraser: &'a SteererInfo,
-    pub ms: f64,
+pub(crate) struct Exported<'a> {
+    pub file: &'a str,
 }
 
-/// `fitRingABell`'s result: `{probe, ms}`.
-#[derive(Serialize)]
-pub(crate) struct FittedProbe<'a> {
-    pub probe: &'a SteererInfo,
-    pub ms: f64,
+impl Exported<'_> {
+    pub fn to_js(&self, data: JsValue) -> Result<JsValue, JsError> {
+        let object = to_object(self)?;
+        let _ = js_sys::Reflect::set(&object, &JsValue::from_str("data"), &data);
+        Ok(object)
+    }
 }

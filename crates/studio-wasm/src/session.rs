@@ -3,45 +3,44 @@
 //! ```js
 //! import init, { createSession } from './pkg/studio_wasm.js';
 //! await init();
-//! const s = await createSession('auto');            // 'auto' | 'webgpu' | 'cpu'
+//! const s = await createSession('auto');            // 'auto' | 'webgpu' | 'webgpu-f32' | 'cpu'
 //! s.backend; s.adapter; s.fallbackReason;           // where it runs, and why not on WebGPU
-//! const info = JSON.parse(s.loadModel(new Map([['unet/config.json', bytes], ...])));
+//! const info = JSON.parse(s.loadModel(new Map([['unet/config.json', bytesOrFile], ...])));
+//! // The variant entries (crate::variants): files, or computed here; kept in the session by id.
+//! const a = JSON.parse(await s.addEntry('e1', 'uce.safetensors', file));   // {entry: EntryInfo, ms}
+//! const b = JSON.parse(await s.computeEntry('e2', JSON.stringify({kind: 'erase', method: 'uce', concepts: ['skull']})));
+//! //   kind: 'erase' (EraseRequest) | 'steer' (SLD / SAFREE) | 'fit-eraser' (EraserFitRequest) | 'ring-a-bell'
+//! s.removeEntry('e1'); const {file, bytes} = s.exportEntry('e2');
+//! s.setVariant(['e2']);                             // the model holds exactly these, changed by the difference
+//! s.facilitatedTransport = false;                   // SPMs apply fully (`--no-ft`)
 //! const r = await s.generate(JSON.stringify(params), (p) => ..., (preview) => ...);   // r.status: 'done' | 'cancelled'
 //! s.cancel();                                       // from a message handler, between two steps
-//! const e = JSON.parse(await s.applyEdit('e1', 'uce.safetensors', bytes)); // EditInfo; e.warning
-//! s.revertEdit('e1'); s.revertAllEdits(); s.activeEdits; s.exportEdit('e1');
-//! Session.fileKind(bytes);                          // 'spm' | 'lora' | 'eraser' | 'edit', from the header
-//! const a = JSON.parse(s.attachAdapter('a1', 'spm.safetensors', bytes, 'auto', 1.0)); // AdapterInfo
-//! s.detachAdapter('a1'); s.detachAllAdapters(); s.activeAdapters; s.facilitatedTransport = false;
-//! const f = JSON.parse(await s.fitEraser('e2', 'leace-skull.safetensors', JSON.stringify({method: 'leace', concepts, others})));
-//! s.loadEraser('e3', 'skull.safetensors', bytes); s.exportEraser('e2');   // SteererInfo JSON; the file
-//! await s.fitRingABell('e4', JSON.stringify({pairs: 'a skull|a star', eta: 3}));
-//! s.removeSteering('e2');                           // params.steering = {eraser: 'e2', ringABell: 'e4'}
-//! s.dispose();                                      // drops the model's GPU buffers
 //! ```
 //! Every failure is a rejected promise / thrown `Error` with an actionable message; a panic
 //! is logged by `console_error_panic_hook` and surfaces as a `RuntimeError` the worker reports.
 //!
 //! This file is the API; the WebGPU device is set up in [`crate::webgpu`], the model's files are
-//! read from JS in [`crate::js_files`], the loop's host is [`crate::browser_host`], errors are
-//! [`crate::error`] and results are made with serde in [`crate::results`].
+//! read from JS (by ranges, for a `File`) in [`crate::js_files`], the loop's host is
+//! [`crate::browser_host`], the entries are [`crate::variants`], errors are [`crate::error`] and
+//! results are made with serde in [`crate::results`].
 
-use crate::adapters::{self, SessionAdapters};
+use crate::adapters;
 use crate::browser_host::{BrowserHost, now_ms};
-use crate::edits::{self, EditInfo};
+use crate::edits;
 use crate::engine::{self, ModelInfo, Outcome, StudioParams};
 use crate::error::{StudioError, js_err};
 use crate::files::check_components;
-use crate::js_files::JsFiles;
+use crate::js_files::{self, JsFiles};
 use crate::readback::encode_all;
-use crate::results::{Cancelled, Done, Erased, FittedEraser, FittedProbe, InOrder, to_json, to_object};
-use crate::steering::{self, EraserFitRequest, RingABellRequest, Steerer, SteeringStore};
+use crate::results::{Added, Cancelled, Done, Exported, InOrder, to_json, to_object};
+use crate::steering::{self, Steerer};
+use crate::variants::{EntryInfo, EntryRequest, Variants, file_slug};
 use crate::webgpu::{cpu_device, init_webgpu};
 use burn::tensor::Device;
-use erasure::EditStack;
 use erasure::request::limits::CPU_WEIGHT_LIMIT;
 use pipeline::model::StableDiffusion;
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
@@ -103,46 +102,14 @@ struct Inner {
     /// Computes in f16 (see `webgpu::Gpu::f16`).
     f16: bool,
     model: RefCell<Option<Rc<StableDiffusion>>>,
-    /// The edits applied to `model` (and the original values of the tensors they touch).
-    edits: RefCell<EditStack>,
-    /// SPM / LoRA adapters, on top of the edits.
-    adapters: RefCell<SessionAdapters>,
-    /// LEACE / INLP erasers and Ring-A-Bell probes that runs name in their steering.
-    steering: RefCell<SteeringStore>,
+    /// Everything the page added to `model` (edits, adapters, steering), and the variant it holds.
+    variants: RefCell<Variants>,
+    /// The file each entry added from one came from (a `File` / `Blob`, or bytes), exported as it
+    /// is: re-serialising a parsed file need not give its bytes back.
+    sources: RefCell<BTreeMap<String, JsValue>>,
     /// Set by [`Session::cancel`]; the running generation's host reads it.
     cancel: Rc<Cell<bool>>,
     running: Cell<bool>,
-}
-
-impl Inner {
-    /// The guard of every call that needs the model to itself: refused with `busy` (which says
-    /// what to do instead) while a generation runs.
-    fn idle(&self, busy: StudioError) -> Result<(), StudioError> {
-        if self.running.get() { Err(busy) } else { Ok(()) }
-    }
-
-    /// The loaded model (shared: a generation holds it too).
-    fn model(&self) -> Result<Rc<StableDiffusion>, StudioError> {
-        self.model.borrow().clone().ok_or(StudioError::NoModel)
-    }
-
-    /// The model for changing its weights: refused while a generation holds it.
-    fn with_model_mut<T>(&self, f: impl FnOnce(&mut StableDiffusion, &mut EditStack) -> Result<T, StudioError>) -> Result<T, StudioError> {
-        self.idle(StudioError::Busy)?;
-        let mut slot = self.model.borrow_mut();
-        let rc = slot.as_mut().ok_or(StudioError::NoModel)?;
-        let model = Rc::get_mut(rc).ok_or(StudioError::Busy)?;
-        f(model, &mut self.edits.borrow_mut())
-    }
-
-    /// The UNet and the edits, for changing the edits: the adapters are taken off around `f`
-    /// and put back on the new weights (each stack restores the values it found).
-    fn with_edits_mut<T>(
-        &self,
-        f: impl FnOnce(&mut diffusion::unet_2d_condition::UNet2DConditionModel, &mut EditStack) -> Result<T, StudioError>,
-    ) -> Result<T, StudioError> {
-        self.with_model_mut(|m, stack| self.adapters.borrow_mut().suspended(&mut m.unet, |unet| f(unet, stack)))
-    }
 }
 
 impl Inner {
@@ -156,12 +123,94 @@ impl Inner {
             shader_f16: false,
             f16: false,
             model: RefCell::new(None),
-            edits: RefCell::new(EditStack::new()),
-            adapters: RefCell::new(SessionAdapters::new()),
-            steering: RefCell::new(SteeringStore::default()),
+            variants: RefCell::new(Variants::new()),
+            sources: RefCell::new(BTreeMap::new()),
             cancel: Rc::new(Cell::new(false)),
             running: Cell::new(false),
         }
+    }
+
+    /// The guard of every call that needs the model to itself: refused with `busy` (which says
+    /// what to do instead) while a generation runs.
+    fn idle(&self, busy: StudioError) -> Result<(), StudioError> {
+        if self.running.get() { Err(busy) } else { Ok(()) }
+    }
+
+    /// The loaded model (shared: a generation holds it too).
+    fn model(&self) -> Result<Rc<StableDiffusion>, StudioError> {
+        self.model.borrow().clone().ok_or(StudioError::NoModel)
+    }
+
+    /// The model and its entries, for changing its weights: refused while a generation holds it.
+    fn with_model_mut<T>(&self, f: impl FnOnce(&mut StableDiffusion, &mut Variants) -> Result<T, StudioError>) -> Result<T, StudioError> {
+        self.idle(StudioError::Busy)?;
+        let mut slot = self.model.borrow_mut();
+        let rc = slot.as_mut().ok_or(StudioError::NoModel)?;
+        let model = Rc::get_mut(rc).ok_or(StudioError::Busy)?;
+        f(model, &mut self.variants.borrow_mut())
+    }
+
+    /// The model with every entry off: the loaded original weights.
+    fn to_original(&self) -> Result<(), StudioError> {
+        self.with_model_mut(|m, v| v.set_variant(&mut m.unet, &[]))
+    }
+
+    /// Keeps an entry made by `f` and returns its info.
+    fn add(&self, f: impl FnOnce(&mut diffusion::unet_2d_condition::UNet2DConditionModel, &mut Variants) -> Result<EntryInfo, StudioError>) -> Result<EntryInfo, StudioError> {
+        self.with_model_mut(|m, v| f(&mut m.unet, v))
+    }
+
+    /// The entry of a file: an eraser, an SPM / LoRA adapter, or an edit (by its header).
+    async fn add_file(&self, id: &str, file: &str, bytes: Vec<u8>) -> Result<EntryInfo, StudioError> {
+        match adapters::file_kind(&bytes) {
+            "eraser" => {
+                // Checked against the model's text width now.
+                let eraser = steering::read_eraser(&*self.model()?, file, bytes.clone())?;
+                let file = file.to_owned();
+                self.add(|unet, v| Ok(v.add_steerer(unet, id, Steerer::Eraser { eraser, file, bytes })?.clone()))
+            }
+            kind @ ("spm" | "lora") => {
+                let parsed = adapters::parse(file, bytes, kind)?;
+                self.add(|unet, v| Ok(v.add_adapter(unet, id, parsed, 1.0)?.clone()))
+            }
+            _ => {
+                let edit = edits::parse_and_check(&self.model()?.unet, file, bytes)?;
+                // The base-model check compares with the original weights (read back asynchronously).
+                self.to_original()?;
+                let originals = edits::originals(&self.variants.borrow().edits, &self.model()?.unet, &edit);
+                let warning = edits::base_warning(&edit, originals).await?;
+                self.add(|unet, v| Ok(v.add_edit(unet, id, file, edit, warning)?.clone()))
+            }
+        }
+    }
+
+    /// The entry of a request computed on the loaded model; returns it with the computation's
+    /// milliseconds (read-backs included).
+    async fn compute(&self, id: &str, req: EntryRequest) -> Result<(EntryInfo, f64), StudioError> {
+        let t0 = now_ms();
+        Ok(match req {
+            EntryRequest::Erase(r) => {
+                // Computed on the original weights, whatever variant the model holds now.
+                self.to_original()?;
+                let t0 = now_ms();
+                let edit = crate::erase::compute(&*self.model()?, &r).await?;
+                let ms = now_ms() - t0;
+                let file = format!("{}-{}.safetensors", r.method.name(), file_slug(&r.concepts.join("-")));
+                (self.add(|unet, v| Ok(v.add_edit(unet, id, &file, edit, None)?.clone()))?, ms)
+            }
+            EntryRequest::Steer(r) => (self.add(|unet, v| Ok(v.add_steering(unet, id, r)?.clone()))?, 0.0),
+            EntryRequest::FitEraser(r) => {
+                let file = format!("{}-{}.safetensors", r.method, file_slug(r.concepts.first().map_or("", String::as_str)));
+                let (eraser, bytes) = steering::fit_eraser(&*self.model()?, &r).await?;
+                let ms = now_ms() - t0;
+                (self.add(|unet, v| Ok(v.add_steerer(unet, id, Steerer::Eraser { eraser, file, bytes })?.clone()))?, ms)
+            }
+            EntryRequest::RingABell(r) => {
+                let (probe, pairs) = steering::fit_ring_a_bell(&*self.model()?, &r).await?;
+                let ms = now_ms() - t0;
+                (self.add(|unet, v| Ok(v.add_steerer(unet, id, Steerer::RingABell { probe, pairs })?.clone()))?, ms)
+            }
+        })
     }
 }
 
@@ -175,12 +224,12 @@ pub struct Session {
 /// attaching them: the prompts Facilitated Transport compares are encoded and read back
 /// asynchronously first. Returns each SPM's permeability.
 async fn prepare_adapters(inner: &Rc<Inner>, prompt: &str) -> Result<Vec<(String, f64)>, StudioError> {
-    if inner.adapters.borrow().is_empty() {
+    if inner.variants.borrow().adapters.is_empty() {
         return Ok(vec![]);
     }
-    let needed = inner.adapters.borrow().prompts_to_encode(prompt);
+    let needed = inner.variants.borrow().adapters.prompts_to_encode(prompt);
     let mut enc = if needed.is_empty() { erasure::text::PrecomputedEncoder(Default::default()) } else { encode_all(&*inner.model()?, &needed).await? };
-    let perms = inner.with_model_mut(|m, _| inner.adapters.borrow_mut().prepare(m, prompt, &mut enc))?;
+    let perms = inner.with_model_mut(|m, v| v.adapters.prepare(m, prompt, &mut enc))?;
     Ok(perms.into_iter().map(|p| (p.id, p.value)).collect())
 }
 
@@ -228,7 +277,8 @@ impl Session {
         self.inner.model.borrow().is_some()
     }
 
-    /// Loads a diffusers-layout model from `Map<relativePath, Uint8Array>` (the folder name
+    /// Loads a diffusers-layout model from `Map<relativePath, Uint8Array | File>` (a `File` is
+    /// read by ranges: its header, then one tensor at a time; the folder name
     /// in front of every path, as a folder picker gives it, is accepted). Returns the model's
     /// info as JSON. The previous model is dropped first, so two never share memory.
     #[wasm_bindgen(js_name = loadModel)]
@@ -255,9 +305,8 @@ impl Session {
             }
         }
         self.inner.model.borrow_mut().take();
-        *self.inner.edits.borrow_mut() = EditStack::new();
-        *self.inner.adapters.borrow_mut() = SessionAdapters::new();
-        self.inner.steering.borrow_mut().clear();
+        self.inner.variants.borrow_mut().clear();
+        self.inner.sources.borrow_mut().clear();
         // A malformed studio.json refuses the load with the file and field named, as the CLI does.
         let defaults = match pipeline::ModelFiles::read(&mut files, pipeline::StudioJson::FILE).map_err(js_err)? {
             Some(bytes) => Some(pipeline::StudioJson::parse(pipeline::StudioJson::FILE, &bytes).map_err(js_err)?),
@@ -272,23 +321,29 @@ impl Session {
         to_json(&info)
     }
 
-    /// Generates one image with the edits applied now. `params`: JSON of [`StudioParams`].
+    /// Generates one image with the variant set last ([`Self::set_variant`]): its edits and
+    /// adapters are on the weights, its steering steers the run. `params`: JSON of
+    /// [`StudioParams`] (without `steering`: that comes from the variant).
     /// `on_progress({step, total, timestep, elapsedMs, stepMs})` is called after each step,
     /// `on_preview({step, width, height, rgba})` every `previewEvery` steps. Resolves to
-    /// `{status: 'done', width, height, rgba: Uint8ClampedArray, timing, promptTruncated}` or
-    /// `{status: 'cancelled', step, total}`.
+    /// `{status: 'done', width, height, rgba: Uint8ClampedArray, timing, promptTruncated,
+    /// steering, permeabilities}` or `{status: 'cancelled', step, total}`.
     pub fn generate(&self, params: String, on_progress: Option<js_sys::Function>, on_preview: Option<js_sys::Function>) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             inner.idle(StudioError::BusyGenerating).map_err(js_err)?;
-            let params = StudioParams::from_json(&params).map_err(js_err)?;
+            let mut params = StudioParams::from_json(&params).map_err(js_err)?;
+            if params.steering.is_some() {
+                return Err(js_err(StudioError::Params("a run's steering comes from its variant: add the steering as an entry and name it in setVariant".into())).into());
+            }
+            params.steering = inner.variants.borrow().steering_now().cloned();
             let perms = prepare_adapters(&inner, &params.prompt).await.map_err(js_err)?;
             let model = inner.model().map_err(js_err)?;
             inner.cancel.set(false);
             inner.running.set(true);
             let mut host = BrowserHost { cancel: inner.cancel.clone(), on_progress, on_preview };
             // A copy: no borrow of the store is held across the run's awaits.
-            let store = inner.steering.borrow().clone();
+            let store = inner.variants.borrow().steering.clone();
             let result = engine::generate_steered(&model, &params, &store, &mut host).await;
             inner.running.set(false);
             inner.cancel.set(false);
@@ -317,255 +372,99 @@ impl Session {
         }
     }
 
-    /// Applies an edit file (`.safetensors`, DESIGN.md "Edit file") under `id`, replacing an
-    /// edit with the same id. Resolves to [`EditInfo`] as JSON; `warning` is set when the file
-    /// was computed on other weights. A bad file (unknown tensor, wrong shape, NaN) rejects with
-    /// the reason and leaves the model unchanged. Nothing is read back synchronously.
-    #[wasm_bindgen(js_name = applyEdit)]
-    pub fn apply_edit(&self, id: String, file: String, bytes: js_sys::Uint8Array) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        let bytes = bytes.to_vec();
-        wasm_bindgen_futures::future_to_promise(async move {
-            inner.idle(StudioError::Busy).map_err(js_err)?;
-            let model = inner.model().map_err(js_err)?;
-            let edit = edits::parse_and_check(&model.unet, &file, bytes).map_err(js_err)?;
-            let originals = if inner.adapters.borrow().is_empty() {
-                let o = edits::originals(&inner.edits.borrow(), &model.unet, &edit);
-                drop(model);
-                o
-            } else {
-                // The weights under the adapters (tensors are values: taken while the adapters
-                // are off, they stay the unadapted ones after the adapters go back on).
-                drop(model);
-                inner
-                    .with_model_mut(|m, stack| inner.adapters.borrow_mut().suspended(&mut m.unet, |unet| Ok(edits::originals(stack, unet, &edit))))
-                    .map_err(js_err)?
-            };
-            let warning = edits::base_warning(&edit, originals).await.map_err(js_err)?;
-            let info = EditInfo::of(&id, &file, &edit, warning);
-            inner
-                .with_edits_mut(|unet, stack| stack.apply(unet, &id, edit, &file).map_err(StudioError::from))
-                .map_err(js_err)?;
-            Ok(JsValue::from_str(&to_json(&info)?))
-        })
-    }
-
-    /// Computes a closed-form edit (`request`: JSON of [`crate::erase::EraseRequest`]: method
-    /// uce | time | rece | speed | mace, concepts, guides, preserve, params) on the loaded model
-    /// and applies it under `id`, named `file`. Resolves to `{edit: EditInfo, ms}` as JSON (`ms`:
-    /// the computation alone, read-backs included). The model is unchanged on error.
-    pub fn erase(&self, id: String, file: String, request: String) -> js_sys::Promise {
+    /// Adds a file as entry `id` (replacing an entry with that id), off until a variant names it:
+    /// an edit (`.safetensors`, DESIGN.md "Edit file"; `warning` is set when it was computed on
+    /// other weights), an SPM or LoRA adapter (kohya `lora_unet_…` tensors), or a LEACE / INLP
+    /// eraser (`proj_left` / `proj_right`). `data`: a `File` / `Blob` (read by ranges into wasm
+    /// memory) or a `Uint8Array`. Resolves to `{entry: EntryInfo, ms}` as JSON. A bad file
+    /// (unknown tensor, wrong shape, NaN, another architecture or text width) rejects with the
+    /// reason and leaves the model and the other entries unchanged.
+    #[wasm_bindgen(js_name = addEntry)]
+    pub fn add_entry(&self, id: String, file: String, data: JsValue) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             inner.idle(StudioError::Busy).map_err(js_err)?;
-            let req = crate::erase::EraseRequest::from_json(&request).map_err(StudioError::from).map_err(js_err)?;
-            let model = inner.model().map_err(js_err)?;
-            // The original weights: compute on the unedited model, whatever is applied now.
-            let active: Vec<String> = inner.edits.borrow().active().into_iter().map(str::to_owned).collect();
-            drop(model);
-            let suspended = !inner.adapters.borrow().is_empty();
-            if !active.is_empty() || suspended {
-                inner
-                    .with_model_mut(|m, stack| {
-                        inner.adapters.borrow_mut().suspend(&mut m.unet);
-                        stack.revert_all(&mut m.unet);
-                        Ok(())
-                    })
-                    .map_err(js_err)?;
-            }
-            let model = inner.model().map_err(js_err)?;
+            inner.model().map_err(js_err)?;
             let t0 = now_ms();
-            let edit = crate::erase::compute(&model, &req).await;
-            let ms = now_ms() - t0;
-            drop(model);
-            // Whatever happened, the adapters go back on (on the new edit when there is one).
-            let applied = edit.and_then(|edit| {
-                let info = EditInfo::of(&id, &file, &edit, None);
-                inner.with_model_mut(|m, stack| stack.apply(&mut m.unet, &id, edit, &file).map_err(StudioError::from)).map(|_| info)
-            });
-            if suspended {
-                inner.with_model_mut(|m, _| inner.adapters.borrow_mut().resume(&mut m.unet)).map_err(js_err)?;
-            }
-            let info = applied.map_err(js_err)?;
-            Ok(JsValue::from_str(&to_json(&Erased { edit: &info, ms })?))
+            let bytes = js_files::read_all(&data, &file).await.map_err(js_err)?;
+            let entry = inner.add_file(&id, &file, bytes).await.map_err(js_err)?;
+            inner.sources.borrow_mut().insert(id, data);
+            Ok(JsValue::from_str(&to_json(&Added { entry: &entry, ms: now_ms() - t0 })?))
         })
     }
 
-    /// Reverts one edit (the tensors only it touched get their original values back, bit for
-    /// bit). Returns whether it was applied.
-    #[wasm_bindgen(js_name = revertEdit)]
-    pub fn revert_edit(&self, id: String) -> Result<bool, JsError> {
-        self.inner.with_edits_mut(|unet, stack| Ok(stack.revert(unet, &id))).map_err(js_err)
+    /// Computes entry `id` on the loaded model (`request`: JSON of [`EntryRequest`], tagged by
+    /// `kind`: `erase` (a closed-form edit: method uce | time | rece | speed | mace, concepts,
+    /// guides, preserve, params, computed on the original weights), `steer` (SLD or SAFREE
+    /// settings), `fit-eraser` (LEACE / INLP: method, concepts, others, iterations, minAccuracy)
+    /// or `ring-a-bell` (pairs, eta); the defaults and checks of the CLI). Resolves to `{entry:
+    /// EntryInfo, ms}` as JSON (`ms`: the computation, read-backs included). Every read-back is
+    /// asynchronous; on error nothing is kept.
+    #[wasm_bindgen(js_name = computeEntry)]
+    pub fn compute_entry(&self, id: String, request: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            inner.idle(StudioError::Busy).map_err(js_err)?;
+            let req = EntryRequest::from_json(&request).map_err(js_err)?;
+            inner.model().map_err(js_err)?;
+            let (entry, ms) = inner.compute(&id, req).await.map_err(js_err)?;
+            inner.sources.borrow_mut().remove(&id);
+            Ok(JsValue::from_str(&to_json(&Added { entry: &entry, ms })?))
+        })
     }
 
-    /// Reverts every edit: the model is the loaded original again.
-    #[wasm_bindgen(js_name = revertAllEdits)]
-    pub fn revert_all_edits(&self) -> Result<(), JsError> {
-        self.inner
-            .with_edits_mut(|unet, stack| {
-                stack.revert_all(unet);
-                Ok(())
-            })
-            .map_err(js_err)
+    /// Drops entry `id` (it comes off the weights first where a variant had it on). Returns
+    /// whether it was there.
+    #[wasm_bindgen(js_name = removeEntry)]
+    pub fn remove_entry(&self, id: String) -> Result<bool, JsError> {
+        if !self.has_model() {
+            return Ok(false);
+        }
+        self.inner.sources.borrow_mut().remove(&id);
+        self.inner.with_model_mut(|m, v| v.remove(&mut m.unet, &id)).map_err(js_err)
     }
 
-    /// Ids of the applied edits, in the order they were applied.
-    #[wasm_bindgen(getter, js_name = activeEdits)]
-    pub fn active_edits(&self) -> Vec<String> {
-        self.inner.edits.borrow().active().into_iter().map(str::to_owned).collect()
+    /// Makes the model hold exactly the entries `ids` (in that order), changing only what differs
+    /// from the variant it holds; their steering steers the next runs. An id that is not an
+    /// entry is refused and nothing changes.
+    #[wasm_bindgen(js_name = setVariant)]
+    pub fn set_variant(&self, ids: Vec<String>) -> Result<(), JsError> {
+        self.inner.with_model_mut(|m, v| v.set_variant(&mut m.unet, &ids)).map_err(js_err)
     }
 
-    /// The edit file of an applied edit (f32 tensors and its metadata), for download.
-    #[wasm_bindgen(js_name = exportEdit)]
-    pub fn export_edit(&self, id: String) -> Result<js_sys::Uint8Array, JsError> {
-        let stack = self.inner.edits.borrow();
-        let edit = stack.get(&id).ok_or_else(|| JsError::new(&format!("no edit `{id}` is applied")))?;
-        Ok(js_sys::Uint8Array::from(edit.to_safetensors().as_slice()))
+    /// The file of an edit or eraser entry (`studio generate --edit` / `--leace` read it):
+    /// `{file, data}`, `data` the file it was added from as it was given (`File`, `Blob` or
+    /// `Uint8Array`), or, for one computed here, a `Uint8Array` of its file (f32 tensors and its
+    /// metadata).
+    #[wasm_bindgen(js_name = exportEntry)]
+    pub fn export_entry(&self, id: String) -> Result<JsValue, JsError> {
+        let variants = self.inner.variants.borrow();
+        if let (Some(source), Some(info)) = (self.inner.sources.borrow().get(&id), variants.info(&id)) {
+            if !info.exportable {
+                return Err(JsError::new(&format!("{} is not a file the studio can export", info.file)));
+            }
+            return Exported { file: &info.file }.to_js(source.clone());
+        }
+        let (file, bytes) = variants.export(&id).map_err(js_err)?;
+        Exported { file: &file }.to_js(js_sys::Uint8Array::from(bytes.as_slice()).into())
     }
 
-    /// What a `.safetensors` file holds, from its header: `spm`, `lora` or `edit`.
-    #[wasm_bindgen(js_name = fileKind)]
-    pub fn file_kind(bytes: js_sys::Uint8Array) -> String {
-        let len = bytes.length();
-        let head = bytes.subarray(0, len.min(8)).to_vec();
-        let n = head.get(..8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
-        // A header larger than 100 MB is not a safetensors header: the edit parser says why.
-        let end = if n <= 100_000_000 { (8 + n as u32).min(len) } else { len.min(8) };
-        adapters::file_kind(&bytes.subarray(0, end).to_vec()).to_string()
-    }
-
-    /// Attaches an SPM or LoRA file (`kind`: `spm`, `lora` or `auto`) under `id` with user scale
-    /// `scale` (an SPM's scale multiplies both factors, as `studio generate --spm FILE:SCALE`),
-    /// on top of the applied edits. Returns [`adapters::AdapterInfo`] as JSON. A bad file (wrong
-    /// architecture, truncated, a LoRA given as SPM) throws with the tensor, shapes and file
-    /// named, and leaves the model unchanged.
-    #[wasm_bindgen(js_name = attachAdapter)]
-    pub fn attach_adapter(&self, id: String, file: String, bytes: js_sys::Uint8Array, kind: String, scale: f32) -> Result<String, JsError> {
-        let parsed = adapters::parse(&file, bytes.to_vec(), &kind).map_err(js_err)?;
-        let info = self
-            .inner
-            .with_model_mut(|m, _| self.inner.adapters.borrow_mut().attach(&mut m.unet, &id, parsed, scale))
-            .map_err(js_err)?;
-        to_json(&info)
-    }
-
-    /// Detaches one adapter: the layers it alone touched get their tensors back bit for bit.
-    #[wasm_bindgen(js_name = detachAdapter)]
-    pub fn detach_adapter(&self, id: String) -> Result<bool, JsError> {
-        self.inner.with_model_mut(|m, _| Ok(self.inner.adapters.borrow_mut().detach(&mut m.unet, &id))).map_err(js_err)
-    }
-
-    /// Detaches every adapter.
-    #[wasm_bindgen(js_name = detachAllAdapters)]
-    pub fn detach_all_adapters(&self) -> Result<(), JsError> {
-        self.inner
-            .with_model_mut(|m, _| {
-                self.inner.adapters.borrow_mut().detach_all(&mut m.unet);
-                Ok(())
-            })
-            .map_err(js_err)
-    }
-
-    /// Ids of the attached adapters, in attach order.
-    #[wasm_bindgen(getter, js_name = activeAdapters)]
-    pub fn active_adapters(&self) -> Vec<String> {
-        self.inner.adapters.borrow().active()
-    }
-
-    /// The attached adapters as a JSON array of [`adapters::AdapterInfo`].
-    #[wasm_bindgen(getter)]
-    pub fn adapters(&self) -> Result<String, JsError> {
-        to_json(&self.inner.adapters.borrow().infos())
+    /// Bytes of edit tensors copied host → device since the model was loaded (each entry's once,
+    /// when added; switching variants copies none).
+    #[wasm_bindgen(getter, js_name = editUploadBytes)]
+    pub fn edit_upload_bytes(&self) -> f64 {
+        (self.inner.variants.borrow().edits.uploaded_values() * 4) as f64
     }
 
     /// Facilitated Transport (on by default): each SPM applies in proportion to how close the
     /// prompt is to the concepts it erases. Off: every SPM applies fully (`--no-ft`).
     #[wasm_bindgen(getter, js_name = facilitatedTransport)]
     pub fn facilitated_transport(&self) -> bool {
-        self.inner.adapters.borrow().ft
+        self.inner.variants.borrow().adapters.ft
     }
 
     #[wasm_bindgen(setter, js_name = facilitatedTransport)]
     pub fn set_facilitated_transport(&self, on: bool) {
-        self.inner.adapters.borrow_mut().ft = on;
-    }
-
-    /// Fits a LEACE or INLP eraser on the loaded model's text encoder (`request`: JSON of
-    /// [`EraserFitRequest`]: method, concepts, others, iterations, minAccuracy; the defaults and
-    /// checks of `studio fit-eraser`) and keeps it under `id`, named `file`. Resolves to
-    /// `{eraser: SteererInfo, ms}` as JSON; a run uses it with `steering.eraser = id`. Every
-    /// read-back is asynchronous.
-    #[wasm_bindgen(js_name = fitEraser)]
-    pub fn fit_eraser(&self, id: String, file: String, request: String) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            inner.idle(StudioError::Busy).map_err(js_err)?;
-            let req = EraserFitRequest::from_json(&request).map_err(StudioError::from).map_err(js_err)?;
-            let model = inner.model().map_err(js_err)?;
-            let t0 = now_ms();
-            let (eraser, bytes) = steering::fit_eraser(&model, &req).await.map_err(js_err)?;
-            let ms = now_ms() - t0;
-            let info = inner.steering.borrow_mut().insert(&id, Steerer::Eraser { eraser, file, bytes });
-            Ok(JsValue::from_str(&to_json(&FittedEraser { eraser: &info, ms })?))
-        })
-    }
-
-    /// Reads an eraser file (from `studio fit-eraser` or [`Self::export_eraser`]) and keeps it
-    /// under `id`. Returns `SteererInfo` as JSON. A file that is not an eraser, is damaged or was
-    /// made for another text width throws with the reason, and nothing is kept.
-    #[wasm_bindgen(js_name = loadEraser)]
-    pub fn load_eraser(&self, id: String, file: String, bytes: js_sys::Uint8Array) -> Result<String, JsError> {
-        let model = self.inner.model().map_err(js_err)?;
-        let bytes = bytes.to_vec();
-        let eraser = steering::read_eraser(&model, &file, bytes.clone()).map_err(js_err)?;
-        let info = self.inner.steering.borrow_mut().insert(&id, Steerer::Eraser { eraser, file, bytes });
-        to_json(&info)
-    }
-
-    /// The file of the eraser `id` (`studio generate --leace FILE` reads it).
-    #[wasm_bindgen(js_name = exportEraser)]
-    pub fn export_eraser(&self, id: String) -> Result<js_sys::Uint8Array, JsError> {
-        let bytes = self.inner.steering.borrow().export(&id).map_err(js_err)?;
-        Ok(js_sys::Uint8Array::from(bytes.as_slice()))
-    }
-
-    /// Computes a Ring-A-Bell concept vector (`request`: JSON of [`RingABellRequest`]: pairs
-    /// "with|without;…", eta) on the loaded model and keeps it under `id`. Resolves to
-    /// `{probe: SteererInfo, ms}` as JSON; a run uses it with `steering.ringABell = id`.
-    #[wasm_bindgen(js_name = fitRingABell)]
-    pub fn fit_ring_a_bell(&self, id: String, request: String) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            inner.idle(StudioError::Busy).map_err(js_err)?;
-            let req = RingABellRequest::from_json(&request).map_err(StudioError::from).map_err(js_err)?;
-            let model = inner.model().map_err(js_err)?;
-            let t0 = now_ms();
-            let (probe, pairs) = steering::fit_ring_a_bell(&model, &req).await.map_err(js_err)?;
-            let ms = now_ms() - t0;
-            let info = inner.steering.borrow_mut().insert(&id, Steerer::RingABell { probe, pairs });
-            Ok(JsValue::from_str(&to_json(&FittedProbe { probe: &info, ms })?))
-        })
-    }
-
-    /// Drops the eraser or probe `id`. Returns whether it was there.
-    #[wasm_bindgen(js_name = removeSteering)]
-    pub fn remove_steering(&self, id: String) -> bool {
-        self.inner.steering.borrow_mut().remove(&id)
-    }
-
-    /// Ids of the stored erasers and probes.
-    #[wasm_bindgen(getter, js_name = steeringIds)]
-    pub fn steering_ids(&self) -> Vec<String> {
-        self.inner.steering.borrow().ids()
-    }
-
-    /// Drops the model (and its GPU buffers), its edits, adapters, erasers and probes. The
-    /// session stays usable for another load.
-    pub fn dispose(&self) {
-        self.inner.cancel.set(true);
-        self.inner.model.borrow_mut().take();
-        *self.inner.edits.borrow_mut() = EditStack::new();
-        *self.inner.adapters.borrow_mut() = SessionAdapters::new();
-        self.inner.steering.borrow_mut().clear();
+        self.inner.variants.borrow_mut().adapters.ft = on;
     }
 }

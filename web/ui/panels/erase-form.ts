@@ -3,7 +3,7 @@
 // (LEACE, INLP), a Ring-A-Bell probe, or the edit / adapter / eraser files picked or dropped.
 // Each answer becomes a variant entry in the store.
 
-import { ERASE_METHODS, type EraseMethod, type EraserMethod } from '../../protocol';
+import { ERASE_METHODS, type EntryRequest, type EraseMethod, type EraserMethod } from '../../protocol';
 import { formatMs, parseParams, splitList } from '../logic';
 import {
   FIT_METHODS,
@@ -73,31 +73,37 @@ export function createEraseForm(ctx: Ctx, deps: EraseFormDeps) {
   }
 
   /** Asks the engine for a new entry; its answer joins the store's entries. */
-  async function addEntry(msg: EngineRequest, status: string | null, transfer: Transferable[] = []) {
+  async function addEntry(msg: EngineRequest, status: string | null) {
     clearError();
     store.update((s) => (s.busy = 'edit'));
     if (status) setStatus(status);
-    const m = await engine.request(msg, undefined, transfer);
+    const m = await engine.request(msg);
     if (m === null) return;
     if (m.status === 'error') return ctx.failed(m);
-    if (m.status !== 'edit') return;
+    if (m.status !== 'entry') return;
+    const e = m.entry;
     store.update((s) => {
       s.busy = null;
-      s.edits = [...s.edits, { id: m.edit.id, info: m.edit, bytes: m.bytes, enabled: true }];
+      s.edits = [...s.edits, { id: e.id, info: e, enabled: true }];
     });
     // The grid starts from the newly erased concept(s) unless the user wrote their own prompts.
-    if (m.edit.concepts.length) deps.onConcepts(m.edit.concepts);
+    if (e.concepts.length) deps.onConcepts(e.concepts);
     el.time.textContent =
-      m.edit.kind === 'sld' || m.edit.kind === 'safree'
-        ? `${m.edit.kind.toUpperCase()} added`
+      e.kind === 'sld' || e.kind === 'safree'
+        ? `${e.kind.toUpperCase()} added`
         : m.computed
-          ? `${kindName(m.edit)} ${isFitMethod(m.edit.kind ?? '') ? 'fitted' : 'computed'} in ${formatMs(m.ms)}`
+          ? `${kindName(e)} ${isFitMethod(e.kind) ? 'fitted' : 'computed'} in ${formatMs(m.ms)}`
           : `applied in ${formatMs(m.ms)}`;
     el.time.setAttribute('data-testid', 'erase-time');
     setStatus(
-      addedStatus(m.edit) ??
-        `${m.computed ? 'Computed' : 'Added'} ${m.edit.file}: ${m.edit.tensors.length} tensor(s) changed, on for the next generation${m.edit.warning ? ' (see the warning)' : ''}.`,
+      addedStatus(e) ??
+        `${m.computed ? 'Computed' : 'Added'} ${e.file}: ${e.tensors.length} tensor(s) changed, on for the next generation${e.warning ? ' (see the warning)' : ''}.`,
     );
+  }
+
+  /** Asks the engine to compute entry `request` under a fresh id. */
+  function compute(request: EntryRequest, status: string | null) {
+    void addEntry({ type: 'entry-compute', id: nextEditId(store), request }, status);
   }
 
   /** Edit, SPM, LoRA and eraser files, added one after another. */
@@ -114,15 +120,8 @@ export function createEraseForm(ctx: Ctx, deps: EraseFormDeps) {
         );
         continue;
       }
-      let bytes: Uint8Array;
-      try {
-        bytes = new Uint8Array(await f.arrayBuffer());
-      } catch (e) {
-        showError('Could not read the file', `${f.name}: ${e instanceof Error ? e.message : String(e)}`);
-        continue;
-      }
-      const id = nextEditId(store);
-      await addEntry({ type: 'edit-add', id, file: f.name, bytes }, `Checking and applying ${f.name}…`, [bytes.buffer]);
+      // The File itself: the engine reads it by ranges.
+      await addEntry({ type: 'entry-add', id: nextEditId(store), file: f.name, data: f }, `Checking ${f.name}…`);
     }
   }
 
@@ -133,24 +132,23 @@ export function createEraseForm(ctx: Ctx, deps: EraseFormDeps) {
       return;
     }
     if (isFitMethod(method)) {
-      const id = nextEditId(store);
       if (method === 'ring-a-bell') {
         const r = ringABellRequest(el.concepts.value, el.params.value);
         markField(r.ok ? null : r.field);
         if (!r.ok) return showError('Check the Ring-A-Bell settings', r.message);
-        return void addEntry({ type: 'ring-a-bell', id, request: r.request }, 'Encoding the Ring-A-Bell prompt pairs…');
+        return compute({ kind: 'ring-a-bell', ...r.request }, 'Encoding the Ring-A-Bell prompt pairs…');
       }
       const r = eraserRequest(method as EraserMethod, el.concepts.value, el.others.value, el.params.value);
       markField(r.ok ? null : r.field);
       if (!r.ok) return showError(`Check the ${method.toUpperCase()} settings`, r.message);
       const status = `Fitting ${method.toUpperCase()} from ${r.request.concepts.length} concept and ${r.request.others.length} other prompts…`;
-      return void addEntry({ type: 'fit-eraser', id, request: r.request }, status);
+      return compute({ kind: 'fit-eraser', ...r.request }, status);
     }
     if (isSteeringMethod(method)) {
       const r = steeringRequest(method, el.concepts.value, el.params.value);
       markField(r.ok ? null : r.field);
       if (!r.ok) return showError(`Check the ${method.toUpperCase()} settings`, r.message);
-      return void addEntry({ type: 'steer', id: nextEditId(store), steering: r.steering }, null);
+      return compute({ kind: 'steer', ...r.steering }, null);
     }
     const concepts = splitList(el.concepts.value);
     if (!concepts.length) {
@@ -160,16 +158,15 @@ export function createEraseForm(ctx: Ctx, deps: EraseFormDeps) {
     const params = parseParams(el.params.value);
     markField(params.ok ? null : 'params');
     if (!params.ok) return showError('Check the hyper-parameters', params.message);
-    const msg: EngineRequest = {
-      type: 'erase',
-      id: nextEditId(store),
+    const request: EntryRequest = {
+      kind: 'erase',
       method: method as EraseMethod,
       concepts,
       guides: splitList(el.guides.value),
       preserve: splitList(el.preserve.value),
       params: params.params,
     };
-    void addEntry(msg, `Computing ${method.toUpperCase()} for ${concepts.join(', ')}…`);
+    compute(request, `Computing ${method.toUpperCase()} for ${concepts.join(', ')}…`);
   }
 
   /** Fills the fields from a share link (before the first `refreshForm`). */

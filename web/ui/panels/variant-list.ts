@@ -2,7 +2,7 @@
 // export, remove; and the Facilitated Transport switch the SPMs use.
 
 import { formatBytes } from '../logic';
-import { variantDetails, variantLabel } from '../variants';
+import { variantLabel, variantSub } from '../variants';
 import type { Ctx } from '../context';
 import type { EditEntry } from '../store';
 import { byId, download, setStatus } from '../dom';
@@ -29,10 +29,17 @@ export function createVariantList(ctx: Ctx) {
   }
 
   function remove(e: EditEntry) {
-    void engine.request({ type: 'edit-remove', id: e.id }).then((m) => {
+    void engine.request({ type: 'entry-remove', id: e.id }).then((m) => {
       if (m?.status === 'error') ctx.failed(m);
     });
     store.update((s) => (s.edits = s.edits.filter((x) => x.id !== e.id)));
+  }
+
+  /** The entry's file from the engine, saved as a download. */
+  async function exportFile(e: EditEntry) {
+    const m = await engine.request({ type: 'entry-export', id: e.id });
+    if (m?.status === 'error') return ctx.failed(m);
+    if (m?.status === 'exported') download(m.data, m.file, 'application/octet-stream');
   }
 
   function row(e: EditEntry, i: number): HTMLLIElement {
@@ -60,9 +67,8 @@ export function createVariantList(ctx: Ctx) {
     exp.className = 'link';
     exp.textContent = 'Export';
     exp.setAttribute('data-testid', `edit-export-${i}`);
-    exp.addEventListener('click', () => download(e.bytes, e.info.file.endsWith('.safetensors') ? e.info.file : `${e.info.file}.safetensors`, 'application/octet-stream'));
-    const details = variantDetails(e.info);
-    exp.hidden = details ? !details.exportable : false;
+    exp.addEventListener('click', () => void exportFile(e));
+    exp.hidden = !e.info.exportable;
     const rm = document.createElement('button');
     rm.type = 'button';
     rm.className = 'link';
@@ -74,7 +80,7 @@ export function createVariantList(ctx: Ctx) {
     sub.className = 'sub';
     const layers = e.info.tensors.length;
     sub.textContent =
-      details?.sub ??
+      variantSub(e.info) ??
       `${e.info.file} · ${layers} tensor${layers === 1 ? '' : 's'} (${formatBytes(e.info.values * 4)} f32)${e.info.preserve.length ? ` · preserves ${e.info.preserve.join(', ')}` : ''}`;
     li.append(sw, title, actions, sub);
     if (e.info.warning) {

@@ -1,7 +1,7 @@
 //! [`AdapterRequest`]: SPM / LoRA files with their scales and Facilitated Transport, as `studio
 //! generate --spm FILE[:SCALE]… --lora FILE[:SCALE]… [--no-ft] [--lora-unet-only]` and the
-//! page's `Session.attachAdapter(id, file, bytes, kind, scale)` / `facilitatedTransport` ask for
-//! them. The front end reads the files; [`AdapterFile::parse`] makes one of its bytes.
+//! page's `Session.addEntry(id, file, data)` (an adapter file, by its header) /
+//! `facilitatedTransport` ask for them. The front end reads the files; [`AdapterFile::parse`] makes one of its bytes.
 //!
 //! An SPM's scale multiplies both of its factors like Con6924/SPM `infer_spm.py
 //! --spm_multiplier` (so ΔW scales with SCALE²); a LoRA's scales ΔW linearly (kohya / diffusers).

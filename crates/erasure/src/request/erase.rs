@@ -1,6 +1,6 @@
 //! [`EraseRequest`]: a closed-form edit of the cross-attention projections, as `studio erase
 //! --method M --concepts "a;b" [--guides …] [--preserve …] [method options]` and the page's
-//! `Session.erase(id, file, json)` ask for it.
+//! `Session.computeEntry(id, json)` (kind `erase`) ask for it.
 //!
 //! The page's JSON (camelCase) is `{method, concepts, guides, preserve, params}`; `params` are
 //! the method's hyper-parameters by the CLI's names ([`PARAMS`]). Every option is optional; an

@@ -1,9 +1,9 @@
 //! Steering requests: [`SteeringRequest`] (what one run is steered with, as `studio generate
 //! --sld PRESET [--sld-concept C] --safree KW [--safree-alpha A] [--safree-all-steps]
-//! [--safree-artist] [--leace FILE] [--ring-a-bell PAIRS --ring-a-bell-eta η]` and the page's
-//! `params.steering` ask for it), and the fits of the eraser and the probe it names:
-//! [`EraserFitRequest`] (`studio fit-eraser`, the page's `Session.fitEraser`) and
-//! [`RingABellRequest`] (`--ring-a-bell`, the page's `Session.fitRingABell`).
+//! [--safree-artist] [--leace FILE] [--ring-a-bell PAIRS --ring-a-bell-eta η]` ask for it; in the
+//! page, the steering entries of a run's variant combined), and the fits of the eraser and the
+//! probe it names: [`EraserFitRequest`] (`studio fit-eraser`, the page's `Session.computeEntry`
+//! of kind `fit-eraser`) and [`RingABellRequest`] (`--ring-a-bell`, kind `ring-a-bell`).
 //!
 //! An eraser and a probe are named by the request and resolved by the front end
 //! ([`SteeringSources`]): the CLI reads the eraser file and encodes the probe's pairs
