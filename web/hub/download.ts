@@ -6,6 +6,7 @@
 // each file from `{endpoint}/{repo}/resolve/{revision}/{path}` (Range requests honoured).
 // Tests point `endpoint` at a local mirror served by vite (vite.config.ts), never the network.
 
+import { CPU_WEIGHT_LIMIT } from '../generated/limits';
 import { COMPONENTS, REQUIRED } from '../model-files';
 import { Sha256 } from './sha256';
 import { cacheKey, type CacheMeta, type Store } from './store';
@@ -95,12 +96,8 @@ export function chooseFiles(files: RemoteFile[]): { files: RemoteFile[]; missing
   return { files: unique, missing, bytes: unique.reduce((a, f) => a + (f.size ?? 0), 0) };
 }
 
-/**
- * Most f32 weight bytes the CPU path (ndarray in wasm) can hold: WebAssembly memory stops at
- * 4 GB and images need room too. The same limit as `CPU_WEIGHT_LIMIT` in
- * crates/studio-wasm/src/session.rs, which checks the exact parameter count after download.
- */
-export const CPU_WEIGHT_LIMIT = 3e9;
+/** Most f32 weight bytes the CPU path holds: `CPU_WEIGHT_LIMIT` of crates/erasure/src/request/limits.rs. */
+export { CPU_WEIGHT_LIMIT };
 
 /** The chosen weights' size once loaded as f32 (fp16 variants double), bytes. */
 export function f32WeightBytes(files: RemoteFile[]): number {

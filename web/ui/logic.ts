@@ -1,8 +1,9 @@
 // Pure UI logic (no DOM): form validation, sizes, formatting. Unit-tested in web/tests/.
 
+import { MAX_GUIDANCE, MAX_SEED, MAX_SIDE, MAX_STEPS } from '../generated/limits';
 import { SCHEDULERS, type BackendChoice, type GenerateParams, type ModelInfo, type SchedulerName } from '../protocol';
 
-export const MAX_SEED = 2 ** 32 - 1;
+export { MAX_SEED };
 
 /** A fresh seed in [0, 2^32). */
 export function randomSeed(rand: () => number = Math.random): number {
@@ -14,7 +15,7 @@ export function sizeOptions(info: Pick<ModelInfo, 'defaultWidth' | 'sizeMultiple
   const d = info.defaultWidth;
   const m = info.sizeMultiple;
   const candidates = [d / 2, (d * 3) / 4, d, (d * 5) / 4, (d * 3) / 2, d * 2].map((s) => Math.round(s / m) * m);
-  return [...new Set(candidates)].filter((s) => s >= m && s <= 2048).sort((a, b) => a - b);
+  return [...new Set(candidates)].filter((s) => s >= m && s <= MAX_SIDE).sort((a, b) => a - b);
 }
 
 export interface FormValues {
@@ -40,14 +41,14 @@ export function checkForm(v: FormValues, info: Pick<ModelInfo, 'sizeMultiple'> |
   const seed = int(v.seed);
   if (seed === null || seed > MAX_SEED) return { ok: false, field: 'seed', message: `Seed must be a whole number from 0 to ${MAX_SEED}.` };
   const steps = int(v.steps);
-  if (steps === null || steps < 1 || steps > 500) return { ok: false, field: 'steps', message: 'Steps must be a whole number from 1 to 500.' };
+  if (steps === null || steps < 1 || steps > MAX_STEPS) return { ok: false, field: 'steps', message: `Steps must be a whole number from 1 to ${MAX_STEPS}.` };
   const guidance = Number(v.guidance);
-  if (v.guidance.trim() === '' || !Number.isFinite(guidance) || guidance < 0 || guidance > 50)
-    return { ok: false, field: 'guidance', message: 'Guidance must be a number from 0 to 50 (7.5 is typical; 1 or less turns it off).' };
+  if (v.guidance.trim() === '' || !Number.isFinite(guidance) || guidance < 0 || guidance > MAX_GUIDANCE)
+    return { ok: false, field: 'guidance', message: `Guidance must be a number from 0 to ${MAX_GUIDANCE} (7.5 is typical; 1 or less turns it off).` };
   const size = int(v.size);
   const m = info?.sizeMultiple ?? 8;
-  if (size === null || size < m || size > 2048 || size % m !== 0)
-    return { ok: false, field: 'size', message: `Size must be a multiple of ${m} pixels, at most 2048.` };
+  if (size === null || size < m || size > MAX_SIDE || size % m !== 0)
+    return { ok: false, field: 'size', message: `Size must be a multiple of ${m} pixels, at most ${MAX_SIDE}.` };
   if (!(SCHEDULERS as readonly string[]).includes(v.scheduler))
     return { ok: false, field: 'scheduler', message: `Scheduler must be one of ${SCHEDULERS.join(', ')}.` };
   return {

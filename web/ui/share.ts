@@ -2,6 +2,7 @@
 // named so that the reader knows which to add). Parsed back on load; unknown or malformed
 // values are dropped, not trusted.
 
+import { MAX_GUIDANCE, MAX_SEED, MAX_SIDE, MAX_STEPS } from '../generated/limits';
 import { SCHEDULERS, type SchedulerName } from '../protocol';
 
 export interface Shared {
@@ -74,19 +75,19 @@ export function fromHash(hash: string): Shared {
     return v === undefined ? undefined : v.split('\n').filter((x) => x.trim() !== '').slice(0, 32);
   };
   const g = get('guidance');
-  const guidance = g !== null && g.trim() !== '' && Number.isFinite(Number(g)) && Number(g) >= 0 && Number(g) <= 50 ? Number(g) : undefined;
+  const guidance = g !== null && g.trim() !== '' && Number.isFinite(Number(g)) && Number(g) >= 0 && Number(g) <= MAX_GUIDANCE ? Number(g) : undefined;
   const sch = get('scheduler');
   const view = get('view');
   const out: Shared = {
     model: str('model', 200),
     prompt: str('prompt'),
     negativePrompt: str('negativePrompt'),
-    seed: int(get('seed'), 0, 2 ** 32 - 1),
-    steps: int(get('steps'), 1, 500),
+    seed: int(get('seed'), 0, MAX_SEED),
+    steps: int(get('steps'), 1, MAX_STEPS),
     guidance,
-    size: int(get('size'), 1, 2048),
+    size: int(get('size'), 1, MAX_SIDE),
     scheduler: (SCHEDULERS as readonly string[]).includes(sch ?? '') ? (sch as SchedulerName) : undefined,
-    previewEvery: int(get('previewEvery'), 0, 500),
+    previewEvery: int(get('previewEvery'), 0, MAX_STEPS),
     view: view === 'side' || view === 'grid' ? view : undefined,
     gridPrompts: list('gridPrompts'),
     eraseMethod: str('eraseMethod', 20),
