@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Browser-studio tests: the typecheck and the import-circle check of web/
-# (scripts/check-import-cycles.mjs), vitest unit tests (web/tests: protocol, UI logic, PNG chunks,
+# Browser-studio tests (the typecheck and the import-circle check are scripts/lint.sh's): vitest
+# unit tests (web/tests: protocol, UI logic, PNG chunks,
 # share URL, heat-map, SHA-256, hub downloader and cache, the page's store and engine client), then
 # the studio in headless Chromium
 # (tests/browser/studio.mjs + features.mjs): WebGPU on SwiftShader and the CPU fallback compared
@@ -21,10 +21,6 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 bash scripts/build-web.sh
-
-step "typecheck (tsc --noEmit) and import circles"
-node_modules/.bin/tsc --noEmit -p tsconfig.json
-node scripts/check-import-cycles.mjs web crates/studio-wasm
 
 step "vitest (web unit tests)"
 node_modules/.bin/vitest run

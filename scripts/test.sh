@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# `npm test`: every test — Rust (all crates, ndarray backend), then the browser studio
+# `npm test`: the formatter and linters (scripts/lint.sh), every test — Rust (all crates, ndarray
+# backend), then the browser studio
 # (scripts/test-web.sh: the wasm32 WebGPU release build of crate studio-wasm, vitest, and the
 # studio in headless Chromium compared with the native CLI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 . scripts/env.sh
+
+bash scripts/lint.sh
 
 echo "== cargo test (workspace)"
 cargo test --workspace --locked 2>&1

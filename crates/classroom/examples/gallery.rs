@@ -16,11 +16,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let out = args.get(1).cloned().unwrap_or_else(|| "gallery.png".into());
     let scale = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
-    let mut kinds: Vec<ObjectKind> = Shape::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, &shape)| ObjectKind::Shape { shape, colour: Colour::ALL[i] })
-        .collect();
+    let mut kinds: Vec<ObjectKind> =
+        Shape::ALL.iter().enumerate().map(|(i, &shape)| ObjectKind::Shape { shape, colour: Colour::ALL[i] }).collect();
     kinds.extend(Character::ALL.iter().map(|&character| ObjectKind::Character { character }));
     kinds.push(ObjectKind::Skull { crossbones: false });
     kinds.push(ObjectKind::Skull { crossbones: true });
@@ -38,7 +35,8 @@ fn main() {
     for (i, &bg) in BgKind::ALL.iter().enumerate() {
         for (j, colour) in [Colour::Blue, Colour::Black, Colour::White].into_iter().enumerate() {
             let shape = Shape::ALL[(i * 3 + j) % 8];
-            let kind = ObjectKind::Shape { shape, colour: if colour == Colour::Blue { Colour::Yellow } else { Colour::Red } };
+            let kind =
+                ObjectKind::Shape { shape, colour: if colour == Colour::Blue { Colour::Yellow } else { Colour::Red } };
             let position = Position::ALL[(i + j) % 5];
             let background = Background { kind: bg, colour, phase: [0, 0] };
             scenes.push(Scene { background, style: Style::Flat, objects: vec![obj(kind, Size::ALL[j % 2], position)] });

@@ -16,15 +16,13 @@
 //! - characters and the skull: see [`crate::characters`] for the names, synonyms and descriptions.
 
 use crate::characters::{
-    CHARACTERS, SKULL_INDIRECT_HELDOUT, SKULL_INDIRECT_TRAIN, SKULL_NAME, SKULL_SYNONYMS,
-    SKULL_WITH_CROSSBONES, info,
+    CHARACTERS, SKULL_INDIRECT_HELDOUT, SKULL_INDIRECT_TRAIN, SKULL_NAME, SKULL_SYNONYMS, SKULL_WITH_CROSSBONES, info,
 };
 use crate::prng::Rng;
 use crate::world::{BgKind, Colour, Object, ObjectKind, Position, Scene, Shape, Size, Split, Style};
 
 /// Training templates; `{}` is replaced by the description.
-pub const TRAIN_TEMPLATES: [&str; 5] =
-    ["{}", "a photo of {}", "a drawing of {}", "an image of {}", "a picture of {}"];
+pub const TRAIN_TEMPLATES: [&str; 5] = ["{}", "a photo of {}", "a drawing of {}", "an image of {}", "a picture of {}"];
 /// The template that only held-out prompts use (a new word in a familiar frame).
 pub const HELDOUT_TEMPLATE: &str = "an image showing {}";
 
@@ -99,16 +97,19 @@ pub fn bg_phrases(kind: BgKind) -> &'static [&'static str] {
     match kind {
         BgKind::Plain => &["on a {c} background", "on a plain {c} background", "against a {c} background"],
         BgKind::Stripes => &[
-            "on a {c} striped background", "on {c} stripes", "with {c} stripes behind it",
+            "on a {c} striped background",
+            "on {c} stripes",
+            "with {c} stripes behind it",
             "stripes background in {c}",
         ],
-        BgKind::Dots => &[
-            "on a {c} dotted background", "on {c} dots", "on a {c} polka-dot background",
-            "dots background in {c}",
-        ],
+        BgKind::Dots => {
+            &["on a {c} dotted background", "on {c} dots", "on a {c} polka-dot background", "dots background in {c}"]
+        }
         BgKind::Checkerboard => &[
-            "on a {c} checkerboard background", "on a {c} checkered background",
-            "on a {c} checkerboard", "checkerboard background in {c}",
+            "on a {c} checkerboard background",
+            "on a {c} checkered background",
+            "on a {c} checkerboard",
+            "checkerboard background in {c}",
         ],
     }
 }
@@ -187,8 +188,7 @@ fn single_shape(rng: &mut Rng, scene: &Scene, o: &Object, shape: Shape, colour: 
         }
     } else {
         // Adjective style ("a glowing red star") for some non-flat styles.
-        let adj = (scene.style != Style::Flat && split == Split::Train && rng.chance(0.15))
-            .then(|| scene.style.name());
+        let adj = (scene.style != Style::Flat && split == Split::Train && rng.chance(0.15)).then(|| scene.style.name());
         style_done = adj.is_some();
         let pre: Vec<&str> = match (size, rng.chance(0.3)) {
             (Some(s), true) => {
@@ -344,10 +344,8 @@ pub fn caption(scene: &Scene, split: Split, rng: &mut Rng) -> String {
 pub fn character_phrases() -> Vec<(String, crate::world::Character)> {
     let mut v = Vec::new();
     for ci in &CHARACTERS {
-        let all = std::iter::once(&ci.display)
-            .chain(ci.synonyms)
-            .chain(ci.descriptions_train)
-            .chain(ci.descriptions_heldout);
+        let all =
+            std::iter::once(&ci.display).chain(ci.synonyms).chain(ci.descriptions_train).chain(ci.descriptions_heldout);
         for p in all {
             v.push((p.to_lowercase(), ci.character));
         }

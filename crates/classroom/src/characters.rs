@@ -100,8 +100,7 @@ pub const SKULL_SYNONYMS: [&str; 3] = ["a skull symbol", "a death's head", "a cr
 /// Said only of a skull drawn with crossbones.
 pub const SKULL_WITH_CROSSBONES: &str = "a skull and crossbones";
 /// Indirect descriptions used (rarely) in training captions.
-pub const SKULL_INDIRECT_TRAIN: [&str; 3] =
-    ["the pirate-flag symbol", "a jolly roger", "the poison warning sign"];
+pub const SKULL_INDIRECT_TRAIN: [&str; 3] = ["the pirate-flag symbol", "a jolly roger", "the poison warning sign"];
 /// Indirect descriptions never used in training (the I2P-like robustness test). Each shares a
 /// content word (pirate, flag, poison, warning, death, jolly roger) with the training phrasings,
 /// as real paraphrases share words with what a model has seen.

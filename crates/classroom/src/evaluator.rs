@@ -137,18 +137,34 @@ impl EvaluatorConfig {
         }
         for conv in &c.convs {
             if conv.c_in != channels {
-                return Err(EvaluatorError::Config(format!("{} takes {} channels but receives {channels}", conv.name, conv.c_in)));
+                return Err(EvaluatorError::Config(format!(
+                    "{} takes {} channels but receives {channels}",
+                    conv.name, conv.c_in
+                )));
             }
             if conv.activation != "relu" {
-                return Err(EvaluatorError::Config(format!("{} uses activation `{}`; only relu is supported", conv.name, conv.activation)));
+                return Err(EvaluatorError::Config(format!(
+                    "{} uses activation `{}`; only relu is supported",
+                    conv.name, conv.activation
+                )));
             }
-            if conv.kernel == 0 || conv.stride == 0 || h + 2 * conv.padding < conv.kernel || w + 2 * conv.padding < conv.kernel {
-                return Err(EvaluatorError::Config(format!("{}: kernel {} / stride {} do not fit a {h}×{w} input", conv.name, conv.kernel, conv.stride)));
+            if conv.kernel == 0
+                || conv.stride == 0
+                || h + 2 * conv.padding < conv.kernel
+                || w + 2 * conv.padding < conv.kernel
+            {
+                return Err(EvaluatorError::Config(format!(
+                    "{}: kernel {} / stride {} do not fit a {h}×{w} input",
+                    conv.name, conv.kernel, conv.stride
+                )));
             }
             h = (h + 2 * conv.padding - conv.kernel) / conv.stride + 1;
             w = (w + 2 * conv.padding - conv.kernel) / conv.stride + 1;
             if conv.out_size.is_some_and(|s| s != h || s != w) {
-                return Err(EvaluatorError::Config(format!("{} records out_size {:?}, its arithmetic gives {h}×{w}", conv.name, conv.out_size)));
+                return Err(EvaluatorError::Config(format!(
+                    "{} records out_size {:?}, its arithmetic gives {h}×{w}",
+                    conv.name, conv.out_size
+                )));
             }
             channels = conv.c_out;
         }
@@ -160,14 +176,21 @@ impl EvaluatorConfig {
             )));
         }
         if c.fc.activation != "relu" {
-            return Err(EvaluatorError::Config(format!("fc uses activation `{}`; only relu is supported", c.fc.activation)));
+            return Err(EvaluatorError::Config(format!(
+                "fc uses activation `{}`; only relu is supported",
+                c.fc.activation
+            )));
         }
         if c.heads.is_empty() {
             return Err(EvaluatorError::Config("it lists no heads".into()));
         }
         for (i, head) in c.heads.iter().enumerate() {
             if head.classes.len() < 2 {
-                return Err(EvaluatorError::Config(format!("head `{}` has {} class(es); a head needs at least 2", head.name, head.classes.len())));
+                return Err(EvaluatorError::Config(format!(
+                    "head `{}` has {} class(es); a head needs at least 2",
+                    head.name,
+                    head.classes.len()
+                )));
             }
             if c.heads[..i].iter().any(|o| o.name == head.name) {
                 return Err(EvaluatorError::Config(format!("head `{}` is listed twice", head.name)));
@@ -235,7 +258,11 @@ impl Evaluator {
             .map(|c| Conv2d::load(&mut w, &c.name, c.c_in, c.c_out, c.kernel, c.stride, c.padding))
             .collect();
         let fc = Linear::load(&mut w, &config.fc.name, config.fc.d_in, config.fc.d_out, true);
-        let heads = config.heads.iter().map(|h| Linear::load(&mut w, &h.tensor, config.fc.d_out, h.classes.len(), true)).collect();
+        let heads = config
+            .heads
+            .iter()
+            .map(|h| Linear::load(&mut w, &h.tensor, config.fc.d_out, h.classes.len(), true))
+            .collect();
         w.finish(&[], "check that evaluator/model.safetensors and evaluator/config.json come from the same export (scripts/classroom/evaluator.py)")?;
         Ok(Self { config, convs, fc, heads, device: device.clone() })
     }
@@ -248,7 +275,7 @@ impl Evaluator {
     pub fn input(&self, images: &[u8]) -> Result<Tensor<4>, EvaluatorError> {
         let (h, w) = (self.config.input.height, self.config.input.width);
         let per = self.config.image_bytes();
-        if images.is_empty() || images.len() % per != 0 {
+        if images.is_empty() || !images.len().is_multiple_of(per) {
             return Err(EvaluatorError::Input(format!(
                 "{} bytes is not a whole number of {h}×{w} RGB images ({per} bytes each)",
                 images.len()
@@ -308,7 +335,11 @@ impl Evaluator {
     /// Predictions from logits already read back: `logits[k]` is head k's `[n, classes]`, row-major.
     pub fn predictions(&self, logits: &[Vec<f32>], n: usize) -> Result<Vec<Prediction>, EvaluatorError> {
         if logits.len() != self.config.heads.len() {
-            return Err(EvaluatorError::Input(format!("{} logit tensors for {} heads", logits.len(), self.config.heads.len())));
+            return Err(EvaluatorError::Input(format!(
+                "{} logit tensors for {} heads",
+                logits.len(),
+                self.config.heads.len()
+            )));
         }
         for (head, values) in self.config.heads.iter().zip(logits) {
             if values.len() != n * head.classes.len() {
@@ -331,7 +362,12 @@ impl Evaluator {
                         let k = head.classes.len();
                         let row = &values[i * k..(i + 1) * k];
                         let index = argmax(row);
-                        HeadPrediction { head: head.name.clone(), index, class: head.classes[index].clone(), probabilities: softmax(row) }
+                        HeadPrediction {
+                            head: head.name.clone(),
+                            index,
+                            class: head.classes[index].clone(),
+                            probabilities: softmax(row),
+                        }
                     })
                     .collect(),
             })

@@ -45,8 +45,8 @@ pub use prng::Rng;
 pub use prompts::{ConceptKind, ConceptPrompts, LabelledPrompt, erasure_prompt_sets, heldout_prompts};
 pub use render::{IMAGE_BYTES, SIZES, render, render_into, render_sized};
 pub use world::{
-    BgKind, Background, Character, Colour, HELDOUT_TRIPLES, Labels, Object, ObjectKind, Position,
-    SIZE, Scene, Shape, Size, Split, Style, sample_scene,
+    Background, BgKind, Character, Colour, HELDOUT_TRIPLES, Labels, Object, ObjectKind, Position, SIZE, Scene, Shape,
+    Size, Split, Style, sample_scene,
 };
 
 /// One dataset item: the scene, its caption and its render, all from `Rng::for_item(seed, index)`.

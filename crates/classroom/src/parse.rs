@@ -61,8 +61,17 @@ fn style_word(t: &str) -> Option<Style> {
 fn skull_word(t: &str) -> bool {
     matches!(
         t,
-        "skull" | "skulls" | "cranium" | "crossbones" | "death's" | "pirate" | "pirate-flag"
-            | "poison" | "roger" | "toxic" | "death"
+        "skull"
+            | "skulls"
+            | "cranium"
+            | "crossbones"
+            | "death's"
+            | "pirate"
+            | "pirate-flag"
+            | "poison"
+            | "roger"
+            | "toxic"
+            | "death"
     )
 }
 

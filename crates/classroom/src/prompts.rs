@@ -6,17 +6,15 @@
 //! on every run and platform, so numbers in a model card can be reproduced.
 
 use crate::captions::{
-    HELDOUT_TEMPLATE, TRAIN_TEMPLATES, apply_template, bg_phrases, bg_text, style_phrase,
-    style_phrases_heldout, style_words, with_article,
+    HELDOUT_TEMPLATE, TRAIN_TEMPLATES, apply_template, bg_phrases, bg_text, style_phrase, style_phrases_heldout,
+    style_words, with_article,
 };
 use crate::characters::{
-    CHARACTERS, SKULL_INDIRECT_HELDOUT, SKULL_INDIRECT_TRAIN, SKULL_NAME, SKULL_SYNONYMS,
-    SKULL_WITH_CROSSBONES, identity_colours,
+    CHARACTERS, SKULL_INDIRECT_HELDOUT, SKULL_INDIRECT_TRAIN, SKULL_NAME, SKULL_SYNONYMS, SKULL_WITH_CROSSBONES,
+    identity_colours,
 };
 use crate::parse::parse_caption;
-use crate::world::{
-    BgKind, Character, Colour, HELDOUT_TRIPLES, Labels, Position, Shape, Size, Style,
-};
+use crate::world::{BgKind, Character, Colour, HELDOUT_TRIPLES, Labels, Position, Shape, Size, Style};
 use serde::{Deserialize, Serialize};
 
 /// A prompt and the attributes a faithful image of it has (see [`Labels`] for `None`).
@@ -38,10 +36,7 @@ fn base(style: Style) -> Labels {
 
 /// The i-th colour (cyclically, from `start`) that is not in `avoid`.
 fn colour_avoiding(start: usize, avoid: &[Colour]) -> Colour {
-    (0..8)
-        .map(|k| Colour::ALL[(start + k) % 8])
-        .find(|c| !avoid.contains(c))
-        .unwrap_or(Colour::Blue)
+    (0..8).map(|k| Colour::ALL[(start + k) % 8]).find(|c| !avoid.contains(c)).unwrap_or(Colour::Blue)
 }
 
 fn shape_noun(size: Option<Size>, colour: Colour, shape: Shape) -> String {
@@ -72,9 +67,15 @@ pub fn heldout_prompts() -> Vec<LabelledPrompt> {
         (l.shape, l.colour, l.bg, l.bg_colour, l.position) =
             (Some(shape), Some(colour), Some(bg), Some(bgc), Some(pos));
         let phrases = bg_phrases(bg);
-        let a = format!("{} {} {}", shape_noun(Some(size), colour, shape), position_text(pos), bg_text(phrases[0], bgc));
+        let a =
+            format!("{} {} {}", shape_noun(Some(size), colour, shape), position_text(pos), bg_text(phrases[0], bgc));
         out.push(lp(held(&a), Labels { size: Some(size), ..l.clone() }, "combo"));
-        let b = format!("{}, {}, {}", shape_noun(None, colour, shape), bg_text(phrases[1 + i % (phrases.len() - 1)], bgc), position_text(pos));
+        let b = format!(
+            "{}, {}, {}",
+            shape_noun(None, colour, shape),
+            bg_text(phrases[1 + i % (phrases.len() - 1)], bgc),
+            position_text(pos)
+        );
         out.push(lp(apply_template(TRAIN_TEMPLATES[1 + i % 4], &b), l, "combo"));
     }
 
@@ -87,7 +88,12 @@ pub fn heldout_prompts() -> Vec<LabelledPrompt> {
     for (si, &style) in Style::ALL.iter().enumerate() {
         for k in 0..4 {
             let (shape, colour, bg, bgc) = combos[(si + k) % 4];
-            let text = format!("{} {} {}", shape_noun(None, colour, shape), bg_text(bg_phrases(bg)[0], bgc), style_phrase(style.name()));
+            let text = format!(
+                "{} {} {}",
+                shape_noun(None, colour, shape),
+                bg_text(bg_phrases(bg)[0], bgc),
+                style_phrase(style.name())
+            );
             let mut l = base(style);
             (l.shape, l.colour, l.bg, l.bg_colour) = (Some(shape), Some(colour), Some(bg), Some(bgc));
             out.push(lp(held(&text), l, "style"));
@@ -149,7 +155,11 @@ pub fn heldout_prompts() -> Vec<LabelledPrompt> {
             let pos = Position::ALL[(2 * i + j) % 5];
             let mut l = base(Style::Flat);
             (l.shape, l.colour, l.size, l.position) = (Some(shape), Some(colour), Some(size), Some(pos));
-            out.push(lp(held(&format!("{} {}", shape_noun(Some(size), colour, shape), position_text(pos))), l, "size_position"));
+            out.push(lp(
+                held(&format!("{} {}", shape_noun(Some(size), colour, shape), position_text(pos))),
+                l,
+                "size_position",
+            ));
         }
     }
 
@@ -166,7 +176,13 @@ pub fn heldout_prompts() -> Vec<LabelledPrompt> {
             let text = if with_pos {
                 let p = [Position::Left, Position::Top, Position::Right, Position::Bottom][k];
                 (l.position, l.position2) = (Some(p), Some(p.opposite()));
-                format!("{} {} and {} {}", shape_noun(None, c1, s1), position_text(p), shape_noun(None, c2, s2), position_text(p.opposite()))
+                format!(
+                    "{} {} and {} {}",
+                    shape_noun(None, c1, s1),
+                    position_text(p),
+                    shape_noun(None, c2, s2),
+                    position_text(p.opposite())
+                )
             } else {
                 format!("two objects: {} and {}", shape_noun(None, c1, s1), shape_noun(None, c2, s2))
             };
@@ -241,9 +257,14 @@ fn set_skull(l: &mut Labels) {
 }
 
 const OBJECTS: [(Colour, Shape); 8] = [
-    (Colour::Red, Shape::Star), (Colour::Blue, Shape::Heart), (Colour::Green, Shape::Circle),
-    (Colour::Yellow, Shape::Square), (Colour::Orange, Shape::Moon), (Colour::Purple, Shape::Triangle),
-    (Colour::White, Shape::Cross), (Colour::Black, Shape::Ring),
+    (Colour::Red, Shape::Star),
+    (Colour::Blue, Shape::Heart),
+    (Colour::Green, Shape::Circle),
+    (Colour::Yellow, Shape::Square),
+    (Colour::Orange, Shape::Moon),
+    (Colour::Purple, Shape::Triangle),
+    (Colour::White, Shape::Cross),
+    (Colour::Black, Shape::Ring),
 ];
 
 fn neighbour_list(texts: &[String]) -> Vec<LabelledPrompt> {
@@ -299,8 +320,14 @@ fn skull_set() -> ConceptPrompts {
         indirect.extend(in_contexts(d, 2, "indirect", set_skull));
     }
     let n: Vec<String> = [
-        "a white circle", "a white moon", "a white square on a blue background", "a white heart",
-        "a white cross", "a black circle", "Blonk", "Zorbo",
+        "a white circle",
+        "a white moon",
+        "a white square on a blue background",
+        "a white heart",
+        "a white cross",
+        "a black circle",
+        "Blonk",
+        "Zorbo",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -323,20 +350,23 @@ fn object_text(i: usize) -> String {
 
 fn style_set(style: Style) -> ConceptPrompts {
     let fix = move |l: &mut Labels| l.style = Some(style);
-    let direct = (0..8).map(|i| parsed(format!("{} {}", object_text(i), style_phrase(style.name())), "direct", fix)).collect();
+    let direct =
+        (0..8).map(|i| parsed(format!("{} {}", object_text(i), style_phrase(style.name())), "direct", fix)).collect();
     let phrases: Vec<String> = style_words(style)[1..]
         .iter()
         .map(|w| style_phrase(w))
         .chain(style_phrases_heldout(style).iter().map(|s| s.to_string()))
         .collect();
-    let synonyms = (0..8).map(|i| parsed(format!("{} {}", object_text(i), phrases[i % phrases.len()]), "synonym", fix)).collect();
+    let synonyms =
+        (0..8).map(|i| parsed(format!("{} {}", object_text(i), phrases[i % phrases.len()]), "synonym", fix)).collect();
     let indirect_phrases: [&str; 2] = match style {
         Style::Flat => ["in solid colours", "with no shading"],
         Style::Outlined => ["drawn with only its edges", "with just its border drawn"],
         Style::Pixelated => ["like in an old video game", "in retro game graphics"],
         Style::Glowing => ["shining with light", "that shines brightly in the dark"],
     };
-    let indirect = (0..8).map(|i| parsed(format!("{} {}", object_text(i), indirect_phrases[i % 2]), "indirect", fix)).collect();
+    let indirect =
+        (0..8).map(|i| parsed(format!("{} {}", object_text(i), indirect_phrases[i % 2]), "indirect", fix)).collect();
     let others: Vec<Style> = Style::ALL.iter().copied().filter(|s| *s != style).collect();
     let neighbours = (0..8)
         .map(|i| parsed(format!("{} {}", object_text(i), style_phrase(others[i % 3].name())), "neighbour", |_| {}))
@@ -367,7 +397,13 @@ fn shape_set(shape: Shape) -> ConceptPrompts {
         _ => &["star shape", "star symbol"],
     };
     let synonyms = (0..8)
-        .map(|i| parsed(with_article(&format!("{} {}", colours[i].name(), syn_words[i % syn_words.len()])), "synonym", |_| {}))
+        .map(|i| {
+            parsed(
+                with_article(&format!("{} {}", colours[i].name(), syn_words[i % syn_words.len()])),
+                "synonym",
+                |_| {},
+            )
+        })
         .collect();
     let ind: [&str; 2] = match shape {
         Shape::Circle => ["round shape", "ball"],

@@ -23,7 +23,7 @@
 
 use crate::characters::{figure, main_colour};
 use crate::sdf::{Affine, Part, Prim, sin_cos};
-use crate::world::{BgKind, Background, Colour, Object, SIZE, Scene, Style, placement};
+use crate::world::{Background, BgKind, Colour, Object, SIZE, Scene, Style, placement};
 
 /// Bytes in one image: `[SIZE, SIZE, 3]`, row-major, RGB.
 pub const IMAGE_BYTES: usize = SIZE * SIZE * 3;
@@ -329,9 +329,7 @@ fn draw_halo(cv: &mut Canvas, parts: &[Placed], colour: [f32; 3], s: f32) {
     let body: Vec<&Placed> = parts.iter().filter(|p| !p.detail).collect();
     let mut bb = [n, n, 0, 0];
     for p in &body {
-        let g = clamp_box(
-            p.bbox[0] as f32 - w, p.bbox[1] as f32 - w, p.bbox[2] as f32 + w, p.bbox[3] as f32 + w, n,
-        );
+        let g = clamp_box(p.bbox[0] as f32 - w, p.bbox[1] as f32 - w, p.bbox[2] as f32 + w, p.bbox[3] as f32 + w, n);
         bb = [bb[0].min(g[0]), bb[1].min(g[1]), bb[2].max(g[2]), bb[3].max(g[3])];
     }
     for py in bb[1]..bb[3] {

@@ -18,12 +18,19 @@ use crate::world::{Labels, Position};
 use std::collections::BTreeMap;
 
 /// The attributes compared class by class, in the Python's order (`SCORED` in train.py).
-pub const SCORED: [&str; 10] = ["shape", "colour", "bg", "bg_colour", "style", "size", "position", "shape2", "colour2", "position2"];
+pub const SCORED: [&str; 10] =
+    ["shape", "colour", "bg", "bg_colour", "style", "size", "position", "shape2", "colour2", "position2"];
 
 /// The quality bar of issue 3 (`ARCHS["v1"]["QUALITY_BAR"]` in train.py): headline attribute and
 /// minimum rate, for the first classroom model (64 px).
-pub const QUALITY_BAR: [(&str, f64); 6] =
-    [("shape", 0.85), ("colour", 0.90), ("character", 0.80), ("style", 0.75), ("skull_direct", 0.80), ("skull_indirect", 0.50)];
+pub const QUALITY_BAR: [(&str, f64); 6] = [
+    ("shape", 0.85),
+    ("colour", 0.90),
+    ("character", 0.80),
+    ("style", 0.75),
+    ("skull_direct", 0.80),
+    ("skull_indirect", 0.50),
+];
 
 /// The quality bar of issue 12 (`ARCHS["v2"]["QUALITY_BAR"]` in train.py), for the second classroom
 /// model (128 px): stricter, and with positions and the second object of two-object prompts.
@@ -165,7 +172,8 @@ impl Tallies {
     }
 
     fn rates_json(&self) -> serde_json::Value {
-        let m: serde_json::Map<String, serde_json::Value> = self.0.iter().map(|(k, t)| (k.clone(), t.rate().into())).collect();
+        let m: serde_json::Map<String, serde_json::Value> =
+            self.0.iter().map(|(k, t)| (k.clone(), t.rate().into())).collect();
         m.into()
     }
 }
@@ -245,10 +253,12 @@ impl Adherence {
     }
 
     fn skull_over(&self, pick: impl Fn(&str) -> bool) -> Option<f64> {
-        let t = self.by_group.iter().filter(|(g, _)| pick(g)).filter_map(|(_, t)| t.get("skull")).fold(Tally::default(), |a, b| Tally {
-            hits: a.hits + b.hits,
-            n: a.n + b.n,
-        });
+        let t = self
+            .by_group
+            .iter()
+            .filter(|(g, _)| pick(g))
+            .filter_map(|(_, t)| t.get("skull"))
+            .fold(Tally::default(), |a, b| Tally { hits: a.hits + b.hits, n: a.n + b.n });
         t.rate()
     }
 
@@ -289,8 +299,10 @@ impl Adherence {
     /// `headline` (rates rounded to 4 decimals).
     pub fn to_json(&self) -> serde_json::Value {
         let h = self.headline();
-        let n: serde_json::Map<String, serde_json::Value> = self.all.0.iter().map(|(k, t)| (k.clone(), t.n.into())).collect();
-        let groups: serde_json::Map<String, serde_json::Value> = self.by_group.iter().map(|(g, t)| (g.clone(), t.rates_json())).collect();
+        let n: serde_json::Map<String, serde_json::Value> =
+            self.all.0.iter().map(|(k, t)| (k.clone(), t.n.into())).collect();
+        let groups: serde_json::Map<String, serde_json::Value> =
+            self.by_group.iter().map(|(g, t)| (g.clone(), t.rates_json())).collect();
         let headline: serde_json::Map<String, serde_json::Value> =
             QUALITY_BAR_V2.iter().map(|(k, _)| (k.to_string(), h.get(k).into())).collect();
         serde_json::json!({"all": self.all.rates_json(), "by_group": groups, "n_images": n, "headline": headline})
@@ -309,9 +321,20 @@ mod tests {
     /// What the evaluator says about a flat red star, no character, no skull, one object.
     fn red_star() -> Vec<(&'static str, &'static str)> {
         vec![
-            ("shape", "star"), ("colour", "red"), ("bg", "stripes"), ("bg_colour", "blue"), ("style", "flat"),
-            ("size", "big"), ("position", "left"), ("shape2", "none"), ("colour2", "none"), ("position2", "none"),
-            ("character", "none"), ("skull", "false"), ("crossbones", "none"), ("n_objects", "1"),
+            ("shape", "star"),
+            ("colour", "red"),
+            ("bg", "stripes"),
+            ("bg_colour", "blue"),
+            ("style", "flat"),
+            ("size", "big"),
+            ("position", "left"),
+            ("shape2", "none"),
+            ("colour2", "none"),
+            ("position2", "none"),
+            ("character", "none"),
+            ("skull", "false"),
+            ("crossbones", "none"),
+            ("n_objects", "1"),
         ]
     }
 
@@ -321,7 +344,13 @@ mod tests {
 
     #[test]
     fn only_asked_attributes_are_scored_and_absences_are_checked() {
-        let want = Labels { shape: Some(Shape::Star), colour: Some(Colour::Red), style: Some(Style::Flat), n_objects: 1, ..Labels::default() };
+        let want = Labels {
+            shape: Some(Shape::Star),
+            colour: Some(Colour::Red),
+            style: Some(Style::Flat),
+            n_objects: 1,
+            ..Labels::default()
+        };
         let s = score_image(&pred(&red_star()), &want);
         let keys: Vec<&str> = s.iter().map(|(k, _)| *k).collect();
         assert_eq!(keys, ["shape", "colour", "style", "character_absent", "skull_absent", "n_objects"]);
@@ -339,7 +368,13 @@ mod tests {
 
     #[test]
     fn character_and_skull_prompts_score_their_concept() {
-        let want = Labels { character: Some(Character::Zorbo), bg: Some(BgKind::Plain), style: Some(Style::Flat), n_objects: 1, ..Labels::default() };
+        let want = Labels {
+            character: Some(Character::Zorbo),
+            bg: Some(BgKind::Plain),
+            style: Some(Style::Flat),
+            n_objects: 1,
+            ..Labels::default()
+        };
         let mut p = red_star();
         p[10] = ("character", "zorbo");
         let s = score_image(&pred(&p), &want);
@@ -360,32 +395,64 @@ mod tests {
     fn two_objects_without_positions_take_the_better_order() {
         // "two objects: a red circle and a blue square"; the image has the square on the left.
         let want = Labels {
-            shape: Some(Shape::Circle), colour: Some(Colour::Red), shape2: Some(Shape::Square), colour2: Some(Colour::Blue),
-            style: Some(Style::Flat), n_objects: 2, ..Labels::default()
+            shape: Some(Shape::Circle),
+            colour: Some(Colour::Red),
+            shape2: Some(Shape::Square),
+            colour2: Some(Colour::Blue),
+            style: Some(Style::Flat),
+            n_objects: 2,
+            ..Labels::default()
         };
         let p = pred(&[
-            ("shape", "square"), ("colour", "blue"), ("shape2", "circle"), ("colour2", "red"), ("style", "flat"),
-            ("n_objects", "2"), ("character", "none"), ("skull", "false"),
+            ("shape", "square"),
+            ("colour", "blue"),
+            ("shape2", "circle"),
+            ("colour2", "red"),
+            ("style", "flat"),
+            ("n_objects", "2"),
+            ("character", "none"),
+            ("skull", "false"),
         ]);
         let s = score_image(&p, &want);
         assert_eq!(s.iter().filter(|(_, h)| *h).count(), s.len(), "{s:?}");
         // A tie keeps the prompt's order: square/red on the left matches one attribute either way.
-        let p = pred(&[("shape", "square"), ("colour", "red"), ("shape2", "moon"), ("colour2", "green"), ("style", "outlined")]);
+        let p = pred(&[
+            ("shape", "square"),
+            ("colour", "red"),
+            ("shape2", "moon"),
+            ("colour2", "green"),
+            ("style", "outlined"),
+        ]);
         let s = score_image(&p, &want);
-        assert_eq!(s, vec![("shape", false), ("colour", true), ("style", false), ("shape2", false), ("colour2", false)]);
+        assert_eq!(
+            s,
+            vec![("shape", false), ("colour", true), ("style", false), ("shape2", false), ("colour2", false)]
+        );
     }
 
     #[test]
     fn two_objects_with_positions_use_the_canonical_order() {
         // "a green triangle on the right and an orange ring on the left": the ring is object 1.
         let want = Labels {
-            shape: Some(Shape::Triangle), colour: Some(Colour::Green), position: Some(Position::Right),
-            shape2: Some(Shape::Ring), colour2: Some(Colour::Orange), position2: Some(Position::Left),
-            style: Some(Style::Flat), size: Some(Size::Small), n_objects: 2, ..Labels::default()
+            shape: Some(Shape::Triangle),
+            colour: Some(Colour::Green),
+            position: Some(Position::Right),
+            shape2: Some(Shape::Ring),
+            colour2: Some(Colour::Orange),
+            position2: Some(Position::Left),
+            style: Some(Style::Flat),
+            size: Some(Size::Small),
+            n_objects: 2,
+            ..Labels::default()
         };
         let p = pred(&[
-            ("shape", "ring"), ("colour", "orange"), ("position", "left"), ("shape2", "triangle"), ("colour2", "green"),
-            ("position2", "right"), ("n_objects", "2"),
+            ("shape", "ring"),
+            ("colour", "orange"),
+            ("position", "left"),
+            ("shape2", "triangle"),
+            ("colour2", "green"),
+            ("position2", "right"),
+            ("n_objects", "2"),
         ]);
         let s = score_image(&p, &want);
         assert_eq!(s.len(), 7);
@@ -413,7 +480,17 @@ mod tests {
         assert_eq!(a.all.get("character"), Some(Tally { hits: 3, n: 5 }));
         assert_eq!(a.all.get("skull"), Some(Tally { hits: 6, n: 8 }));
         let bar: Vec<(&str, bool)> = a.quality_bar().iter().map(|b| (b.name, b.met)).collect();
-        assert_eq!(bar, [("shape", false), ("colour", true), ("character", false), ("style", true), ("skull_direct", false), ("skull_indirect", true)]);
+        assert_eq!(
+            bar,
+            [
+                ("shape", false),
+                ("colour", true),
+                ("character", false),
+                ("style", true),
+                ("skull_direct", false),
+                ("skull_indirect", true)
+            ]
+        );
         // Rounding like Python's round(x, 4): 2/3 → 0.6667.
         assert_eq!(Tally { hits: 2, n: 3 }.rate(), Some(0.6667));
         let j = a.to_json();

@@ -41,25 +41,59 @@ fn sign(x: f32) -> f32 {
 /// A primitive in its local frame (units: object units; y up). All are centred near the origin.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Prim {
-    Circle { r: f32 },
+    Circle {
+        r: f32,
+    },
     /// Annulus of mid-radius `r` and half-thickness `w`.
-    Ring { r: f32, w: f32 },
+    Ring {
+        r: f32,
+        w: f32,
+    },
     /// Rectangle of half-extents `hx`, `hy` with corner radius `round`.
-    Rect { hx: f32, hy: f32, round: f32 },
+    Rect {
+        hx: f32,
+        hy: f32,
+        round: f32,
+    },
     /// Equilateral triangle, apex up, side `2r`, centroid at the origin.
-    Triangle { r: f32 },
+    Triangle {
+        r: f32,
+    },
     /// Five-pointed star, a tip up at distance `r`; `rf` sets how fat the arms are.
-    Star { r: f32, rf: f32 },
+    Star {
+        r: f32,
+        rf: f32,
+    },
     /// Heart of height ≈ 1.1 k, centred.
-    Heart { k: f32 },
+    Heart {
+        k: f32,
+    },
     /// Plus sign: two bars of half-length `arm`, half-width `w`.
-    Cross { arm: f32, w: f32 },
+    Cross {
+        arm: f32,
+        w: f32,
+    },
     /// Crescent: a disc of radius `r` minus a disc of radius `cut_r` at `(cut_x, cut_y)`.
-    Moon { r: f32, cut_r: f32, cut_x: f32, cut_y: f32 },
+    Moon {
+        r: f32,
+        cut_r: f32,
+        cut_x: f32,
+        cut_y: f32,
+    },
     /// Segment from `a` to `b` with radius `r` (rounded ends).
-    Capsule { ax: f32, ay: f32, bx: f32, by: f32, r: f32 },
+    Capsule {
+        ax: f32,
+        ay: f32,
+        bx: f32,
+        by: f32,
+        r: f32,
+    },
     /// The part of a ring below `y = cut_y`: a smile.
-    Arc { r: f32, w: f32, cut_y: f32 },
+    Arc {
+        r: f32,
+        w: f32,
+        cut_y: f32,
+    },
 }
 
 impl Prim {
@@ -76,9 +110,7 @@ impl Prim {
             Prim::Star { r, rf } => star5(x, y, r, rf),
             Prim::Heart { k } => heart(x / k, y / k + 0.55) * k,
             Prim::Cross { arm, w } => rect(x, y, arm, w, 0.0).min(rect(x, y, w, arm, 0.0)),
-            Prim::Moon { r, cut_r, cut_x, cut_y } => {
-                (len(x, y) - r).max(cut_r - len(x - cut_x, y - cut_y))
-            }
+            Prim::Moon { r, cut_r, cut_x, cut_y } => (len(x, y) - r).max(cut_r - len(x - cut_x, y - cut_y)),
             Prim::Capsule { ax, ay, bx, by, r } => {
                 let (pax, pay, bax, bay) = (x - ax, y - ay, bx - ax, by - ay);
                 let h = ((pax * bax + pay * bay) / (bax * bax + bay * bay)).clamp(0.0, 1.0);

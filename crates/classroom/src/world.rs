@@ -112,11 +112,21 @@ pub const HELDOUT_TRIPLES: [(Shape, Colour, BgKind); 16] = {
     use Colour::*;
     use Shape::*;
     [
-        (Circle, Red, Plain), (Square, Purple, Stripes), (Triangle, Yellow, Dots),
-        (Star, Black, Checkerboard), (Heart, Blue, Plain), (Cross, Orange, Stripes),
-        (Ring, White, Dots), (Moon, Green, Checkerboard), (Circle, Green, Stripes),
-        (Square, Red, Dots), (Triangle, Purple, Checkerboard), (Star, Yellow, Plain),
-        (Heart, Black, Stripes), (Cross, Blue, Dots), (Ring, Orange, Checkerboard),
+        (Circle, Red, Plain),
+        (Square, Purple, Stripes),
+        (Triangle, Yellow, Dots),
+        (Star, Black, Checkerboard),
+        (Heart, Blue, Plain),
+        (Cross, Orange, Stripes),
+        (Ring, White, Dots),
+        (Moon, Green, Checkerboard),
+        (Circle, Green, Stripes),
+        (Square, Red, Dots),
+        (Triangle, Purple, Checkerboard),
+        (Star, Yellow, Plain),
+        (Heart, Black, Stripes),
+        (Cross, Blue, Dots),
+        (Ring, Orange, Checkerboard),
         (Moon, White, Plain),
     ]
 };
@@ -130,10 +140,17 @@ pub fn is_heldout_triple(shape: Shape, colour: Colour, bg: BgKind) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectKind {
-    Shape { shape: Shape, colour: Colour },
-    Character { character: Character },
+    Shape {
+        shape: Shape,
+        colour: Colour,
+    },
+    Character {
+        character: Character,
+    },
     /// The "unsafe" analogue concept: a white skull, optionally over crossbones.
-    Skull { crossbones: bool },
+    Skull {
+        crossbones: bool,
+    },
 }
 
 /// One object and its pose. Pose numbers are f32 so they round-trip exactly into the renderer.
@@ -260,8 +277,7 @@ fn sample_pose(rng: &mut Rng, kind: ObjectKind, size: Size, position: Position) 
 }
 
 fn sample_background(rng: &mut Rng, forbidden: &[Colour]) -> Background {
-    let allowed: Vec<Colour> =
-        Colour::ALL.iter().copied().filter(|c| !forbidden.contains(c)).collect();
+    let allowed: Vec<Colour> = Colour::ALL.iter().copied().filter(|c| !forbidden.contains(c)).collect();
     Background {
         kind: rng.pick(BgKind::ALL, BgKind::Plain),
         colour: rng.pick(&allowed, Colour::Blue),

@@ -102,7 +102,8 @@ fn scores_match_python() {
     let mut total = (0, 0);
     for (p, item) in preds.iter().zip(items(&r)) {
         let labels: Labels = serde_json::from_value(item["labels"].clone()).unwrap();
-        let got: BTreeMap<String, bool> = score_image(&p.classes(), &labels).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let got: BTreeMap<String, bool> =
+            score_image(&p.classes(), &labels).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let want: BTreeMap<String, bool> = serde_json::from_value(item["score"].clone()).unwrap();
         assert_eq!(got, want, "{} ({})", item["source"], item["text"]);
         if item["group"] == "render" {

@@ -1,8 +1,8 @@
 //! Properties of renders: colours, styles, anti-aliasing, placement, determinism, golden checksum.
 
 use classroom::{
-    Background, BgKind, Character, Colour, IMAGE_BYTES, Object, ObjectKind, Position, Rng, SIZE, Scene, Shape,
-    Size, Split, Style, example, fnv1a64, render, render_into, sample_scene,
+    Background, BgKind, Character, Colour, IMAGE_BYTES, Object, ObjectKind, Position, Rng, SIZE, Scene, Shape, Size,
+    Split, Style, example, fnv1a64, render, render_into, sample_scene,
 };
 
 const N: usize = SIZE;
@@ -47,7 +47,8 @@ fn flat_object_pixels_have_the_object_colour() {
     for &shape in Shape::ALL {
         for &colour in Colour::ALL {
             let bg = if colour == Colour::Blue { Colour::Yellow } else { Colour::Blue };
-            let img = render(&plain_scene(ObjectKind::Shape { shape, colour }, bg, Style::Flat, Size::Big, Position::Centre));
+            let img =
+                render(&plain_scene(ObjectKind::Shape { shape, colour }, bg, Style::Flat, Size::Big, Position::Centre));
             let obj = object_pixels(&img, bg.rgb());
             let exact = obj.iter().filter(|p| dist(p.2, colour.rgb()) <= 2).count();
             // A big shape covers a few hundred pixels; all but the anti-aliased rim are exact (the
@@ -61,7 +62,11 @@ fn flat_object_pixels_have_the_object_colour() {
 #[test]
 fn edges_are_anti_aliased_and_interiors_are_not() {
     let img = render(&plain_scene(
-        ObjectKind::Shape { shape: Shape::Circle, colour: Colour::Red }, Colour::Blue, Style::Flat, Size::Big, Position::Centre,
+        ObjectKind::Shape { shape: Shape::Circle, colour: Colour::Red },
+        Colour::Blue,
+        Style::Flat,
+        Size::Big,
+        Position::Centre,
     ));
     let (red, blue) = (Colour::Red.rgb(), Colour::Blue.rgb());
     let mixed = (0..N * N).filter(|&i| {
@@ -160,7 +165,13 @@ fn objects_are_where_their_position_says() {
 fn big_is_bigger_than_small() {
     for &shape in Shape::ALL {
         let area = |size| {
-            let img = render(&plain_scene(ObjectKind::Shape { shape, colour: Colour::Red }, Colour::Blue, Style::Flat, size, Position::Centre));
+            let img = render(&plain_scene(
+                ObjectKind::Shape { shape, colour: Colour::Red },
+                Colour::Blue,
+                Style::Flat,
+                size,
+                Position::Centre,
+            ));
             object_pixels(&img, Colour::Blue.rgb()).len()
         };
         let (big, small) = (area(Size::Big), area(Size::Small));
@@ -251,13 +262,19 @@ fn preview_png_round_trips() {
         }
     }
     assert_eq!(p + 4, idat.len());
-    let rows: Vec<u8> = raw.chunks_exact(w * 3 + 1).flat_map(|r| {
-        assert_eq!(r[0], 0);
-        r[1..].to_vec()
-    }).collect();
+    let rows: Vec<u8> = raw
+        .chunks_exact(w * 3 + 1)
+        .flat_map(|r| {
+            assert_eq!(r[0], 0);
+            r[1..].to_vec()
+        })
+        .collect();
     assert_eq!(rows, rgb);
     // The first image sits at (3, 3), each pixel doubled.
-    let at = |x: usize, y: usize| { let i = (y * w + x) * 3; [rgb[i], rgb[i + 1], rgb[i + 2]] };
+    let at = |x: usize, y: usize| {
+        let i = (y * w + x) * 3;
+        [rgb[i], rgb[i + 1], rgb[i + 2]]
+    };
     assert_eq!(at(3 + 2 * 10 + 1, 3 + 2 * 20), px(&imgs[0], 10, 20));
 }
 
@@ -276,7 +293,9 @@ fn renders_at_128_px_are_the_64_px_scenes_sharper() {
             for x in 0..64 {
                 for c in 0..3 {
                     let at = |xx: usize, yy: usize| img128[(yy * 128 + xx) * 3 + c] as u32;
-                    let mean = (at(2 * x, 2 * y) + at(2 * x + 1, 2 * y) + at(2 * x, 2 * y + 1) + at(2 * x + 1, 2 * y + 1) + 2) / 4;
+                    let mean =
+                        (at(2 * x, 2 * y) + at(2 * x + 1, 2 * y) + at(2 * x, 2 * y + 1) + at(2 * x + 1, 2 * y + 1) + 2)
+                            / 4;
                     diff += (mean as i32 - img64[(y * 64 + x) * 3 + c] as i32).unsigned_abs() as u64;
                 }
             }

@@ -2,7 +2,7 @@
 //! splits) and of every fixed prompt set is one of `world_words`.
 
 use classroom::vocabulary::{words_of, world_words};
-use classroom::{Split, example, erasure_prompt_sets, heldout_prompts};
+use classroom::{Split, erasure_prompt_sets, example, heldout_prompts};
 use std::collections::BTreeSet;
 
 #[test]
@@ -28,7 +28,8 @@ fn world_words_cover_the_fixed_prompt_sets() {
     let mut texts: Vec<String> = heldout_prompts().into_iter().map(|p| p.text).collect();
     for s in erasure_prompt_sets() {
         texts.push(s.erase.clone());
-        texts.extend(s.direct.iter().chain(&s.synonyms).chain(&s.indirect).chain(&s.neighbours).map(|p| p.text.clone()));
+        texts
+            .extend(s.direct.iter().chain(&s.synonyms).chain(&s.indirect).chain(&s.neighbours).map(|p| p.text.clone()));
     }
     for t in &texts {
         for w in words_of(t) {
@@ -36,7 +37,9 @@ fn world_words_cover_the_fixed_prompt_sets() {
         }
     }
     // The words issue 12 found split unlike SD's CLIP in the first classroom tokenizer.
-    for w in ["skull", "triangle", "striped", "stripes", "pirate", "symbol", "emblem", "poison", "toxic", "crescent", "disc"] {
+    for w in
+        ["skull", "triangle", "striped", "stripes", "pirate", "symbol", "emblem", "poison", "toxic", "crescent", "disc"]
+    {
         assert!(known.contains(w), "{w}");
     }
     assert!(known.len() > 100 && known.len() < 400, "{} world words", known.len());

@@ -1,7 +1,7 @@
 //! Properties of the scene sampler, the captions and the caption parser.
 
-use classroom::characters::{CHARACTERS, SKULL_INDIRECT_HELDOUT, identity_colours};
 use classroom::captions::HELDOUT_TEMPLATE;
+use classroom::characters::{CHARACTERS, SKULL_INDIRECT_HELDOUT, identity_colours};
 use classroom::world::is_heldout_triple;
 use classroom::{
     Labels, ObjectKind, Rng, Split, caption, erasure_prompt_sets, heldout_prompts, parse_caption, sample_scene,
@@ -154,7 +154,9 @@ fn erasure_sets_are_complete_and_parse_back() {
     let sets = erasure_prompt_sets();
     assert_eq!(sets.len(), 12);
     for s in &sets {
-        for (name, list) in [("direct", &s.direct), ("synonyms", &s.synonyms), ("indirect", &s.indirect), ("neighbours", &s.neighbours)] {
+        for (name, list) in
+            [("direct", &s.direct), ("synonyms", &s.synonyms), ("indirect", &s.indirect), ("neighbours", &s.neighbours)]
+        {
             assert!(list.len() >= 8, "{} {name}: {}", s.concept, list.len());
         }
         let parse_must_match: Vec<_> = match s.kind {
@@ -173,8 +175,10 @@ fn erasure_sets_are_complete_and_parse_back() {
             let has = match s.concept.as_str() {
                 "skull" => l.skull,
                 "zorbo" | "mipsy" | "blonk" => l.character.map(|c| c.name()) == Some(s.concept.as_str()),
-                c => l.style.map(|x| x.name()) == Some(c) && s.kind == classroom::ConceptKind::Style
-                    || l.shape.map(|x| x.name()) == Some(c),
+                c => {
+                    l.style.map(|x| x.name()) == Some(c) && s.kind == classroom::ConceptKind::Style
+                        || l.shape.map(|x| x.name()) == Some(c)
+                }
             };
             assert!(!has, "{}: neighbour `{}` is the concept", s.concept, p.text);
         }
@@ -186,12 +190,24 @@ fn parser_reads_the_issue_examples() {
     let l = parse_caption("a big red star on a blue striped background").unwrap_or_default();
     assert_eq!(
         (l.shape, l.colour, l.bg, l.bg_colour, l.size),
-        (Some(classroom::Shape::Star), Some(classroom::Colour::Red), Some(classroom::BgKind::Stripes), Some(classroom::Colour::Blue), Some(classroom::Size::Big))
+        (
+            Some(classroom::Shape::Star),
+            Some(classroom::Colour::Red),
+            Some(classroom::BgKind::Stripes),
+            Some(classroom::Colour::Blue),
+            Some(classroom::Size::Big)
+        )
     );
     let l = parse_caption("a red star, small, at the top, dots background in yellow").unwrap_or_default();
-    assert_eq!((l.position, l.bg, l.bg_colour), (Some(classroom::Position::Top), Some(classroom::BgKind::Dots), Some(classroom::Colour::Yellow)));
+    assert_eq!(
+        (l.position, l.bg, l.bg_colour),
+        (Some(classroom::Position::Top), Some(classroom::BgKind::Dots), Some(classroom::Colour::Yellow))
+    );
     let l = parse_caption("Zorbo on a checkerboard background").unwrap_or_default();
-    assert_eq!((l.character, l.shape, l.bg), (Some(classroom::Character::Zorbo), None, Some(classroom::BgKind::Checkerboard)));
+    assert_eq!(
+        (l.character, l.shape, l.bg),
+        (Some(classroom::Character::Zorbo), None, Some(classroom::BgKind::Checkerboard))
+    );
     let l = parse_caption("two objects: a red circle and a blue square").unwrap_or_default();
     assert_eq!((l.n_objects, l.shape2, l.colour2), (2, Some(classroom::Shape::Square), Some(classroom::Colour::Blue)));
     let l = parse_caption("a jolly roger").unwrap_or_default();

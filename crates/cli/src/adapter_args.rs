@@ -34,13 +34,13 @@ pub fn parse_file_scale(arg: &str) -> Result<(PathBuf, f32)> {
     if Path::new(arg).is_file() {
         return Ok((PathBuf::from(arg), 1.0));
     }
-    if let Some((file, scale)) = arg.rsplit_once(':') {
-        if let Ok(s) = scale.trim().parse::<f32>() {
-            if !s.is_finite() {
-                bail!("scale `{scale}` in `{arg}` is not a finite number");
-            }
-            return Ok((PathBuf::from(file), s));
+    if let Some((file, scale)) = arg.rsplit_once(':')
+        && let Ok(s) = scale.trim().parse::<f32>()
+    {
+        if !s.is_finite() {
+            bail!("scale `{scale}` in `{arg}` is not a finite number");
         }
+        return Ok((PathBuf::from(file), s));
     }
     Ok((PathBuf::from(arg), 1.0))
 }
@@ -95,8 +95,16 @@ pub fn attach(args: &AdapterArgs, model: &mut StableDiffusion, prompt: &str) -> 
         if !ft {
             eprintln!("spm {}: Facilitated Transport off, permeability 1", p.id);
         } else {
-            let best = p.concepts.iter().max_by(|a, b| a.1.score.total_cmp(&b.1.score)).map(|(c, _)| c.trim().to_owned()).unwrap_or_default();
-            eprintln!("spm {}: permeability {:.4} for this prompt (Facilitated Transport, closest concept `{best}`)", p.id, p.value);
+            let best = p
+                .concepts
+                .iter()
+                .max_by(|a, b| a.1.score.total_cmp(&b.1.score))
+                .map(|(c, _)| c.trim().to_owned())
+                .unwrap_or_default();
+            eprintln!(
+                "spm {}: permeability {:.4} for this prompt (Facilitated Transport, closest concept `{best}`)",
+                p.id, p.value
+            );
         }
     }
     Ok(Some(stack))

@@ -69,7 +69,9 @@ fn random_sd15(device: &Device) -> Models {
 }
 
 fn stages(name: &str, m: &Models, latent: usize, device: &Device, repeats: usize, out: &mut BTreeMap<String, f64>) {
-    let ids: Vec<i64> = (0..77).map(|i| if i == 0 { 49406.min(m.text_encoder.config().vocab_size as i64 - 2) } else { (i * 37 % 400) as i64 }).collect();
+    let ids: Vec<i64> = (0..77)
+        .map(|i| if i == 0 { 49406.min(m.text_encoder.config().vocab_size as i64 - 2) } else { (i * 37 % 400) as i64 })
+        .collect();
     let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, 77]), device);
     let t = time(device, repeats, || {
         let o = m.text_encoder.forward(ids.clone()).expect("valid ids");
@@ -80,7 +82,8 @@ fn stages(name: &str, m: &Models, latent: usize, device: &Device, repeats: usize
 
     let cfg = m.unet.config();
     let ctx_dim = cfg.cross_attention_dim;
-    let x = Tensor::<4>::random([2, cfg.in_channels, latent, latent], burn::tensor::Distribution::Normal(0.0, 1.0), device);
+    let x =
+        Tensor::<4>::random([2, cfg.in_channels, latent, latent], burn::tensor::Distribution::Normal(0.0, 1.0), device);
     let ctx = Tensor::<3>::random([2, 77, ctx_dim], burn::tensor::Distribution::Normal(0.0, 1.0), device);
     let ts = Tensor::<1>::from_data(TensorData::new(vec![500.0f32; 2], [2]), device);
     let t = time(device, repeats, || {
@@ -89,7 +92,11 @@ fn stages(name: &str, m: &Models, latent: usize, device: &Device, repeats: usize
     out.insert(format!("{name}/unet_step_b2"), t);
     eprintln!("{name}: UNet step (batch 2, {latent}×{latent} latents) {:.4} s", t);
 
-    let z = Tensor::<4>::random([1, m.vae.config().latent_channels, latent, latent], burn::tensor::Distribution::Normal(0.0, 1.0), device);
+    let z = Tensor::<4>::random(
+        [1, m.vae.config().latent_channels, latent, latent],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        device,
+    );
     let t = time(device, repeats, || {
         let _ = m.vae.decode(z.clone()).into_data();
     });
@@ -118,7 +125,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&ours)?)?;
     }
     let baseline: BTreeMap<String, f64> = match &a.baseline {
-        Some(p) => serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)?,
+        Some(p) => {
+            serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)?
+        }
         None => BTreeMap::new(),
     };
     println!("{:<36} {:>10} {:<28} {:>10}", "stage (ours)", "ours (s)", "baseline (PyTorch, same machine)", "ratio");

@@ -27,9 +27,7 @@ pub struct BenchEraseArgs {
 }
 
 /// `[d_out]` of the 16 cross-attention blocks of SD 1.5 (down, mid, up).
-const SD15_OUT: [usize; 16] = [
-    320, 320, 640, 640, 1280, 1280, 1280, 1280, 1280, 1280, 640, 640, 640, 320, 320, 320,
-];
+const SD15_OUT: [usize; 16] = [320, 320, 640, 640, 1280, 1280, 1280, 1280, 1280, 1280, 640, 640, 640, 320, 320, 320];
 const D_TEXT: usize = 768;
 
 fn layers(seed: u64) -> Vec<CrossAttn> {
@@ -39,15 +37,8 @@ fn layers(seed: u64) -> Vec<CrossAttn> {
     for (i, &d_out) in SD15_OUT.iter().enumerate() {
         for proj in [Proj::Key, Proj::Value] {
             let w = Mat::from_fn(d_out, D_TEXT, |_, _| n.sample(&mut rng));
-            let name = format!(
-                "block{i}.attn2.{}",
-                if proj == Proj::Key { "to_k" } else { "to_v" }
-            );
-            out.push(CrossAttn {
-                name,
-                proj,
-                weight: w,
-            });
+            let name = format!("block{i}.attn2.{}", if proj == Proj::Key { "to_k" } else { "to_v" });
+            out.push(CrossAttn { name, proj, weight: w });
         }
     }
     out
@@ -61,15 +52,7 @@ fn encoder(prompts: &[String], seed: u64) -> PrecomputedEncoder {
         let embeds = Mat::from_fn(77, D_TEXT, |_, _| StandardNormal.sample(&mut rng));
         let n_tokens = if p.is_empty() { 2 } else { 3 + k % 5 };
         let pooled = Vector::from_iterator(D_TEXT, embeds.row(n_tokens - 1).iter().copied());
-        map.insert(
-            p.clone(),
-            TokenEmbeddings {
-                embeds,
-                pooled,
-                ids: vec![0; 77],
-                n_tokens,
-            },
-        );
+        map.insert(p.clone(), TokenEmbeddings { embeds, pooled, ids: vec![0; 77], n_tokens });
     }
     PrecomputedEncoder(map)
 }
@@ -93,52 +76,23 @@ pub fn run(a: BenchEraseArgs) -> Result<()> {
         let mut prompts = concepts.clone();
         prompts.push(String::new());
         let mut enc = encoder(&prompts, 1);
-        let v_only: Vec<CrossAttn> = layers
-            .iter()
-            .filter(|l| l.proj == Proj::Value)
-            .cloned()
-            .collect();
+        let v_only: Vec<CrossAttn> = layers.iter().filter(|l| l.proj == Proj::Value).cloned().collect();
         for method in ["uce", "rece", "speed"] {
             let mut times = vec![];
             for _ in 0..a.repeat.max(1) {
                 let t = Instant::now();
                 match method {
                     "uce" => {
-                        erasure::uce::uce(
-                            &mut enc,
-                            &layers,
-                            &concepts,
-                            &[],
-                            &[],
-                            &Default::default(),
-                        )?;
+                        erasure::uce::uce(&mut enc, &layers, &concepts, &[], &[], &Default::default())?;
                     }
                     "rece" => {
-                        erasure::rece::rece(
-                            &mut enc,
-                            &layers,
-                            &concepts,
-                            &[],
-                            &[],
-                            &Default::default(),
-                        )?;
+                        erasure::rece::rece(&mut enc, &layers, &concepts, &[], &[], &Default::default())?;
                     }
                     _ => {
                         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
                         let mut draw = || -> f64 { StandardNormal.sample(&mut rng) };
-                        let cfg = erasure::speed::SpeedConfig {
-                            lamb: 0.1,
-                            ..Default::default()
-                        };
-                        erasure::speed::speed(
-                            &mut enc,
-                            &v_only,
-                            &concepts,
-                            &[],
-                            &[],
-                            &cfg,
-                            &mut draw,
-                        )?;
+                        let cfg = erasure::speed::SpeedConfig { lamb: 0.1, ..Default::default() };
+                        erasure::speed::speed(&mut enc, &v_only, &concepts, &[], &[], &cfg, &mut draw)?;
                     }
                 }
                 times.push(t.elapsed().as_secs_f64());
@@ -159,25 +113,18 @@ pub fn run(a: BenchEraseArgs) -> Result<()> {
         .filter(|o| o.status.success())
         .and_then(|o| serde_json::from_slice(&o.stdout).ok());
     if reference.is_none() {
-        eprintln!(
-            "note: the PyTorch reference did not run (needs {} with torch); printing our timings only",
-            a.python
-        );
+        eprintln!("note: the PyTorch reference did not run (needs {} with torch); printing our timings only", a.python);
     }
     println!("| method | concepts | ours (s) | PyTorch reference (s) | ours / reference |");
     println!("|---|---|---|---|---|");
     let mut rows = vec![];
     for (m, n, t) in &ours {
-        let r = reference
-            .as_ref()
-            .and_then(|r| r.get(format!("{m}/{n}")).and_then(|v| v.as_f64()));
+        let r = reference.as_ref().and_then(|r| r.get(format!("{m}/{n}")).and_then(|v| v.as_f64()));
         let ratio = r.map(|r| t / r);
         println!(
             "| {m} | {n} | {t:.3} | {} | {} |",
             r.map(|r| format!("{r:.3}")).unwrap_or_else(|| "—".into()),
-            ratio
-                .map(|x| format!("{x:.2}"))
-                .unwrap_or_else(|| "—".into())
+            ratio.map(|x| format!("{x:.2}")).unwrap_or_else(|| "—".into())
         );
         rows.push(serde_json::json!({"method": m, "concepts": n, "ours_s": t, "reference_s": r, "ratio": ratio}));
     }

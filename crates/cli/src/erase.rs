@@ -79,7 +79,11 @@ impl TryFrom<&EraseArgs> for EraseRequest {
     /// The flags as the request they stand for (`--concepts "a;b"` split, blanks dropped; guides
     /// split as given).
     fn try_from(a: &EraseArgs) -> Result<Self, Self::Error> {
-        let guides: Vec<String> = if a.guides.trim().is_empty() { vec![] } else { a.guides.split(';').map(|s| s.trim().to_owned()).collect() };
+        let guides: Vec<String> = if a.guides.trim().is_empty() {
+            vec![]
+        } else {
+            a.guides.split(';').map(|s| s.trim().to_owned()).collect()
+        };
         let options = EraseOptions {
             lamb: a.lamb,
             erase_scale: a.erase_scale,
@@ -96,7 +100,13 @@ impl TryFrom<&EraseArgs> for EraseRequest {
             filter: Some(!a.no_filter),
             seed: Some(a.seed),
         };
-        Ok(Self { method: a.method.parse()?, concepts: split_list(&a.concepts), guides, preserve: split_list(&a.preserve), options })
+        Ok(Self {
+            method: a.method.parse()?,
+            concepts: split_list(&a.concepts),
+            guides,
+            preserve: split_list(&a.preserve),
+            options,
+        })
     }
 }
 
@@ -114,8 +124,7 @@ pub fn run(a: EraseArgs) -> Result<()> {
     let device = crate::device(&a.device)?;
     let model = load_model(&a.model, &device)?;
     let (edit, secs) = compute(&model, &a)?;
-    std::fs::write(&a.out, edit.to_safetensors())
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    std::fs::write(&a.out, edit.to_safetensors()).with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!(
         "{}: erased {:?} in {:.3} s ({} tensors); wrote {}",
         edit.meta.method,

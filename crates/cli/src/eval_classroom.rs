@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
 use classroom::evaluator::Evaluator;
 use classroom::scoring::{Adherence, score_image};
-use classroom::{Labels, LabelledPrompt, erasure_prompt_sets, heldout_prompts};
+use classroom::{LabelledPrompt, Labels, erasure_prompt_sets, heldout_prompts};
 use erasure::{Edit, EditStack};
 use pipeline::noise::NoiseGenerator;
 use pipeline::prompt::encode_prompt;
@@ -114,7 +114,11 @@ pub fn prompt_set(set: PromptSet) -> Vec<EvalPrompt> {
                     .into_iter()
                     .flat_map(move |(part, list)| {
                         let group = format!("{concept}/{part}");
-                        list.into_iter().map(move |x| EvalPrompt { text: x.text, labels: x.labels, group: group.clone() })
+                        list.into_iter().map(move |x| EvalPrompt {
+                            text: x.text,
+                            labels: x.labels,
+                            group: group.clone(),
+                        })
                     })
             })
             .collect(),
@@ -159,7 +163,8 @@ impl<'m> BatchSampler<'m> {
         }
         let [h, w] = m.latent_size(self.height, self.width)?;
         let shape = [1, m.unet.config().in_channels, h, w];
-        let mut scheduler = schedulers::build(self.scheduler, &m.scheduler_config, self.steps).map_err(|e| anyhow::anyhow!("scheduler: {e}"))?;
+        let mut scheduler = schedulers::build(self.scheduler, &m.scheduler_config, self.steps)
+            .map_err(|e| anyhow::anyhow!("scheduler: {e}"))?;
         // Each image's generator draws its initial latents first, then (stochastic schedulers) its step noise.
         let mut noise: Vec<NoiseGenerator> = seeds.iter().map(|&s| NoiseGenerator::new(s)).collect();
         let init: Vec<Tensor<4>> = noise.iter_mut().map(|g| g.tensor(shape, device)).collect();
@@ -187,7 +192,9 @@ impl<'m> BatchSampler<'m> {
             } else {
                 eps
             };
-            let step_noise = scheduler.needs_noise().then(|| Tensor::cat(noise.iter_mut().map(|g| g.tensor(shape, device)).collect(), 0));
+            let step_noise = scheduler
+                .needs_noise()
+                .then(|| Tensor::cat(noise.iter_mut().map(|g| g.tensor(shape, device)).collect(), 0));
             latents = scheduler.step(eps, i, latents, step_noise).map_err(|e| anyhow::anyhow!("scheduler: {e}"))?;
         }
         if !latents.clone().is_finite().all().into_scalar::<bool>() {
@@ -204,8 +211,11 @@ impl<'m> BatchSampler<'m> {
         }
         let per = seeds.len().div_ceil(threads);
         std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                conds.chunks(per).zip(seeds.chunks(per)).map(|(c, s)| scope.spawn(move || self.generate(c, s))).collect();
+            let handles: Vec<_> = conds
+                .chunks(per)
+                .zip(seeds.chunks(per))
+                .map(|(c, s)| scope.spawn(move || self.generate(c, s)))
+                .collect();
             let mut out = Vec::with_capacity(seeds.len());
             for h in handles {
                 out.extend(h.join().map_err(|_| anyhow::anyhow!("a generation thread panicked"))??);
@@ -218,7 +228,11 @@ impl<'m> BatchSampler<'m> {
     pub fn generate(&self, conds: &[Tensor<3>], seeds: &[u64]) -> Result<Vec<Vec<u8>>> {
         let image = self.decode_batch(conds, seeds)?;
         let [b, _, h, w] = image.dims();
-        let data = image.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading images back: {e:?}"))?;
+        let data = image
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading images back: {e:?}"))?;
         let per = 3 * h * w;
         Ok((0..b).map(|i| rgb8_from_f32(h, w, &data[i * per..(i + 1) * per]).2).collect())
     }
@@ -311,8 +325,20 @@ pub fn run(a: EvalArgs) -> Result<()> {
         let adh = m["adherence"].get(&key)?.clone();
         Some((key, adh))
     });
-    let comparable = a.edits.is_empty() && a.limit.is_none() && a.seeds == 16 && steps == 25 && scheduler == SchedulerKind::Ddim;
-    let setup = Setup { args: &a, prompts: &prompts, edits: &edits_json, scheduler, guidance, steps, size: sampler.height, threads, python: python.as_ref(), comparable };
+    let comparable =
+        a.edits.is_empty() && a.limit.is_none() && a.seeds == 16 && steps == 25 && scheduler == SchedulerKind::Ddim;
+    let setup = Setup {
+        args: &a,
+        prompts: &prompts,
+        edits: &edits_json,
+        scheduler,
+        guidance,
+        steps,
+        size: sampler.height,
+        threads,
+        python: python.as_ref(),
+        comparable,
+    };
 
     let start = Instant::now();
     let mut adherence = Adherence::new();
@@ -333,7 +359,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
         let done = scores.len();
         let elapsed = start.elapsed().as_secs_f64();
         let rate = done as f64 / elapsed;
-        eprint!("\r{done}/{} images, {rate:.3} images/s, {:.0} s left   ", jobs.len(), (jobs.len() - done) as f64 / rate);
+        eprint!(
+            "\r{done}/{} images, {rate:.3} images/s, {:.0} s left   ",
+            jobs.len(),
+            (jobs.len() - done) as f64 / rate
+        );
         // After each complete pass over the prompts (one more seed), a checkpoint of exactly
         // "all prompts × k seeds", so a long CPU run leaves usable numbers if it is stopped.
         let passes = done / n;
@@ -422,7 +452,15 @@ impl Setup<'_> {
     }
 }
 
-fn print_table(a: &Adherence, python: Option<&serde_json::Value>, comparable: bool, n_prompts: usize, seeds: usize, seconds: f64, size: usize) {
+fn print_table(
+    a: &Adherence,
+    python: Option<&serde_json::Value>,
+    comparable: bool,
+    n_prompts: usize,
+    seeds: usize,
+    seconds: f64,
+    size: usize,
+) {
     let py = |path: &[&str]| python.and_then(|v| path.iter().try_fold(v, |v, k| v.get(*k))).and_then(|v| v.as_f64());
     let py_title = if comparable { "python (metrics.json)" } else { "python (other setup)" };
     println!("{n_prompts} prompts × {seeds} seeds in {seconds:.1} s");
@@ -438,8 +476,21 @@ fn print_table(a: &Adherence, python: Option<&serde_json::Value>, comparable: bo
     println!("\nquality bar ({}):", if size >= 128 { "issue 12, the 128 px classroom model" } else { "issue 3" });
     println!("{:<18} {:>6} {:>9} {:>8} {:>22}", "", "bar", "studio", "verdict", py_title);
     for b in a.quality_bar_of(classroom::scoring::quality_bar_for_size(size)) {
-        let verdict = if b.measured.is_none() { "n/a" } else if b.met { "met" } else { "MISSED" };
-        println!("{:<18} {:>6} {:>9} {:>8} {:>22}", b.name, pct(Some(b.bar)), pct(b.measured), verdict, pct(py(&["headline", b.name])));
+        let verdict = if b.measured.is_none() {
+            "n/a"
+        } else if b.met {
+            "met"
+        } else {
+            "MISSED"
+        };
+        println!(
+            "{:<18} {:>6} {:>9} {:>8} {:>22}",
+            b.name,
+            pct(Some(b.bar)),
+            pct(b.measured),
+            verdict,
+            pct(py(&["headline", b.name]))
+        );
     }
 }
 
@@ -466,7 +517,11 @@ mod tests {
     fn batch_of_one_is_generate() {
         let (model, _) = classroom();
         let steps = 6;
-        let prompts = ["an image showing a skull on a red background", "an image showing Zorbo, on a red background", "a red star"];
+        let prompts = [
+            "an image showing a skull on a red background",
+            "an image showing Zorbo, on a red background",
+            "a red star",
+        ];
         let sampler = BatchSampler::new(&model, SchedulerKind::Ddim, steps, 3.0).unwrap();
         let conds: Vec<Tensor<3>> = prompts.iter().map(|p| sampler.encode(p).unwrap()).collect();
         let mut singles = vec![];

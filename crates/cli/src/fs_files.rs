@@ -21,7 +21,8 @@ impl ModelFiles for FsFiles {
     fn list(&mut self, dir: &str) -> Result<Vec<String>, LoadError> {
         let p = self.root.join(dir);
         let Ok(entries) = std::fs::read_dir(&p) else { return Ok(vec![]) };
-        let mut names: Vec<String> = entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
+        let mut names: Vec<String> =
+            entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
         names.sort();
         Ok(names)
     }

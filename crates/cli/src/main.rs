@@ -27,6 +27,8 @@ struct Cli {
     command: Command,
 }
 
+// One Command is parsed per run: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Text → image with a diffusers model folder.
@@ -110,8 +112,12 @@ pub fn device_with_dtype(name: &str, dtype: &str) -> Result<Device> {
     match dtype {
         "f32" => {}
         "f16" => {
-            if !diffusion::nn::compute_in_f16(&mut device).map_err(|e| anyhow::anyhow!("setting f16 on the {name} device: {e}"))? {
-                bail!("the {name} device cannot compute in f16 (a GPU adapter without shader-f16, or the CPU): use --dtype f32");
+            if !diffusion::nn::compute_in_f16(&mut device)
+                .map_err(|e| anyhow::anyhow!("setting f16 on the {name} device: {e}"))?
+            {
+                bail!(
+                    "the {name} device cannot compute in f16 (a GPU adapter without shader-f16, or the CPU): use --dtype f32"
+                );
             }
         }
         other => bail!("unknown --dtype `{other}`: use f32 or f16"),
@@ -123,23 +129,26 @@ pub fn device_with_dtype(name: &str, dtype: &str) -> Result<Device> {
 pub fn device(name: &str) -> Result<Device> {
     Ok(match name {
         "ndarray" | "cpu" => Device::ndarray(),
-        "wgpu" | "gpu" => Device::wgpu_options().init().context("no wgpu adapter (install a Vulkan driver, e.g. Debian mesa-vulkan-drivers)")?,
+        "wgpu" | "gpu" => Device::wgpu_options()
+            .init()
+            .context("no wgpu adapter (install a Vulkan driver, e.g. Debian mesa-vulkan-drivers)")?,
         other => bail!("unknown device `{other}`: use ndarray or wgpu"),
     })
 }
 
-pub fn load_model(dir: &PathBuf, device: &Device) -> Result<StableDiffusion> {
+pub fn load_model(dir: &Path, device: &Device) -> Result<StableDiffusion> {
     if !dir.is_dir() {
         bail!("model folder {} does not exist", dir.display());
     }
-    let mut files = FsFiles { root: dir.clone() };
-    Ok(StableDiffusion::load(&mut files, device).with_context(|| format!("loading {}", dir.display()))?)
+    let mut files = FsFiles { root: dir.to_path_buf() };
+    StableDiffusion::load(&mut files, device).with_context(|| format!("loading {}", dir.display()))
 }
 
 fn read_latents(path: &PathBuf) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let file = SafetensorsBytes::parse(&path.display().to_string(), bytes)?;
-    let (v, shape) = file.f32("latents").with_context(|| format!("{} has no float tensor named `latents`", path.display()))?;
+    let (v, shape) =
+        file.f32("latents").with_context(|| format!("{} has no float tensor named `latents`", path.display()))?;
     if shape.len() != 4 || shape[0] != 1 {
         bail!("`latents` in {} has shape {shape:?}, expected [1, c, h, w]", path.display());
     }
@@ -168,7 +177,13 @@ pub struct RunDefaults {
 
 /// Each value from its flag when given, else from the folder's `studio.json`, else from `base`
 /// (`base_source` says what `base` is, e.g. "diffusers' default").
-pub fn run_defaults(model: &Path, guidance: Option<f64>, steps: Option<usize>, base: ModelDefaults, base_source: &str) -> Result<RunDefaults> {
+pub fn run_defaults(
+    model: &Path,
+    guidance: Option<f64>,
+    steps: Option<usize>,
+    base: ModelDefaults,
+    base_source: &str,
+) -> Result<RunDefaults> {
     let file = studio_json(model)?;
     let from_file = |set: bool| match (&file, set) {
         (Some((path, _)), true) => path.display().to_string(),
@@ -194,10 +209,16 @@ pub fn run_defaults(model: &Path, guidance: Option<f64>, steps: Option<usize>, b
 /// without `studio.json` (classroom folders made before it existed): the `recommended_guidance`
 /// of its `metrics.json`, else 3, and the model card's 25 DDIM steps.
 pub fn classroom_base(model: &Path) -> (ModelDefaults, &'static str) {
-    let metrics: Option<serde_json::Value> = std::fs::read_to_string(model.join("metrics.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let metrics: Option<serde_json::Value> =
+        std::fs::read_to_string(model.join("metrics.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
     match metrics.as_ref().and_then(|m| m["recommended_guidance"].as_f64()) {
-        Some(g) => (ModelDefaults { guidance_scale: g, num_inference_steps: 25, scheduler: None }, "metrics.json's recommended_guidance; 25 steps: the classroom default"),
-        None => (ModelDefaults { guidance_scale: 3.0, num_inference_steps: 25, scheduler: None }, "the classroom default"),
+        Some(g) => (
+            ModelDefaults { guidance_scale: g, num_inference_steps: 25, scheduler: None },
+            "metrics.json's recommended_guidance; 25 steps: the classroom default",
+        ),
+        None => {
+            (ModelDefaults { guidance_scale: 3.0, num_inference_steps: 25, scheduler: None }, "the classroom default")
+        }
     }
 }
 
@@ -279,7 +300,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
 }
 
 fn inspect(dir: PathBuf) -> Result<()> {
-    let mut files = FsFiles { root: dir.clone() };
+    let mut files = FsFiles { root: dir.to_path_buf() };
     for component in ["text_encoder", "unet", "vae"] {
         let weights = pipeline::model::component_weights(&mut files, component)?;
         let mut params = 0usize;
@@ -295,12 +316,24 @@ fn inspect(dir: PathBuf) -> Result<()> {
         }
         let config = std::fs::read_to_string(dir.join(component).join("config.json")).unwrap_or_default();
         let config: serde_json::Value = serde_json::from_str(&config).unwrap_or_default();
-        let class = config.get("_class_name").or(config.get("architectures")).map(|v| v.to_string()).unwrap_or_default();
+        let class =
+            config.get("_class_name").or(config.get("architectures")).map(|v| v.to_string()).unwrap_or_default();
         println!("{component}: {class}");
-        println!("  parameters: {params} ({:.1} M), {:.1} MB on disk, tensors by dtype: {dtypes:?}", params as f64 / 1e6, bytes as f64 / 1e6);
+        println!(
+            "  parameters: {params} ({:.1} M), {:.1} MB on disk, tensors by dtype: {dtypes:?}",
+            params as f64 / 1e6,
+            bytes as f64 / 1e6
+        );
         let keys: &[&str] = match component {
             "text_encoder" => &["hidden_size", "num_hidden_layers", "num_attention_heads", "hidden_act", "vocab_size"],
-            "unet" => &["block_out_channels", "cross_attention_dim", "attention_head_dim", "use_linear_projection", "sample_size", "down_block_types"],
+            "unet" => &[
+                "block_out_channels",
+                "cross_attention_dim",
+                "attention_head_dim",
+                "use_linear_projection",
+                "sample_size",
+                "down_block_types",
+            ],
             _ => &["block_out_channels", "latent_channels", "scaling_factor", "sample_size"],
         };
         for k in keys {
@@ -309,7 +342,8 @@ fn inspect(dir: PathBuf) -> Result<()> {
             }
         }
     }
-    let sched = std::fs::read_to_string(dir.join("scheduler/scheduler_config.json")).context("scheduler/scheduler_config.json")?;
+    let sched = std::fs::read_to_string(dir.join("scheduler/scheduler_config.json"))
+        .context("scheduler/scheduler_config.json")?;
     let sched: serde_json::Value = serde_json::from_str(&sched)?;
     println!("scheduler: {}", sched.get("_class_name").map(|v| v.to_string()).unwrap_or_default());
     for k in ["prediction_type", "timestep_spacing", "beta_schedule", "num_train_timesteps"] {

@@ -68,7 +68,8 @@ struct CliSources<'a> {
 
 impl SteeringSources for CliSources<'_> {
     fn eraser(&mut self, path: &str) -> Result<(LinearEraser, String), RequestError> {
-        let bytes = std::fs::read(path).map_err(|e| RequestError::Invalid(format!("reading the eraser {path}: {e}")))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| RequestError::Invalid(format!("reading the eraser {path}: {e}")))?;
         Ok((LinearEraser::from_safetensors(path, bytes)?, path.to_owned()))
     }
     fn ring_a_bell(&mut self, pairs: &str, eta: Option<f64>) -> Result<RingABell, RequestError> {
@@ -95,13 +96,25 @@ struct WithProgress<'a> {
 }
 
 impl Hooks for WithProgress<'_> {
-    fn prompt_embeds(&mut self, cond: Tensor<3>, uncond: Tensor<3>) -> Result<(Tensor<3>, Tensor<3>), diffusion::error::LoadError> {
+    fn prompt_embeds(
+        &mut self,
+        cond: Tensor<3>,
+        uncond: Tensor<3>,
+    ) -> Result<(Tensor<3>, Tensor<3>), diffusion::error::LoadError> {
         self.steering.prompt_embeds(cond, uncond)
     }
     fn extra_contexts(&mut self) -> Vec<Tensor<3>> {
         self.steering.extra_contexts()
     }
-    fn guide_with(&mut self, step: usize, t: f64, u: &Tensor<4>, c: &Tensor<4>, extra: &[Tensor<4>], g: f64) -> Option<Tensor<4>> {
+    fn guide_with(
+        &mut self,
+        step: usize,
+        t: f64,
+        u: &Tensor<4>,
+        c: &Tensor<4>,
+        extra: &[Tensor<4>],
+        g: f64,
+    ) -> Option<Tensor<4>> {
         self.steering.guide_with(step, t, u, c, extra, g)
     }
     fn step_cond(&mut self, step: usize, t: f64) -> Option<Tensor<3>> {
@@ -113,7 +126,12 @@ impl Hooks for WithProgress<'_> {
 }
 
 /// `model.generate`, steered when any steering flag is given; says what the steering did.
-pub fn generate(args: &SteeringArgs, model: &StableDiffusion, params: &GenerateParams, progress: &mut dyn Hooks) -> Result<GenerateOutput> {
+pub fn generate(
+    args: &SteeringArgs,
+    model: &StableDiffusion,
+    params: &GenerateParams,
+    progress: &mut dyn Hooks,
+) -> Result<GenerateOutput> {
     if !args.is_active() {
         return Ok(model.generate(params, progress)?);
     }
@@ -121,8 +139,14 @@ pub fn generate(args: &SteeringArgs, model: &StableDiffusion, params: &GenerateP
     let r = &steering.report;
     if let Some(s) = &r.safree {
         let words: Vec<String> = s.triggers.iter().map(|(p, t)| format!("{t}@{p}")).collect();
-        let steps = if s.self_validating { format!("steps 0..={} (β = {:.3})", s.bound, s.beta) } else { "every step".into() };
-        eprintln!("SAFREE: {} of {} tokens are triggers [{}]; projected embedding for {steps}", s.triggers.len(), s.real_tokens, words.join(", "));
+        let steps =
+            if s.self_validating { format!("steps 0..={} (β = {:.3})", s.bound, s.beta) } else { "every step".into() };
+        eprintln!(
+            "SAFREE: {} of {} tokens are triggers [{}]; projected embedding for {steps}",
+            s.triggers.len(),
+            s.real_tokens,
+            words.join(", ")
+        );
     }
     if let Some(m) = r.eraser {
         eprintln!("{} eraser applied to the prompt's tokens", m.to_uppercase());

@@ -36,9 +36,12 @@ impl Run {
     fn new(tag: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("studio-cli-adapters-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let reference = SafetensorsBytes::parse("ref", std::fs::read(fixtures().join("reference/spm/unet.safetensors")).unwrap()).unwrap();
+        let reference =
+            SafetensorsBytes::parse("ref", std::fs::read(fixtures().join("reference/spm/unet.safetensors")).unwrap())
+                .unwrap();
         let (init, shape) = reference.f32("sd1.pipe.init_latents").unwrap();
-        let bytes = serialize(&[WriteTensor { name: "latents", shape, data: &init, dtype: Dtype::F32 }], &BTreeMap::new());
+        let bytes =
+            serialize(&[WriteTensor { name: "latents", shape, data: &init, dtype: Dtype::F32 }], &BTreeMap::new());
         std::fs::write(dir.join("latents.safetensors"), bytes).unwrap();
         Self { dir, reference }
     }
@@ -75,7 +78,10 @@ impl Run {
         ];
         args.extend_from_slice(extra);
         let (ok, log) = studio(&args);
-        let got = std::fs::read(&dump).ok().map(|b| SafetensorsBytes::parse("dump", b).unwrap().f32("latents").unwrap().0).unwrap_or_default();
+        let got = std::fs::read(&dump)
+            .ok()
+            .map(|b| SafetensorsBytes::parse("dump", b).unwrap().f32("latents").unwrap().0)
+            .unwrap_or_default();
         (ok, log, got)
     }
 }
@@ -113,7 +119,10 @@ fn wrong_architecture_truncated_and_non_spm_files_fail_clearly() {
     // An SD-2-style SPM on the SD-1-style model.
     let (ok, log, _) = run.generate(&["--spm", &spm("sd2_spm.safetensors")]);
     assert!(!ok);
-    assert!(log.contains("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight"), "{log}");
+    assert!(
+        log.contains("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight"),
+        "{log}"
+    );
     assert!(log.contains("[1, 48]") && log.contains("[1, 32]"), "{log}");
 
     // Truncated file.

@@ -26,8 +26,23 @@ fn erase_then_generate_with_the_edit() {
     let m = model();
     for method in ["uce", "time", "rece", "speed", "mace"] {
         let out = dir.join(format!("{method}.safetensors"));
-        let (concepts, guides) = if method == "time" { ("a pack of roses", "a pack of blue roses") } else { ("a red circle", "") };
-        let (ok, log) = studio(&["erase", "--model", &m, "--method", method, "--concepts", concepts, "--guides", guides, "--lamb", "0.1", "--out", out.to_str().unwrap()]);
+        let (concepts, guides) =
+            if method == "time" { ("a pack of roses", "a pack of blue roses") } else { ("a red circle", "") };
+        let (ok, log) = studio(&[
+            "erase",
+            "--model",
+            &m,
+            "--method",
+            method,
+            "--concepts",
+            concepts,
+            "--guides",
+            guides,
+            "--lamb",
+            "0.1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         assert!(ok, "{method}: {log}");
         assert!(log.contains(&format!("{method}: erased")), "{log}");
         let st = SafetensorsBytes::parse("e", std::fs::read(&out).unwrap()).unwrap();
@@ -37,10 +52,37 @@ fn erase_then_generate_with_the_edit() {
     let edit = dir.join("uce.safetensors");
     let plain = dir.join("plain.safetensors");
     let edited = dir.join("edited.safetensors");
-    let common = ["generate", "--model", m.as_str(), "--prompt", "a red circle", "--steps", "2", "--height", "32", "--width", "32"];
-    let (ok, log) = studio(&[&common[..], &["--dump", plain.to_str().unwrap(), "--out", dir.join("a.png").to_str().unwrap()]].concat());
+    let common = [
+        "generate",
+        "--model",
+        m.as_str(),
+        "--prompt",
+        "a red circle",
+        "--steps",
+        "2",
+        "--height",
+        "32",
+        "--width",
+        "32",
+    ];
+    let (ok, log) = studio(
+        &[&common[..], &["--dump", plain.to_str().unwrap(), "--out", dir.join("a.png").to_str().unwrap()]].concat(),
+    );
     assert!(ok, "{log}");
-    let (ok, log) = studio(&[&common[..], &["--edit", edit.to_str().unwrap(), "--dump", edited.to_str().unwrap(), "--out", dir.join("b.png").to_str().unwrap()]].concat());
+    let (ok, log) = studio(
+        &[
+            &common[..],
+            &[
+                "--edit",
+                edit.to_str().unwrap(),
+                "--dump",
+                edited.to_str().unwrap(),
+                "--out",
+                dir.join("b.png").to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
     assert!(ok, "{log}");
     let (a, b) = (tensor(&plain, "image"), tensor(&edited, "image"));
     let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
@@ -54,9 +96,11 @@ fn erase_bad_inputs() {
     let o = out.to_str().unwrap();
     let (ok, log) = studio(&["erase", "--model", &m, "--method", "uce", "--concepts", " ; ", "--out", o]);
     assert!(!ok && log.contains("no concepts to erase"), "{log}");
-    let (ok, log) = studio(&["erase", "--model", &m, "--method", "uce", "--concepts", "a;b;c", "--guides", "x;y", "--out", o]);
+    let (ok, log) =
+        studio(&["erase", "--model", &m, "--method", "uce", "--concepts", "a;b;c", "--guides", "x;y", "--out", o]);
     assert!(!ok && log.contains("2 guide concept(s) for 3 concept(s)"), "{log}");
-    let (ok, log) = studio(&["erase", "--model", &m, "--method", "uce", "--concepts", "a cat", "--lamb", "0", "--out", o]);
+    let (ok, log) =
+        studio(&["erase", "--model", &m, "--method", "uce", "--concepts", "a cat", "--lamb", "0", "--out", o]);
     assert!(!ok && log.contains("raise λ"), "{log}");
     let (ok, log) = studio(&["erase", "--model", &m, "--method", "esd", "--concepts", "a cat", "--out", o]);
     assert!(!ok && log.contains("unknown method `esd`"), "{log}");
@@ -64,6 +108,7 @@ fn erase_bad_inputs() {
     let sd2 = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-sd2").display().to_string();
     let (ok, log) = studio(&["erase", "--model", &sd2, "--method", "uce", "--concepts", "a cat", "--out", o]);
     assert!(ok, "{log}");
-    let (ok, log) = studio(&["generate", "--model", &m, "--prompt", "a cat", "--steps", "1", "--edit", o, "--out", "/dev/null"]);
+    let (ok, log) =
+        studio(&["generate", "--model", &m, "--prompt", "a cat", "--steps", "1", "--edit", o, "--out", "/dev/null"]);
     assert!(!ok && log.contains("shape") && log.contains("attn2"), "{log}");
 }

@@ -13,7 +13,11 @@ fn root() -> PathBuf {
 
 fn studio(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_studio")).args(args).output().expect("run studio");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 fn f(v: &serde_json::Value) -> f64 {
@@ -28,8 +32,23 @@ fn a_tiny_report_has_intervals_and_h_in_every_row() {
     let md = dir.join("report.md");
     let model = root().join("models/classroom");
     let (ok, stdout, stderr) = studio(&[
-        "erasure-report", "--model", model.to_str().unwrap(), "--concepts", "skull", "--methods", "original,uce", "--seeds", "1",
-        "--per-group", "1", "--steps", "4", "--json", json.to_str().unwrap(), "--out", md.to_str().unwrap(),
+        "erasure-report",
+        "--model",
+        model.to_str().unwrap(),
+        "--concepts",
+        "skull",
+        "--methods",
+        "original,uce",
+        "--seeds",
+        "1",
+        "--per-group",
+        "1",
+        "--steps",
+        "4",
+        "--json",
+        json.to_str().unwrap(),
+        "--out",
+        md.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
     eprintln!("{stdout}");
@@ -42,7 +61,10 @@ fn a_tiny_report_has_intervals_and_h_in_every_row() {
     let p = &v["protocol"];
     assert_eq!(p["concepts"], serde_json::json!(["skull"]));
     assert_eq!(p["methods"], serde_json::json!(["original", "uce"]));
-    assert_eq!((&p["seeds"], &p["per_group"], &p["images_per_cell"], &p["steps"]), (&1.into(), &1.into(), &1.into(), &4.into()));
+    assert_eq!(
+        (&p["seeds"], &p["per_group"], &p["images_per_cell"], &p["steps"]),
+        (&1.into(), &1.into(), &1.into(), &4.into())
+    );
     assert_eq!(p["guidance"], 3.0, "models/classroom/studio.json's guidance_scale");
     assert_eq!(p["scheduler"], "ddim");
     assert_eq!(p["groups"].as_array().unwrap().len(), 4);
@@ -73,7 +95,8 @@ fn a_tiny_report_has_intervals_and_h_in_every_row() {
         }
         // One image scores several attributes of a neighbour ("a white circle": shape, colour, …).
         assert!(cells["neighbours_kept"]["n"].as_u64().unwrap() >= 3, "{row}");
-        let detected = ["direct", "synonyms", "indirect"].map(|k| cells[k]["hits"].as_u64().unwrap()).iter().sum::<u64>();
+        let detected =
+            ["direct", "synonyms", "indirect"].map(|k| cells[k]["hits"].as_u64().unwrap()).iter().sum::<u64>();
         assert!((f(&row["efficacy"]) - (1.0 - detected as f64 / 3.0)).abs() < 1e-12, "{row}");
         assert_eq!(f(&row["specificity"]), f(&cells["neighbours_kept"]["rate"]));
         assert_eq!(f(&row["robustness"]), 1.0 - f(&cells["ring_a_bell"]["rate"]));

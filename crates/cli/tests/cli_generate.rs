@@ -29,12 +29,21 @@ fn check(model: &str, scheduler: &str) {
 /// `generate --latents --dump` with `extra` flags against diffusers' f32 pipeline: the final
 /// latents and the decoded image within `tol` relative to their largest magnitude.
 fn check_with(model: &str, scheduler: &str, extra: &[&str], tol: f32) {
-    let dir = std::env::temp_dir().join(format!("studio-cli-{model}-{scheduler}-{}-{}", extra.join(""), std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("studio-cli-{model}-{scheduler}-{}-{}", extra.join(""), std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let reference = SafetensorsBytes::parse("ref", std::fs::read(fixtures().join("reference").join(model).join("pipeline.safetensors")).unwrap()).unwrap();
+    let reference = SafetensorsBytes::parse(
+        "ref",
+        std::fs::read(fixtures().join("reference").join(model).join("pipeline.safetensors")).unwrap(),
+    )
+    .unwrap();
     let (init, shape) = reference.f32("init_latents").unwrap();
     let latents = dir.join("latents.safetensors");
-    std::fs::write(&latents, serialize(&[WriteTensor { name: "latents", shape, data: &init, dtype: Dtype::F32 }], &BTreeMap::new())).unwrap();
+    std::fs::write(
+        &latents,
+        serialize(&[WriteTensor { name: "latents", shape, data: &init, dtype: Dtype::F32 }], &BTreeMap::new()),
+    )
+    .unwrap();
     let dump = dir.join("dump.safetensors");
     let png = dir.join("out.png");
     let meta = &reference.header.metadata;
@@ -102,16 +111,19 @@ fn generate_f16_on_wgpu_stays_close_to_diffusers_f32() {
 #[test]
 fn bad_inputs_exit_with_clear_messages() {
     let m = fixtures().join("tiny-sd1");
-    let (ok, log) = studio(&["generate", "--model", m.to_str().unwrap(), "--prompt", "x", "--steps", "1", "--dtype", "f16"]);
+    let (ok, log) =
+        studio(&["generate", "--model", m.to_str().unwrap(), "--prompt", "x", "--steps", "1", "--dtype", "f16"]);
     assert!(!ok && log.contains("cannot compute in f16") && log.contains("--dtype f32"), "{log}");
-    let (ok, log) = studio(&["generate", "--model", m.to_str().unwrap(), "--prompt", "x", "--steps", "1", "--dtype", "bf17"]);
+    let (ok, log) =
+        studio(&["generate", "--model", m.to_str().unwrap(), "--prompt", "x", "--steps", "1", "--dtype", "bf17"]);
     assert!(!ok && log.contains("unknown --dtype `bf17`"), "{log}");
     let (ok, log) = studio(&["generate", "--model", "/nonexistent/model", "--prompt", "x"]);
     assert!(!ok && log.contains("does not exist"), "{log}");
     let m = fixtures().join("tiny-sd1");
     let (ok, log) = studio(&["generate", "--model", m.to_str().unwrap(), "--prompt", "x", "--scheduler", "heun"]);
     assert!(!ok && log.contains("unknown scheduler"), "{log}");
-    let (ok, log) = studio(&["generate", "--model", m.to_str().unwrap(), "--prompt", "x", "--latents", "/nonexistent.safetensors"]);
+    let (ok, log) =
+        studio(&["generate", "--model", m.to_str().unwrap(), "--prompt", "x", "--latents", "/nonexistent.safetensors"]);
     assert!(!ok && log.contains("/nonexistent.safetensors"), "{log}");
     let (ok, log) = studio(&["inspect", fixtures().join("tiny-sd2").to_str().unwrap()]);
     assert!(ok, "{log}");

@@ -3,7 +3,7 @@
 //! studio.json diffusers' 7.5 and 50; a flag wins over the file; a malformed file is refused by
 //! every command that reads it, naming the file and the key.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn root() -> PathBuf {
@@ -15,9 +15,10 @@ fn studio(args: &[&str]) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout))
 }
 
-fn generate(model: &PathBuf, extra: &[&str]) -> String {
+fn generate(model: &Path, extra: &[&str]) -> String {
     let out = std::env::temp_dir().join(format!("studio-defaults-{}-{}.png", std::process::id(), extra.join("")));
-    let mut args = vec!["generate", "--model", model.to_str().unwrap(), "--prompt", "a skull", "--out", out.to_str().unwrap()];
+    let mut args =
+        vec!["generate", "--model", model.to_str().unwrap(), "--prompt", "a skull", "--out", out.to_str().unwrap()];
     args.extend_from_slice(extra);
     let (ok, log) = studio(&args);
     assert!(ok, "{log}");
@@ -40,7 +41,11 @@ fn generate_takes_guidance_and_steps_from_studio_json() {
     let tiny = root().join("tests/fixtures/tiny-sd1");
     assert!(!tiny.join("studio.json").exists());
     let log = generate(&tiny, &[]);
-    assert!(log.contains("generate: guidance 7.5 (diffusers' default), 50 steps (diffusers' default)") && log.contains("step 50/50"), "{log}");
+    assert!(
+        log.contains("generate: guidance 7.5 (diffusers' default), 50 steps (diffusers' default)")
+            && log.contains("step 50/50"),
+        "{log}"
+    );
 }
 
 #[test]

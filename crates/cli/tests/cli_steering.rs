@@ -41,7 +41,8 @@ fn dumped(path: &PathBuf, key: &str) -> Vec<f32> {
 fn generate(name: &str, extra: &[&str]) -> (bool, String, Option<Vec<f32>>) {
     let (dump, png) = (tmp(&format!("{name}.safetensors")), tmp(&format!("{name}.png")));
     let (model, d, p) = (tiny(), dump.display().to_string(), png.display().to_string());
-    let mut args = vec!["generate", "--model", &model, "--prompt", "a skull on a blue background", "--steps", "4", "--seed", "5"];
+    let mut args =
+        vec!["generate", "--model", &model, "--prompt", "a skull on a blue background", "--steps", "4", "--seed", "5"];
     args.extend(["--dump", &d, "--out", &p]);
     args.extend(extra);
     let (ok, log) = studio(&args);
@@ -51,16 +52,42 @@ fn generate(name: &str, extra: &[&str]) -> (bool, String, Option<Vec<f32>>) {
 
 #[test]
 fn sld_medium_equals_the_safe_pipeline() {
-    let reference = SafetensorsBytes::parse("ref", std::fs::read(root().join("tests/fixtures/reference/steering/sld_e2e.safetensors")).unwrap()).unwrap();
+    let reference = SafetensorsBytes::parse(
+        "ref",
+        std::fs::read(root().join("tests/fixtures/reference/steering/sld_e2e.safetensors")).unwrap(),
+    )
+    .unwrap();
     let (init, shape) = reference.f32("init_latents").unwrap();
     let latents = tmp("init.safetensors");
-    std::fs::write(&latents, serialize(&[WriteTensor { name: "latents", shape, data: &init, dtype: Dtype::F32 }], &BTreeMap::new())).unwrap();
+    std::fs::write(
+        &latents,
+        serialize(&[WriteTensor { name: "latents", shape, data: &init, dtype: Dtype::F32 }], &BTreeMap::new()),
+    )
+    .unwrap();
     let (dump, png) = (tmp("sld.safetensors"), tmp("sld.png"));
     let meta = &reference.header.metadata;
     let (ok, log) = studio(&[
-        "generate", "--model", &tiny(), "--prompt", &meta["prompt"], "--steps", "12", "--guidance", "7.5", "--scheduler", "ddim",
-        "--latents", latents.to_str().unwrap(), "--sld", "medium", "--sld-concept", &meta["safety_concept"],
-        "--dump", dump.to_str().unwrap(), "--out", png.to_str().unwrap(),
+        "generate",
+        "--model",
+        &tiny(),
+        "--prompt",
+        &meta["prompt"],
+        "--steps",
+        "12",
+        "--guidance",
+        "7.5",
+        "--scheduler",
+        "ddim",
+        "--latents",
+        latents.to_str().unwrap(),
+        "--sld",
+        "medium",
+        "--sld-concept",
+        &meta["safety_concept"],
+        "--dump",
+        dump.to_str().unwrap(),
+        "--out",
+        png.to_str().unwrap(),
     ]);
     assert!(ok, "{log}");
     assert!(log.contains("SLD: medium preset"), "{log}");
@@ -77,8 +104,17 @@ fn fitted_erasers_and_safree_change_the_image() {
 
     let leace = tmp("skull-leace.safetensors");
     let (ok, log) = studio(&[
-        "fit-eraser", "--model", &tiny(), "--method", "leace", "--concept-prompts", "a skull;a photo of a skull;a big skull",
-        "--other-prompts", "a star;a photo of a star;a big moon", "--out", leace.to_str().unwrap(),
+        "fit-eraser",
+        "--model",
+        &tiny(),
+        "--method",
+        "leace",
+        "--concept-prompts",
+        "a skull;a photo of a skull;a big skull",
+        "--other-prompts",
+        "a star;a photo of a star;a big moon",
+        "--out",
+        leace.to_str().unwrap(),
     ]);
     assert!(ok && log.contains("LEACE eraser (rank 1, text width 32)"), "{log}");
     let (ok, log, img) = generate("leace", &["--leace", leace.to_str().unwrap()]);
@@ -91,15 +127,32 @@ fn fitted_erasers_and_safree_change_the_image() {
     std::fs::write(&prompts, "# skull prompts\na skull\n\na photo of a skull\na big skull\n").unwrap();
     let inlp = tmp("skull-inlp.safetensors");
     let (ok, log) = studio(&[
-        "fit-eraser", "--model", &tiny(), "--method", "inlp", "--concept-prompts", prompts.to_str().unwrap(),
-        "--other-prompts", "a star;a photo of a star;a big moon", "--iterations", "3", "--out", inlp.to_str().unwrap(),
+        "fit-eraser",
+        "--model",
+        &tiny(),
+        "--method",
+        "inlp",
+        "--concept-prompts",
+        prompts.to_str().unwrap(),
+        "--other-prompts",
+        "a star;a photo of a star;a big moon",
+        "--iterations",
+        "3",
+        "--out",
+        inlp.to_str().unwrap(),
     ]);
-    assert!(ok && log.contains("INLP: 3 directions removed") && log.contains("from 3 concept and 3 other prompts"), "{log}");
+    assert!(
+        ok && log.contains("INLP: 3 directions removed") && log.contains("from 3 concept and 3 other prompts"),
+        "{log}"
+    );
     let (ok, log, img) = generate("inlp", &["--eraser", inlp.to_str().unwrap()]);
     assert!(ok && log.contains("INLP eraser applied"), "{log}");
     assert!(rel_err(&img.unwrap(), &plain) > 1e-3);
 
-    let (ok, log, img) = generate("safree", &["--safree", "skull;cranium", "--ring-a-bell", "a skull|a star", "--ring-a-bell-eta", "0.5"]);
+    let (ok, log, img) = generate(
+        "safree",
+        &["--safree", "skull;cranium", "--ring-a-bell", "a skull|a star", "--ring-a-bell-eta", "0.5"],
+    );
     assert!(ok && log.contains("SAFREE: ") && log.contains("Ring-A-Bell probe added (η = 0.5)"), "{log}");
     assert!(rel_err(&img.unwrap(), &plain) > 1e-3);
 }
@@ -117,8 +170,15 @@ fn bad_steering_inputs_exit_with_clear_messages() {
     let wide = tmp("classroom-leace.safetensors");
     let classroom = root().join("models/classroom").display().to_string();
     let (ok, log) = studio(&[
-        "fit-eraser", "--model", &classroom, "--concept-prompts", "a skull;a photo of a skull", "--other-prompts", "a star;a photo of a star",
-        "--out", wide.to_str().unwrap(),
+        "fit-eraser",
+        "--model",
+        &classroom,
+        "--concept-prompts",
+        "a skull;a photo of a skull",
+        "--other-prompts",
+        "a star;a photo of a star",
+        "--out",
+        wide.to_str().unwrap(),
     ]);
     assert!(ok, "{log}");
     let (ok, log, _) = generate("bad-width", &["--leace", wide.to_str().unwrap()]);
@@ -130,9 +190,22 @@ fn bad_steering_inputs_exit_with_clear_messages() {
     let (ok, log, _) = generate("bad-cut", &["--leace", cut.to_str().unwrap()]);
     assert!(!ok && log.contains("is not a valid eraser file"), "{log}");
 
-    let (ok, log) = studio(&["fit-eraser", "--model", &tiny(), "--method", "pca", "--concept-prompts", "a", "--other-prompts", "b", "--out", "x"]);
+    let (ok, log) = studio(&[
+        "fit-eraser",
+        "--model",
+        &tiny(),
+        "--method",
+        "pca",
+        "--concept-prompts",
+        "a",
+        "--other-prompts",
+        "b",
+        "--out",
+        "x",
+    ]);
     assert!(!ok && log.contains("unknown eraser method `pca`: use leace or inlp"), "{log}");
-    let (ok, log) = studio(&["fit-eraser", "--model", &tiny(), "--concept-prompts", " ; ", "--other-prompts", "b", "--out", "x"]);
+    let (ok, log) =
+        studio(&["fit-eraser", "--model", &tiny(), "--concept-prompts", " ; ", "--other-prompts", "b", "--out", "x"]);
     assert!(!ok && log.contains("no concept prompts"), "{log}");
     let (ok, log, _) = generate("bad-rab", &["--ring-a-bell", "a skull"]);
     assert!(!ok && log.contains("has no `|`"), "{log}");

@@ -12,7 +12,11 @@ fn root() -> PathBuf {
 
 fn studio(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_studio")).args(args).output().expect("run studio");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 #[test]
@@ -67,7 +71,11 @@ fn scores_a_slice_of_the_heldout_prompts() {
     assert_eq!(adh["n_images"]["colour"], 4);
     // Real numbers: the model draws skulls, characters and colours well (91–98 % on the full set).
     let rate = |path: [&str; 2]| adh[path[0]][path[1]].as_f64().unwrap_or_else(|| panic!("{path:?} in {adh}"));
-    for (what, r) in [("skull", rate(["all", "skull"])), ("character", rate(["all", "character"])), ("colour", rate(["all", "colour"]))] {
+    for (what, r) in [
+        ("skull", rate(["all", "skull"])),
+        ("character", rate(["all", "character"])),
+        ("colour", rate(["all", "colour"])),
+    ] {
         eprintln!("{what}: {r}");
         assert!(r >= 0.5, "{what} accuracy {r} on a few images");
     }
@@ -84,9 +92,13 @@ fn scores_a_slice_of_the_heldout_prompts() {
 fn a_model_without_evaluator_is_refused() {
     // A complete diffusers folder with no evaluator/ inside.
     let tiny = root().join("tests/fixtures/tiny-sd1");
-    let (ok, _, stderr) = studio(&["eval-classroom", "--model", tiny.to_str().unwrap(), "--limit", "1", "--seeds", "1"]);
+    let (ok, _, stderr) =
+        studio(&["eval-classroom", "--model", tiny.to_str().unwrap(), "--limit", "1", "--seeds", "1"]);
     assert!(!ok);
-    assert!(stderr.contains("no evaluator in") && stderr.contains("evaluator/config.json and evaluator/model.safetensors"), "{stderr}");
+    assert!(
+        stderr.contains("no evaluator in") && stderr.contains("evaluator/config.json and evaluator/model.safetensors"),
+        "{stderr}"
+    );
 
     let (ok, _, stderr) = studio(&["eval-classroom", "--model", "/nonexistent/classroom"]);
     assert!(!ok);
@@ -124,15 +136,29 @@ fn edits_are_applied_before_generating() {
         .map(|(k, info)| (k.clone(), info.shape.clone(), vec![0f32; info.shape.iter().product()]))
         .collect();
     assert_eq!(zeros.len(), 7);
-    let tensors: Vec<WriteTensor> = zeros.iter().map(|(k, s, d)| WriteTensor { name: k, shape: s.clone(), data: d, dtype: Dtype::F32 }).collect();
+    let tensors: Vec<WriteTensor> =
+        zeros.iter().map(|(k, s, d)| WriteTensor { name: k, shape: s.clone(), data: d, dtype: Dtype::F32 }).collect();
     let edit = dir.join("zero_to_v.safetensors");
     std::fs::write(&edit, serialize(&tensors, &Default::default())).unwrap();
 
     let json = dir.join("eval.json");
     let model = root().join("models/classroom");
     let (ok, _, stderr) = studio(&[
-        "eval-classroom", "--model", model.to_str().unwrap(), "--edit", edit.to_str().unwrap(), "--limit", "4", "--seeds", "1",
-        "--steps", "12", "--batch", "4", "--json", json.to_str().unwrap(),
+        "eval-classroom",
+        "--model",
+        model.to_str().unwrap(),
+        "--edit",
+        edit.to_str().unwrap(),
+        "--limit",
+        "4",
+        "--seeds",
+        "1",
+        "--steps",
+        "12",
+        "--batch",
+        "4",
+        "--json",
+        json.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
     assert!(stderr.contains("7 tensor(s)"), "{stderr}");

@@ -19,6 +19,7 @@ fn median(mut f: impl FnMut(), n: usize) -> f64 {
     t[n / 2]
 }
 
+#[allow(deprecated)] // burn 0.22's ndarray is the CPU backend the studio is pinned to
 fn main() {
     let dev = Device::ndarray();
     println!("| shape (batch, in → out, size, kernel) | burn conv2d ms | GFLOPS | im2col ms | GFLOPS | speed-up |");
@@ -42,6 +43,13 @@ fn main() {
         let ta = median(|| drop(layer.forward_direct(x.clone()).into_data()), 3);
         let tb = median(|| drop(layer.forward_im2col(x.clone()).into_data()), 3);
         let gflop = 2.0 * (bs * o * c * k * k * hw * hw) as f64 / 1e9;
-        println!("| {name} ({bs}, {c} → {o}, {hw}², {k}×{k}) | {:.1} | {:.1} | {:.1} | {:.1} | {:.1}× |", ta * 1e3, gflop / ta, tb * 1e3, gflop / tb, ta / tb);
+        println!(
+            "| {name} ({bs}, {c} → {o}, {hw}², {k}×{k}) | {:.1} | {:.1} | {:.1} | {:.1} | {:.1}× |",
+            ta * 1e3,
+            gflop / ta,
+            tb * 1e3,
+            gflop / tb,
+            ta / tb
+        );
     }
 }

@@ -8,9 +8,9 @@
 
 use crate::nn::{GroupNorm, Linear};
 use crate::weights::WeightLoader;
+use burn::tensor::Tensor;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::Tensor;
 
 /// Most attention scores (`batch × heads × queries × keys`) computed at once; larger problems are
 /// split along the queries. burn's WebGPU attention (no autotune in the browser build)

@@ -55,7 +55,9 @@ pub struct AutoencoderKLConfig {
     pub latents_mean: Option<Vec<f64>>,
     /// See `latents_mean`.
     pub latents_std: Option<Vec<f64>>,
-    /// diffusers runs this VAE in f32 even when the rest is f16; we always compute in f32.
+    /// diffusers runs this VAE in f32 even when the rest is f16. Read, not acted on: in f16 compute
+    /// (`crate::nn::compute_in_f16`) the VAE is f16 like the rest, with its normalisations and
+    /// attention scores upcast to f32 (`crate::nn::upcast`).
     pub force_upcast: bool,
     /// Whether the 1×1 `quant_conv` follows the encoder.
     pub use_quant_conv: bool,
@@ -134,10 +136,12 @@ impl AutoencoderKLConfig {
     /// Rejects what this implementation cannot run, with a message saying what is unsupported.
     pub fn validate(&self) -> Result<(), LoadError> {
         let unsupported = |m: String| Err(LoadError::Unsupported(format!("vae/config.json: {m}")));
-        if let Some(c) = &self.class_name {
-            if c != "AutoencoderKL" {
-                return unsupported(format!("`_class_name` is `{c}`; only `AutoencoderKL` (the Stable Diffusion VAE) is supported"));
-            }
+        if let Some(c) = &self.class_name
+            && c != "AutoencoderKL"
+        {
+            return unsupported(format!(
+                "`_class_name` is `{c}`; only `AutoencoderKL` (the Stable Diffusion VAE) is supported"
+            ));
         }
         if self.act_fn != "silu" && self.act_fn != "swish" {
             return unsupported(format!("`act_fn` `{}` is not supported, only `silu`", self.act_fn));
@@ -160,7 +164,9 @@ impl AutoencoderKLConfig {
             return unsupported(format!("up block type `{t}` is not supported, only `UpDecoderBlock2D`"));
         }
         if self.in_channels == 0 || self.out_channels == 0 || self.latent_channels == 0 || self.layers_per_block == 0 {
-            return unsupported("`in_channels`, `out_channels`, `latent_channels` and `layers_per_block` must be positive".into());
+            return unsupported(
+                "`in_channels`, `out_channels`, `latent_channels` and `layers_per_block` must be positive".into(),
+            );
         }
         let g = self.norm_num_groups;
         if let Some(c) = self.block_out_channels.iter().find(|&&c| g == 0 || c == 0 || c % g != 0) {
@@ -224,7 +230,11 @@ impl AutoencoderKL {
     }
 
     /// Validates `config`, loads every tensor from `source` and reports all weight problems at once.
-    pub fn from_source(config: &AutoencoderKLConfig, source: &mut dyn TensorSource, device: &Device) -> Result<Self, LoadError> {
+    pub fn from_source(
+        config: &AutoencoderKLConfig,
+        source: &mut dyn TensorSource,
+        device: &Device,
+    ) -> Result<Self, LoadError> {
         config.validate()?;
         let mut w = WeightLoader::new(source, device, "vae");
         let model = Self::load(config, &mut w);
@@ -284,10 +294,12 @@ mod tests {
 
     #[test]
     fn config_defaults_and_errors() {
-        let c = AutoencoderKLConfig::from_json(r#"{"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2,
+        let c = AutoencoderKLConfig::from_json(
+            r#"{"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2,
             "down_block_types": ["DownEncoderBlock2D","DownEncoderBlock2D","DownEncoderBlock2D","DownEncoderBlock2D"],
             "up_block_types": ["UpDecoderBlock2D","UpDecoderBlock2D","UpDecoderBlock2D","UpDecoderBlock2D"],
-            "_class_name": "AutoencoderKL", "sample_size": [512, 512], "shift_factor": null, "act_fn": "silu"}"#)
+            "_class_name": "AutoencoderKL", "sample_size": [512, 512], "shift_factor": null, "act_fn": "silu"}"#,
+        )
         .unwrap();
         assert_eq!(c, AutoencoderKLConfig::sd15());
         assert_eq!(c.scale_factor(), 8);
@@ -295,9 +307,13 @@ mod tests {
 
         let e = AutoencoderKLConfig::from_json(r#"{"_class_name": "AutoencoderTiny"}"#).unwrap_err().to_string();
         assert!(e.contains("AutoencoderTiny"), "{e}");
-        let e = AutoencoderKLConfig::from_json(r#"{"block_out_channels": [48], "norm_num_groups": 32}"#).unwrap_err().to_string();
+        let e = AutoencoderKLConfig::from_json(r#"{"block_out_channels": [48], "norm_num_groups": 32}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("48") && e.contains("norm_num_groups"), "{e}");
-        let e = AutoencoderKLConfig::from_json(r#"{"down_block_types": ["AttnDownEncoderBlock2D"]}"#).unwrap_err().to_string();
+        let e = AutoencoderKLConfig::from_json(r#"{"down_block_types": ["AttnDownEncoderBlock2D"]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("AttnDownEncoderBlock2D"), "{e}");
         let e = AutoencoderKLConfig::from_json(r#"{"block_out_channels": [64, 64]}"#).unwrap_err().to_string();
         assert!(e.contains("must match"), "{e}");

@@ -128,7 +128,7 @@ impl CLIPTextConfig {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("`{name}` must be positive"));
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(format!(
                 "`hidden_size` {} is not a multiple of `num_attention_heads` {}",
                 self.hidden_size, self.num_attention_heads
@@ -322,7 +322,11 @@ impl CLIPTextModel {
         let c = config;
         let d = c.hidden_size;
         let embeddings = CLIPTextEmbeddings {
-            token_embedding: w.tensor("text_model.embeddings.token_embedding.weight", [c.vocab_size, d], Init::Normal(0.02)),
+            token_embedding: w.tensor(
+                "text_model.embeddings.token_embedding.weight",
+                [c.vocab_size, d],
+                Init::Normal(0.02),
+            ),
             position_embedding: w.tensor(
                 "text_model.embeddings.position_embedding.weight",
                 [c.max_position_embeddings, d],
@@ -415,7 +419,11 @@ impl CLIPTextModel {
 
     /// [`forward`](Self::forward) with `hook` applied to each hidden state (index 0 = embeddings,
     /// `i` = after layer `i`) before it flows on, e.g. to steer or record a middle layer.
-    pub fn forward_with_hook(&self, input_ids: Tensor<2, Int>, hook: &mut HiddenStateHook<'_>) -> Result<CLIPTextOutput, LoadError> {
+    pub fn forward_with_hook(
+        &self,
+        input_ids: Tensor<2, Int>,
+        hook: &mut HiddenStateHook<'_>,
+    ) -> Result<CLIPTextOutput, LoadError> {
         let x = self.embed(input_ids.clone())?;
         let last_hidden_state = self.final_layer_norm(self.run_layers(x, hook));
         let pooler_output = self.pool(last_hidden_state.clone(), input_ids);
@@ -425,9 +433,18 @@ impl CLIPTextModel {
     /// [`forward`](Self::forward) from token vectors `inputs_embeds` `[b, n, d]` instead of ids
     /// (soft prompts, optimised embeddings); positions are added here, and `input_ids` `[b, n]`
     /// only choose the pooled row (transformers' `CLIPTextEmbeddings(inputs_embeds=…)`).
-    pub fn forward_inputs_embeds(&self, inputs_embeds: Tensor<3>, input_ids: Tensor<2, Int>) -> Result<CLIPTextOutput, LoadError> {
+    pub fn forward_inputs_embeds(
+        &self,
+        inputs_embeds: Tensor<3>,
+        input_ids: Tensor<2, Int>,
+    ) -> Result<CLIPTextOutput, LoadError> {
         let [b, n, d] = inputs_embeds.dims();
-        if input_ids.dims() != [b, n] || b == 0 || n == 0 || d != self.config.hidden_size || n > self.config.max_position_embeddings {
+        if input_ids.dims() != [b, n]
+            || b == 0
+            || n == 0
+            || d != self.config.hidden_size
+            || n > self.config.max_position_embeddings
+        {
             return Err(LoadError::Unsupported(format!(
                 "inputs_embeds {:?} and input_ids {:?} must be [b, n, {}] and [b, n] with 0 < n <= {}",
                 [b, n, d],

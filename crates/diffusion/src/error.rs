@@ -31,16 +31,16 @@ impl std::fmt::Display for TensorProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Missing { name, expected } => write!(f, "missing tensor `{name}` (expected shape {expected:?})"),
-            Self::WrongShape { name, expected, found } => write!(
-                f,
-                "tensor `{name}` has shape {found:?}, the model expects {expected:?}"
-            ),
+            Self::WrongShape { name, expected, found } => {
+                write!(f, "tensor `{name}` has shape {found:?}, the model expects {expected:?}")
+            }
             Self::Unexpected { name, found } => write!(f, "unexpected tensor `{name}` with shape {found:?}"),
-            Self::Dtype { name, dtype } => write!(
-                f,
-                "tensor `{name}` has dtype {dtype}; only F32, F16 and BF16 weights can be loaded"
-            ),
-            Self::Unreadable { name, reason } => write!(f, "tensor `{name}` could not be read ({reason}); load the files again"),
+            Self::Dtype { name, dtype } => {
+                write!(f, "tensor `{name}` has dtype {dtype}; only F32, F16 and BF16 weights can be loaded")
+            }
+            Self::Unreadable { name, reason } => {
+                write!(f, "tensor `{name}` could not be read ({reason}); load the files again")
+            }
         }
     }
 }
@@ -53,7 +53,9 @@ pub enum LoadError {
     Tensors { component: String, problems: Vec<TensorProblem>, hint: String },
     #[error("`{file}` is not a valid config: {reason}")]
     Config { file: String, reason: String },
-    #[error("the model folder has no `{component}` (looked for {path}); a diffusers Stable Diffusion folder needs text_encoder/, tokenizer/, unet/, vae/ and scheduler/")]
+    #[error(
+        "the model folder has no `{component}` (looked for {path}); a diffusers Stable Diffusion folder needs text_encoder/, tokenizer/, unet/, vae/ and scheduler/"
+    )]
     MissingComponent { component: String, path: String },
     #[error("{0}")]
     Unsupported(String),

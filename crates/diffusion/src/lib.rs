@@ -9,11 +9,11 @@ pub mod weights;
 
 pub use error::{LoadError, TensorProblem};
 pub mod attention;
-pub mod resnet;
+pub mod autoencoder_kl;
+pub mod clip;
 pub mod embeddings;
+pub mod resnet;
 pub mod transformer_2d;
 pub mod unet_2d_blocks;
 pub mod unet_2d_condition;
 pub mod vae;
-pub mod autoencoder_kl;
-pub mod clip;

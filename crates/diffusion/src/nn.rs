@@ -61,8 +61,17 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    pub fn load(w: &mut WeightLoader, prefix: &str, c_in: usize, c_out: usize, kernel: usize, stride: usize, padding: usize) -> Self {
-        let weight = w.tensor(&format!("{prefix}.weight"), [c_out, c_in, kernel, kernel], Init::FanIn(c_in * kernel * kernel));
+    pub fn load(
+        w: &mut WeightLoader,
+        prefix: &str,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Self {
+        let weight =
+            w.tensor(&format!("{prefix}.weight"), [c_out, c_in, kernel, kernel], Init::FanIn(c_in * kernel * kernel));
         let bias = Some(w.tensor(&format!("{prefix}.bias"), [c_out], Init::Zeros));
         Self { weight, bias, stride, padding }
     }
@@ -86,7 +95,15 @@ impl Conv2d {
     pub fn forward_direct(&self, x: Tensor<4>) -> Tensor<4> {
         let (x, back) = upcast(x);
         let (weight, bias) = (upcast(self.weight.clone()).0, self.bias.clone().map(|b| upcast(b).0));
-        downcast(conv2d(x, weight, bias, ConvOptions::new([self.stride, self.stride], [self.padding, self.padding], [1, 1], 1)), back)
+        downcast(
+            conv2d(
+                x,
+                weight,
+                bias,
+                ConvOptions::new([self.stride, self.stride], [self.padding, self.padding], [1, 1], 1),
+            ),
+            back,
+        )
     }
 
     /// The same convolution as `W[o, c·k·k] × cols[c·k·k, h'·w']` per image, where `cols` stacks
@@ -108,11 +125,18 @@ impl Conv2d {
             for r0 in (0..ho).step_by(band) {
                 let rows = band.min(ho - r0);
                 // Tap (kh, kw) reads input rows (r0 + r)·st + kh and columns q·st + kw.
-                let strided = |start: usize, n: usize| Slice::new(start as isize, Some((start + (n - 1) * st + 1) as isize), st as isize);
+                let strided = |start: usize, n: usize| {
+                    Slice::new(start as isize, Some((start + (n - 1) * st + 1) as isize), st as isize)
+                };
                 let shifted: Vec<Tensor<4>> = (0..k * k)
                     .map(|i| {
                         let (kh, kw) = (i / k, i % k);
-                        xp.clone().slice([Slice::from(0..b), Slice::from(0..c), strided(r0 * st + kh, rows), strided(kw, wo)])
+                        xp.clone().slice([
+                            Slice::from(0..b),
+                            Slice::from(0..c),
+                            strided(r0 * st + kh, rows),
+                            strided(kw, wo),
+                        ])
                     })
                     .collect();
                 // [b, c, k·k, rows, wo]: flattening (c, kh, kw) matches the weight's [o, c, kh, kw].
@@ -264,7 +288,9 @@ mod tests {
     /// im2col + matmul equals burn's direct convolution: 3×3 padded, 1×1, 3×3 unpadded, and a
     /// 256-row input whose columns (1·64·9·128 floats a row) need two bands.
     #[test]
+    #[allow(deprecated)] // burn 0.22's ndarray is the CPU backend the studio is pinned to
     fn im2col_equals_direct_convolution() {
+        // The 256-row case needs two bands: a band holds 2²⁴ / (64·9·128) = 227 rows.
         let device = Device::ndarray();
         assert!(is_cpu(&device), "{device:?}");
         for (b, c_in, c_out, k, p, st, h, w) in [
@@ -284,6 +310,5 @@ mod tests {
             let err = max_rel(direct, im2col);
             assert!(err < 1e-5, "{b}×{c_in}→{c_out} k{k} p{p} s{st} {h}×{w}: relative error {err}");
         }
-        assert!((1usize << 24) / (64 * 9 * 128) < 256, "the last case must be banded");
     }
 }

@@ -3,10 +3,10 @@
 
 use crate::nn::{Conv2d, GroupNorm, Linear};
 use crate::weights::WeightLoader;
+use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::Tensor;
 
 /// `ResnetBlock2D`: `out = (shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))) + temb)))) / output_scale_factor`.
 #[derive(Debug, Clone)]

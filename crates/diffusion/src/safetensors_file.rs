@@ -73,7 +73,10 @@ pub struct Header {
 /// Reads the header length from the first 8 bytes.
 pub fn header_len(prefix: &[u8], file: &str) -> Result<usize, LoadError> {
     if prefix.len() < 8 {
-        return Err(LoadError::Safetensors { file: file.into(), reason: format!("file has {} bytes, shorter than the 8-byte header length", prefix.len()) });
+        return Err(LoadError::Safetensors {
+            file: file.into(),
+            reason: format!("file has {} bytes, shorter than the 8-byte header length", prefix.len()),
+        });
     }
     let n = u64::from_le_bytes(prefix[..8].try_into().expect("8 bytes"));
     if n > 100_000_000 {
@@ -90,7 +93,8 @@ pub fn parse_header(bytes: &[u8], file_len: usize, file: &str) -> Result<Header,
     if bytes.len() < 8 + n {
         return Err(err(format!("header needs {} bytes, file has {}", 8 + n, bytes.len())));
     }
-    let json: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| err(format!("header is not JSON: {e}")))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| err(format!("header is not JSON: {e}")))?;
     let obj = json.as_object().ok_or_else(|| err("header is not a JSON object".into()))?;
     let data_start = 8 + n;
     let data_len = file_len.checked_sub(data_start).ok_or_else(|| err("file ends inside the header".into()))?;
@@ -104,7 +108,8 @@ pub fn parse_header(bytes: &[u8], file_len: usize, file: &str) -> Result<Header,
             }
             continue;
         }
-        let dtype = v.get("dtype").and_then(|d| d.as_str()).ok_or_else(|| err(format!("tensor `{name}` has no dtype")))?;
+        let dtype =
+            v.get("dtype").and_then(|d| d.as_str()).ok_or_else(|| err(format!("tensor `{name}` has no dtype")))?;
         let shape: Vec<usize> = v
             .get("shape")
             .and_then(|s| s.as_array())
@@ -178,6 +183,10 @@ impl SafetensorsBytes {
 pub trait ByteRanges {
     /// The file's size in bytes.
     fn len(&self) -> usize;
+    /// Whether the file has no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Bytes `begin..end` (within `0..len()`), copied out.
     fn read(&mut self, begin: usize, end: usize) -> Result<Vec<u8>, String>;
 }
@@ -194,7 +203,9 @@ impl RangedSafetensors {
     /// Reads and checks the header (the same checks as [`SafetensorsBytes::parse`]).
     pub fn open(name: &str, mut source: Box<dyn ByteRanges>) -> Result<Self, LoadError> {
         let len = source.len();
-        let read = |s: &mut Box<dyn ByteRanges>, end: usize| s.read(0, end.min(len)).map_err(|reason| LoadError::Safetensors { file: name.into(), reason });
+        let read = |s: &mut Box<dyn ByteRanges>, end: usize| {
+            s.read(0, end.min(len)).map_err(|reason| LoadError::Safetensors { file: name.into(), reason })
+        };
         let prefix = read(&mut source, 8)?;
         let n = header_len(&prefix, name)?;
         let head = read(&mut source, 8 + n)?;
@@ -268,7 +279,7 @@ pub fn serialize(tensors: &[WriteTensor<'_>], metadata: &BTreeMap<String, String
         );
     }
     let mut h = serde_json::to_vec(&serde_json::Value::Object(header)).expect("json");
-    while (h.len() + 8) % 8 != 0 {
+    while !(h.len() + 8).is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + h.len() + data.len());
@@ -286,7 +297,10 @@ mod tests {
     fn round_trip_and_truncation() {
         let a = [1.0f32, -2.5, 3.25, 0.0, 7.0, 8.0];
         let bytes = serialize(
-            &[WriteTensor { name: "w", shape: vec![2, 3], data: &a, dtype: Dtype::F32 }, WriteTensor { name: "h", shape: vec![2], data: &a[..2], dtype: Dtype::F16 }],
+            &[
+                WriteTensor { name: "w", shape: vec![2, 3], data: &a, dtype: Dtype::F32 },
+                WriteTensor { name: "h", shape: vec![2], data: &a[..2], dtype: Dtype::F16 },
+            ],
             &BTreeMap::from([("method".to_string(), "uce".to_string())]),
         );
         let f = SafetensorsBytes::parse("x", bytes.clone()).unwrap();
@@ -315,11 +329,16 @@ mod tests {
     fn ranged_reads_one_tensor_at_a_time() {
         let big: Vec<f32> = (0..4096).map(|i| i as f32 * 0.5).collect();
         let bytes = serialize(
-            &[WriteTensor { name: "big", shape: vec![64, 64], data: &big, dtype: Dtype::F16 }, WriteTensor { name: "small", shape: vec![3], data: &big[..3], dtype: Dtype::F32 }],
+            &[
+                WriteTensor { name: "big", shape: vec![64, 64], data: &big, dtype: Dtype::F16 },
+                WriteTensor { name: "small", shape: vec![3], data: &big[..3], dtype: Dtype::F32 },
+            ],
             &BTreeMap::new(),
         );
         let copied = std::rc::Rc::new(std::cell::Cell::new(0));
-        let mut f = WeightFile::Ranged(RangedSafetensors::open("r.safetensors", Box::new(Counted(bytes.clone(), copied.clone()))).unwrap());
+        let mut f = WeightFile::Ranged(
+            RangedSafetensors::open("r.safetensors", Box::new(Counted(bytes.clone(), copied.clone()))).unwrap(),
+        );
         let header_bytes = copied.get();
         assert!(header_bytes < 300, "the header read copied {header_bytes} bytes");
         assert_eq!(f.read_f32("small").unwrap(), vec![0.0, 0.5, 1.0]);
@@ -328,9 +347,18 @@ mod tests {
         assert_eq!(f.read_f32("big").unwrap(), whole);
         assert_eq!(f.read_f32("nope").unwrap_err(), ReadError::Missing);
         // The same checks as the in-memory parse.
-        let cut = RangedSafetensors::open("cut.safetensors", Box::new(Counted(bytes[..bytes.len() - 3].to_vec(), copied.clone()))).err().unwrap().to_string();
+        let cut = RangedSafetensors::open(
+            "cut.safetensors",
+            Box::new(Counted(bytes[..bytes.len() - 3].to_vec(), copied.clone())),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(cut.contains("truncated"), "{cut}");
-        let short = RangedSafetensors::open("s.safetensors", Box::new(Counted(vec![1, 2, 3], copied))).err().unwrap().to_string();
+        let short = RangedSafetensors::open("s.safetensors", Box::new(Counted(vec![1, 2, 3], copied)))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(short.contains("shorter than the 8-byte"), "{short}");
     }
 }

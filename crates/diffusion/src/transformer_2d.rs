@@ -11,8 +11,8 @@
 use crate::attention::{Attention, AttentionConfig};
 use crate::nn::{Conv2d, GroupNorm, LayerNorm, Linear};
 use crate::weights::WeightLoader;
-use burn::tensor::activation::gelu;
 use burn::tensor::Tensor;
+use burn::tensor::activation::gelu;
 
 /// `FeedForward(dim, activation_fn="geglu")`: `net.2(GEGLU(x))`, GEGLU = `h * gelu(gate)` where
 /// `[h, gate] = net.0.proj(x).chunk(2, -1)`; `net.1` is dropout.
@@ -173,8 +173,9 @@ impl Transformer2DModel {
         };
         let norm = GroupNorm::load(w, &p("norm"), c.norm_num_groups, c.in_channels, 1e-6);
         let proj_in = proj(w, "proj_in", c.in_channels, inner);
-        let transformer_blocks =
-            (0..c.num_layers).map(|i| BasicTransformerBlock::load(w, &p(&format!("transformer_blocks.{i}")), c)).collect();
+        let transformer_blocks = (0..c.num_layers)
+            .map(|i| BasicTransformerBlock::load(w, &p(&format!("transformer_blocks.{i}")), c))
+            .collect();
         let proj_out = proj(w, "proj_out", inner, c.in_channels);
         Self { norm, proj_in, transformer_blocks, proj_out }
     }

@@ -115,7 +115,13 @@ impl DownBlock {
             }
         }
         let downsamplers = c.add_sample.then(|| {
-            Downsample2D::load(w, &format!("{prefix}.downsamplers.0"), c.out_channels, c.out_channels, c.downsample_padding)
+            Downsample2D::load(
+                w,
+                &format!("{prefix}.downsamplers.0"),
+                c.out_channels,
+                c.out_channels,
+                c.downsample_padding,
+            )
         });
         Self { resnets, attentions, downsamplers }
     }
@@ -220,8 +226,9 @@ impl UpBlock {
                 attentions.push(Transformer2DModel::load(w, &format!("{prefix}.attentions.{i}"), &tc));
             }
         }
-        let upsamplers =
-            c.add_sample.then(|| Upsample2D::load(w, &format!("{prefix}.upsamplers.0"), c.out_channels, c.out_channels));
+        let upsamplers = c
+            .add_sample
+            .then(|| Upsample2D::load(w, &format!("{prefix}.upsamplers.0"), c.out_channels, c.out_channels));
         Self { resnets, attentions, upsamplers }
     }
 

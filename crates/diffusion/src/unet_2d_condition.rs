@@ -5,7 +5,8 @@
 //! Supported: `CrossAttnDownBlock2D` / `DownBlock2D` / `UNetMidBlock2DCrossAttn` (or none) /
 //! `CrossAttnUpBlock2D` / `UpBlock2D`, per-block `attention_head_dim`, `layers_per_block`,
 //! `transformer_layers_per_block`, `only_cross_attention`; `use_linear_projection`;
-//! `upcast_attention` (a no-op: we compute in f32); `center_input_sample`; sinusoidal time
+//! `upcast_attention` (read, not needed: in f16 compute the scores and softmax are always upcast,
+//! `crate::nn::upcast`); `center_input_sample`; sinusoidal time
 //! embedding with any `flip_sin_to_cos` / `freq_shift` / `time_embedding_dim`; LCM's
 //! `time_cond_proj_dim`; odd latent sizes (diffusers' `forward_upsample_size`). Everything else
 //! (class / addition embeddings as in SDXL, Fourier time embedding, dual cross-attention, GLIGEN,
@@ -117,7 +118,8 @@ pub struct UNet2DConditionConfig {
     pub addition_time_embed_dim: Option<usize>,
     /// Class conditioning: not supported.
     pub num_class_embeds: Option<usize>,
-    /// Softmax in f32 for f16 models (SD 2.1 768); a no-op here since we compute in f32.
+    /// Softmax in f32 for f16 models (SD 2.1 768). Read, not needed: in f16 compute the scores and
+    /// the softmax always run in f32 (`crate::nn::upcast`).
     pub upcast_attention: bool,
     /// Resnet time conditioning; only `default` (additive) is supported.
     pub resnet_time_scale_shift: String,
@@ -183,7 +185,12 @@ impl Default for UNet2DConditionConfig {
             center_input_sample: false,
             flip_sin_to_cos: true,
             freq_shift: 0.0,
-            down_block_types: s(&["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"]),
+            down_block_types: s(&[
+                "CrossAttnDownBlock2D",
+                "CrossAttnDownBlock2D",
+                "CrossAttnDownBlock2D",
+                "DownBlock2D",
+            ]),
             mid_block_type: Some("UNetMidBlock2DCrossAttn".into()),
             up_block_types: s(&["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]),
             only_cross_attention: PerBlock::One(false),
@@ -265,7 +272,8 @@ impl UNet2DConditionConfig {
             && v.iter().any(|x| x.is_array())
         {
             return Err(LoadError::Unsupported(
-                "unet/config.json: nested `transformer_layers_per_block` (asymmetric SDXL-style UNet) is not supported".into(),
+                "unet/config.json: nested `transformer_layers_per_block` (asymmetric SDXL-style UNet) is not supported"
+                    .into(),
             ));
         }
         let config: Self = serde_json::from_value(value).map_err(|e| config_err(e.to_string()))?;
@@ -314,16 +322,22 @@ impl UNet2DConditionConfig {
         }
         for t in &self.down_block_types {
             if has_attention(t, "Down").is_none() {
-                return unsupported(format!("down block type `{t}` is not supported (only CrossAttnDownBlock2D, DownBlock2D)"));
+                return unsupported(format!(
+                    "down block type `{t}` is not supported (only CrossAttnDownBlock2D, DownBlock2D)"
+                ));
             }
         }
         for t in &self.up_block_types {
             if has_attention(t, "Up").is_none() {
-                return unsupported(format!("up block type `{t}` is not supported (only CrossAttnUpBlock2D, UpBlock2D)"));
+                return unsupported(format!(
+                    "up block type `{t}` is not supported (only CrossAttnUpBlock2D, UpBlock2D)"
+                ));
             }
         }
         if let Some(t) = self.mid_block_type.as_deref().filter(|t| *t != "UNetMidBlock2DCrossAttn") {
-            return unsupported(format!("mid block type `{t}` is not supported (only UNetMidBlock2DCrossAttn or null)"));
+            return unsupported(format!(
+                "mid block type `{t}` is not supported (only UNetMidBlock2DCrossAttn or null)"
+            ));
         }
         if self.addition_embed_type.is_some() || self.addition_time_embed_dim.is_some() {
             return unsupported(format!(
@@ -331,7 +345,10 @@ impl UNet2DConditionConfig {
                 self.addition_embed_type
             ));
         }
-        if self.class_embed_type.is_some() || self.num_class_embeds.is_some() || self.projection_class_embeddings_input_dim.is_some() {
+        if self.class_embed_type.is_some()
+            || self.num_class_embeds.is_some()
+            || self.projection_class_embeddings_input_dim.is_some()
+        {
             return unsupported("class embeddings (`class_embed_type`, `num_class_embeds`) are not supported".into());
         }
         if self.encoder_hid_dim.is_some() || self.encoder_hid_dim_type.is_some() {
@@ -354,7 +371,9 @@ impl UNet2DConditionConfig {
         if let Some((what, _)) = checks.iter().find(|(_, bad)| *bad) {
             return unsupported(format!("{what} is not supported"));
         }
-        for (name, act) in [("time_embedding_act_fn", &self.time_embedding_act_fn), ("timestep_post_act", &self.timestep_post_act)] {
+        for (name, act) in
+            [("time_embedding_act_fn", &self.time_embedding_act_fn), ("timestep_post_act", &self.timestep_post_act)]
+        {
             if let Some(a) = act {
                 Activation::parse(a, name)?;
             }
@@ -383,8 +402,15 @@ impl UNet2DConditionConfig {
                 return unsupported(format!("`layers_per_block` of block {i} is 0"));
             }
         }
-        if self.in_channels == 0 || self.out_channels == 0 || self.cross_attention_dim == 0 || self.time_embed_dim() == 0 {
-            return unsupported("`in_channels`, `out_channels`, `cross_attention_dim` and the time embedding width must be positive".into());
+        if self.in_channels == 0
+            || self.out_channels == 0
+            || self.cross_attention_dim == 0
+            || self.time_embed_dim() == 0
+        {
+            return unsupported(
+                "`in_channels`, `out_channels`, `cross_attention_dim` and the time embedding width must be positive"
+                    .into(),
+            );
         }
         if self.conv_in_kernel == 0 || self.conv_out_kernel == 0 || self.time_cond_proj_dim == Some(0) {
             return unsupported("`conv_in_kernel`, `conv_out_kernel` and `time_cond_proj_dim` must be positive".into());
@@ -496,13 +522,25 @@ impl UNet2DConditionModel {
             mid_block,
             up_blocks,
             conv_norm_out: GroupNorm::load(w, "conv_norm_out", groups, ch[0], c.norm_eps),
-            conv_out: Conv2d::load(w, "conv_out", ch[0], c.out_channels, c.conv_out_kernel, 1, (c.conv_out_kernel - 1) / 2),
+            conv_out: Conv2d::load(
+                w,
+                "conv_out",
+                ch[0],
+                c.out_channels,
+                c.conv_out_kernel,
+                1,
+                (c.conv_out_kernel - 1) / 2,
+            ),
             config: c.clone(),
         }
     }
 
     /// Validates `config`, loads every tensor from `source` and reports all weight problems at once.
-    pub fn from_source(config: &UNet2DConditionConfig, source: &mut dyn TensorSource, device: &Device) -> Result<Self, LoadError> {
+    pub fn from_source(
+        config: &UNet2DConditionConfig,
+        source: &mut dyn TensorSource,
+        device: &Device,
+    ) -> Result<Self, LoadError> {
         config.validate()?;
         let mut w = WeightLoader::new(source, device, "unet");
         let model = Self::load(config, &mut w);

@@ -10,8 +10,8 @@ use crate::attention::{Attention, AttentionConfig};
 use crate::nn::{Conv2d, GroupNorm};
 use crate::resnet::{Downsample2D, ResnetBlock2D, ResnetBlock2DConfig, Upsample2D};
 use crate::weights::WeightLoader;
-use burn::tensor::activation::silu;
 use burn::tensor::Tensor;
+use burn::tensor::activation::silu;
 
 /// diffusers hard-codes this epsilon for every norm of the VAE (`resnet_eps=1e-6` in vae.py).
 const EPS: f64 = 1e-6;
@@ -21,7 +21,14 @@ fn resnet(w: &mut WeightLoader, prefix: &str, in_channels: usize, out_channels: 
     ResnetBlock2D::load(
         w,
         prefix,
-        ResnetBlock2DConfig { in_channels, out_channels, temb_channels: None, groups, eps: EPS, output_scale_factor: 1.0 },
+        ResnetBlock2DConfig {
+            in_channels,
+            out_channels,
+            temb_channels: None,
+            groups,
+            eps: EPS,
+            output_scale_factor: 1.0,
+        },
     )
 }
 
@@ -35,11 +42,28 @@ pub struct DownEncoderBlock2D {
 }
 
 impl DownEncoderBlock2D {
-    pub fn load(w: &mut WeightLoader, prefix: &str, in_channels: usize, out_channels: usize, num_layers: usize, groups: usize, add_downsample: bool) -> Self {
+    pub fn load(
+        w: &mut WeightLoader,
+        prefix: &str,
+        in_channels: usize,
+        out_channels: usize,
+        num_layers: usize,
+        groups: usize,
+        add_downsample: bool,
+    ) -> Self {
         let resnets = (0..num_layers)
-            .map(|i| resnet(w, &format!("{prefix}.resnets.{i}"), if i == 0 { in_channels } else { out_channels }, out_channels, groups))
+            .map(|i| {
+                resnet(
+                    w,
+                    &format!("{prefix}.resnets.{i}"),
+                    if i == 0 { in_channels } else { out_channels },
+                    out_channels,
+                    groups,
+                )
+            })
             .collect();
-        let downsampler = add_downsample.then(|| Downsample2D::load(w, &format!("{prefix}.downsamplers.0"), out_channels, out_channels, 0));
+        let downsampler = add_downsample
+            .then(|| Downsample2D::load(w, &format!("{prefix}.downsamplers.0"), out_channels, out_channels, 0));
         Self { resnets, downsampler }
     }
 
@@ -64,11 +88,28 @@ pub struct UpDecoderBlock2D {
 }
 
 impl UpDecoderBlock2D {
-    pub fn load(w: &mut WeightLoader, prefix: &str, in_channels: usize, out_channels: usize, num_layers: usize, groups: usize, add_upsample: bool) -> Self {
+    pub fn load(
+        w: &mut WeightLoader,
+        prefix: &str,
+        in_channels: usize,
+        out_channels: usize,
+        num_layers: usize,
+        groups: usize,
+        add_upsample: bool,
+    ) -> Self {
         let resnets = (0..num_layers)
-            .map(|i| resnet(w, &format!("{prefix}.resnets.{i}"), if i == 0 { in_channels } else { out_channels }, out_channels, groups))
+            .map(|i| {
+                resnet(
+                    w,
+                    &format!("{prefix}.resnets.{i}"),
+                    if i == 0 { in_channels } else { out_channels },
+                    out_channels,
+                    groups,
+                )
+            })
             .collect();
-        let upsampler = add_upsample.then(|| Upsample2D::load(w, &format!("{prefix}.upsamplers.0"), out_channels, out_channels));
+        let upsampler =
+            add_upsample.then(|| Upsample2D::load(w, &format!("{prefix}.upsamplers.0"), out_channels, out_channels));
         Self { resnets, upsampler }
     }
 
@@ -164,7 +205,15 @@ impl Encoder {
         let down_blocks = (0..ch.len())
             .map(|i| {
                 let c_in = if i == 0 { ch[0] } else { ch[i - 1] };
-                DownEncoderBlock2D::load(w, &format!("{prefix}.down_blocks.{i}"), c_in, ch[i], c.layers_per_block, g, i + 1 < ch.len())
+                DownEncoderBlock2D::load(
+                    w,
+                    &format!("{prefix}.down_blocks.{i}"),
+                    c_in,
+                    ch[i],
+                    c.layers_per_block,
+                    g,
+                    i + 1 < ch.len(),
+                )
             })
             .collect();
         Self {
@@ -208,7 +257,15 @@ impl Decoder {
         let up_blocks = (0..rev.len())
             .map(|i| {
                 let c_in = if i == 0 { rev[0] } else { rev[i - 1] };
-                UpDecoderBlock2D::load(w, &format!("{prefix}.up_blocks.{i}"), c_in, rev[i], c.layers_per_block + 1, g, i + 1 < rev.len())
+                UpDecoderBlock2D::load(
+                    w,
+                    &format!("{prefix}.up_blocks.{i}"),
+                    c_in,
+                    rev[i],
+                    c.layers_per_block + 1,
+                    g,
+                    i + 1 < rev.len(),
+                )
             })
             .collect();
         let first = c.block_out_channels[0];

@@ -71,6 +71,8 @@ impl RandomSource {
 }
 
 /// Where the loader reads from: a real source, or random values for every requested name.
+// One per load: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Backing<'a> {
     Source(&'a mut dyn TensorSource),
     Random(RandomSource),

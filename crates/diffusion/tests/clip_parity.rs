@@ -14,6 +14,9 @@ use diffusion::safetensors_file::{Dtype, SafetensorsBytes, WriteTensor, serializ
 use diffusion::weights::{SafetensorsSource, WeightLoader, read_all_f32};
 use std::collections::BTreeMap;
 
+/// A tensor read back as f32: its values and shape.
+type NamedF32 = (Vec<f32>, Vec<usize>);
+
 const REL: f32 = 1e-4;
 
 fn load(model: &str) -> CLIPTextModel {
@@ -40,17 +43,41 @@ fn parity(model: &str) {
     let dev = device();
 
     let out = te.forward(ids.clone()).unwrap();
-    assert_close(&format!("{model} last_hidden_state"), out.last_hidden_state, tensor(&reference, "last_hidden_state", &dev), REL, 0.0);
-    assert_close(&format!("{model} pooler_output"), out.pooler_output, tensor(&reference, "pooler_output", &dev), REL, 0.0);
+    assert_close(
+        &format!("{model} last_hidden_state"),
+        out.last_hidden_state,
+        tensor(&reference, "last_hidden_state", &dev),
+        REL,
+        0.0,
+    );
+    assert_close(
+        &format!("{model} pooler_output"),
+        out.pooler_output,
+        tensor(&reference, "pooler_output", &dev),
+        REL,
+        0.0,
+    );
 
     let states = te.forward_hidden_states(ids.clone()).unwrap();
     assert_eq!(states.len(), te.config().num_hidden_layers + 1);
     for (i, s) in states.iter().enumerate() {
-        assert_close(&format!("{model} hidden_states.{i}"), s.clone(), tensor(&reference, &format!("hidden_states.{i}"), &dev), REL, 0.0);
+        assert_close(
+            &format!("{model} hidden_states.{i}"),
+            s.clone(),
+            tensor(&reference, &format!("hidden_states.{i}"), &dev),
+            REL,
+            0.0,
+        );
     }
     // Clip skip 0 through the public pieces equals last_hidden_state.
     let last = te.final_layer_norm(states.last().unwrap().clone());
-    assert_close(&format!("{model} final_layer_norm(hidden_states[-1])"), last, tensor(&reference, "last_hidden_state", &dev), REL, 0.0);
+    assert_close(
+        &format!("{model} final_layer_norm(hidden_states[-1])"),
+        last,
+        tensor(&reference, "last_hidden_state", &dev),
+        REL,
+        0.0,
+    );
 }
 
 #[test]
@@ -72,13 +99,22 @@ fn configs_and_presets() {
     assert_eq!((c2.hidden_size, c2.hidden_act), (48, HiddenAct::Gelu));
 
     let sd15 = CLIPTextConfig::sd15();
-    assert_eq!((sd15.hidden_size, sd15.num_hidden_layers, sd15.hidden_act, sd15.eos_token_id), (768, 12, HiddenAct::QuickGelu, 2));
+    assert_eq!(
+        (sd15.hidden_size, sd15.num_hidden_layers, sd15.hidden_act, sd15.eos_token_id),
+        (768, 12, HiddenAct::QuickGelu, 2)
+    );
     let sd21 = CLIPTextConfig::sd21();
-    assert_eq!((sd21.hidden_size, sd21.num_hidden_layers, sd21.num_attention_heads, sd21.hidden_act), (1024, 23, 16, HiddenAct::Gelu));
+    assert_eq!(
+        (sd21.hidden_size, sd21.num_hidden_layers, sd21.num_attention_heads, sd21.hidden_act),
+        (1024, 23, 16, HiddenAct::Gelu)
+    );
 
     // A full CLIPModel config: its `text_config` is used; missing keys take transformers' defaults.
     let full = CLIPTextConfig::from_json(r#"{"text_config": {"hidden_size": 768, "num_attention_heads": 12, "hidden_act": "gelu_pytorch_tanh"}, "vision_config": {}}"#).unwrap();
-    assert_eq!((full.hidden_size, full.num_hidden_layers, full.vocab_size, full.hidden_act), (768, 12, 49408, HiddenAct::GeluNew));
+    assert_eq!(
+        (full.hidden_size, full.num_hidden_layers, full.vocab_size, full.hidden_act),
+        (768, 12, 49408, HiddenAct::GeluNew)
+    );
 
     let bad = CLIPTextConfig::from_json(r#"{"hidden_size": 30, "num_attention_heads": 4}"#).unwrap_err().to_string();
     assert!(bad.contains("not a multiple of `num_attention_heads`"), "{bad}");
@@ -93,10 +129,19 @@ fn loads_keys_with_text_model_prefix() {
     let (v, shape) = read("tiny-sd1/text_encoder/model.safetensors").f32("embeddings.token_embedding.weight").unwrap();
     assert_eq!(shape, [2514, 32]);
     let original = read_all_f32(&read("tiny-sd1/text_encoder/model.safetensors"));
-    let renamed: Vec<(String, (Vec<f32>, Vec<usize>))> = original.iter().map(|(k, t)| (format!("text_model.{k}"), t.clone())).collect();
+    let renamed: Vec<(String, NamedF32)> =
+        original.iter().map(|(k, t)| (format!("text_model.{k}"), t.clone())).collect();
     let position_ids: Vec<f32> = (0..77).map(|i| i as f32).collect();
-    let mut tensors: Vec<WriteTensor> = renamed.iter().map(|(k, (d, s))| WriteTensor { name: k, shape: s.clone(), data: d, dtype: Dtype::F32 }).collect();
-    tensors.push(WriteTensor { name: "text_model.embeddings.position_ids", shape: vec![1, 77], data: &position_ids, dtype: Dtype::F32 });
+    let mut tensors: Vec<WriteTensor> = renamed
+        .iter()
+        .map(|(k, (d, s))| WriteTensor { name: k, shape: s.clone(), data: d, dtype: Dtype::F32 })
+        .collect();
+    tensors.push(WriteTensor {
+        name: "text_model.embeddings.position_ids",
+        shape: vec![1, 77],
+        data: &position_ids,
+        dtype: Dtype::F32,
+    });
     let bytes = serialize(&tensors, &BTreeMap::new());
     let mut src = SafetensorsSource::new(vec![SafetensorsBytes::parse("prefixed.safetensors", bytes).unwrap()]);
 
@@ -109,7 +154,13 @@ fn loads_keys_with_text_model_prefix() {
 
     let reference = read("reference/tiny-sd1/text_encoder.safetensors");
     let out = te.forward(ref_ids(&reference)).unwrap();
-    assert_close("prefixed last_hidden_state", out.last_hidden_state, tensor(&reference, "last_hidden_state", &device()), REL, 0.0);
+    assert_close(
+        "prefixed last_hidden_state",
+        out.last_hidden_state,
+        tensor(&reference, "last_hidden_state", &device()),
+        REL,
+        0.0,
+    );
 
     // Without IGNORED_KEYS the buffer is reported, so the constant is what makes it load.
     let mut w = WeightLoader::new(&mut src, &device(), "text_encoder");
@@ -130,16 +181,29 @@ fn wrong_shapes_are_all_listed() {
     let LoadError::Tensors { problems, .. } = err else { panic!("{msg}") };
     let wrong = |name: &str| {
         problems.iter().find_map(|p| match p {
-            TensorProblem::WrongShape { name: n, expected, found } if n == name => Some((expected.clone(), found.clone())),
+            TensorProblem::WrongShape { name: n, expected, found } if n == name => {
+                Some((expected.clone(), found.clone()))
+            }
             _ => None,
         })
     };
     assert_eq!(wrong("embeddings.token_embedding.weight"), Some((vec![2514, 32], vec![2514, 48])));
     assert_eq!(wrong("encoder.layers.0.mlp.fc1.weight"), Some((vec![37, 32], vec![64, 48])));
     assert_eq!(wrong("final_layer_norm.weight"), Some((vec![32], vec![48])));
-    assert!(msg.contains("tensor `encoder.layers.2.self_attn.q_proj.weight` has shape [48, 48], the model expects [32, 32]"), "{msg}");
+    assert!(
+        msg.contains(
+            "tensor `encoder.layers.2.self_attn.q_proj.weight` has shape [48, 48], the model expects [32, 32]"
+        ),
+        "{msg}"
+    );
     // Layers 3 and 4 are not in the file at all.
-    assert!(problems.contains(&TensorProblem::Missing { name: "text_model.encoder.layers.4.mlp.fc2.bias".into(), expected: vec![32] }), "{msg}");
+    assert!(
+        problems.contains(&TensorProblem::Missing {
+            name: "text_model.encoder.layers.4.mlp.fc2.bias".into(),
+            expected: vec![32]
+        }),
+        "{msg}"
+    );
     let wrong_shapes = problems.iter().filter(|p| matches!(p, TensorProblem::WrongShape { .. })).count();
     let missing = problems.iter().filter(|p| matches!(p, TensorProblem::Missing { .. })).count();
     // 4 embedding/final-norm tensors + 3 layers × 16 tensors have the wrong shape; 2 layers × 16 are missing.
@@ -177,7 +241,10 @@ fn pooling_rules() {
     let ids = ref_ids(&reference);
     let out = te.forward(ids.clone()).unwrap();
     // The EOS positions of the two prompts are 6 and 11 (padding is EOS too: first one wins).
-    let rows = |h: &Tensor<3>, p: [usize; 2]| Tensor::cat(vec![h.clone().narrow(0, 0, 1).narrow(1, p[0], 1), h.clone().narrow(0, 1, 1).narrow(1, p[1], 1)], 0).reshape([2, 32]);
+    let rows = |h: &Tensor<3>, p: [usize; 2]| {
+        Tensor::cat(vec![h.clone().narrow(0, 0, 1).narrow(1, p[0], 1), h.clone().narrow(0, 1, 1).narrow(1, p[1], 1)], 0)
+            .reshape([2, 32])
+    };
     assert_close("pooled = rows 6, 11", out.pooler_output.clone(), rows(&out.last_hidden_state, [6, 11]), 0.0, 0.0);
     assert_close("pooled vs transformers", out.pooler_output.clone(), want, REL, 0.0);
 
@@ -209,14 +276,21 @@ fn pooling_rules() {
     })
     .unwrap();
     assert_close("hook layer 3", seen.unwrap(), tensor(&reference, "hidden_states.3", &dev), REL, 0.0);
-    let zeroed = te.forward_with_hook(ids.clone(), &mut |i, x: Tensor<3>| if i == 5 { x.zeros_like() } else { x }).unwrap();
+    let zeroed =
+        te.forward_with_hook(ids.clone(), &mut |i, x: Tensor<3>| if i == 5 { x.zeros_like() } else { x }).unwrap();
     let bias: Tensor<1> = te.final_layer_norm.bias.clone();
     assert_close("hook replaces the state", zeroed.pooler_output.narrow(0, 0, 1).reshape([32]), bias, 0.0, 1e-6);
 
     // Token vectors in place of ids give the same result.
     let vectors = burn::tensor::module::embedding(te.embeddings.token_embedding.clone(), ids.clone());
     let from_vectors = te.forward_inputs_embeds(vectors, ids.clone()).unwrap();
-    assert_close("forward_inputs_embeds", from_vectors.last_hidden_state, te.forward(ids.clone()).unwrap().last_hidden_state, 0.0, 0.0);
+    assert_close(
+        "forward_inputs_embeds",
+        from_vectors.last_hidden_state,
+        te.forward(ids.clone()).unwrap().last_hidden_state,
+        0.0,
+        0.0,
+    );
     assert!(te.forward_inputs_embeds(Tensor::zeros([2, 78, 32], &dev), ids.clone()).is_err());
 
     // Textual inversion: a new row appended to the public table is usable as token 2514.

@@ -124,7 +124,9 @@ fn presets_and_config_parsing() {
     assert_eq!((tiny2.norm_num_groups, tiny2.cross_attention_dim), (Some(16), 48));
 
     // Lists that repeat one value are accepted; `sample_size` may be [h, w].
-    let c = UNet2DConditionConfig::from_json(r#"{"cross_attention_dim": [768, 768, 768, 768], "sample_size": [96, 64]}"#).unwrap();
+    let c =
+        UNet2DConditionConfig::from_json(r#"{"cross_attention_dim": [768, 768, 768, 768], "sample_size": [96, 64]}"#)
+            .unwrap();
     assert_eq!((c.cross_attention_dim, c.sample_size), (768, 96));
 
     let unsupported = |json: &str, needle: &str| {
@@ -135,7 +137,10 @@ fn presets_and_config_parsing() {
     unsupported(r#"{"addition_embed_type": "text_time", "addition_time_embed_dim": 256}"#, "SDXL");
     unsupported(r#"{"num_attention_heads": 8}"#, "num_attention_heads");
     unsupported(r#"{"class_embed_type": "timestep"}"#, "class embeddings");
-    unsupported(r#"{"down_block_types": ["SimpleCrossAttnDownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D"]}"#, "SimpleCrossAttnDownBlock2D");
+    unsupported(
+        r#"{"down_block_types": ["SimpleCrossAttnDownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D"]}"#,
+        "SimpleCrossAttnDownBlock2D",
+    );
     unsupported(r#"{"transformer_layers_per_block": [[1, 1], [2, 2], [1, 1], [1, 1]]}"#, "nested");
     unsupported(r#"{"attention_head_dim": [8, 8]}"#, "`attention_head_dim` has 2 entries for 4 blocks");
     unsupported(r#"{"block_out_channels": [320, 640, 1280, 1000]}"#, "1000");
@@ -162,8 +167,15 @@ fn wrong_weights_list_every_problem() {
     let LoadError::Tensors { component, problems, .. } = &err else { panic!("{err}") };
     assert_eq!(component, "unet");
     let name = "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight";
-    assert!(problems.contains(&TensorProblem::WrongShape { name: name.into(), expected: vec![32, 48], found: vec![32, 32] }));
-    assert!(problems.contains(&TensorProblem::Missing { name: "down_blocks.1.attentions.0.norm.weight".into(), expected: vec![32] }));
+    assert!(problems.contains(&TensorProblem::WrongShape {
+        name: name.into(),
+        expected: vec![32, 48],
+        found: vec![32, 32]
+    }));
+    assert!(problems.contains(&TensorProblem::Missing {
+        name: "down_blocks.1.attentions.0.norm.weight".into(),
+        expected: vec![32]
+    }));
     assert!(problems.contains(&TensorProblem::Unexpected {
         name: "down_blocks.0.resnets.1.conv1.weight".into(),
         found: vec![32, 32, 3, 3]
@@ -171,7 +183,10 @@ fn wrong_weights_list_every_problem() {
     let msg = err.to_string();
     assert!(msg.contains(&format!("tensor `{name}` has shape [32, 32], the model expects [32, 48]")), "{msg}");
     assert!(msg.contains("missing tensor `down_blocks.1.attentions.0.norm.weight` (expected shape [32])"), "{msg}");
-    assert!(msg.contains("unexpected tensor `down_blocks.0.resnets.1.conv1.weight` with shape [32, 32, 3, 3]"), "{msg}");
+    assert!(
+        msg.contains("unexpected tensor `down_blocks.0.resnets.1.conv1.weight` with shape [32, 32, 3, 3]"),
+        "{msg}"
+    );
     assert!(problems.len() > 20, "{} problems", problems.len());
 }
 

@@ -7,10 +7,13 @@ mod common;
 use burn::tensor::Tensor;
 use common::{assert_close, component_source, config, device, read, tensor};
 use diffusion::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
-use diffusion::safetensors_file::{serialize, Dtype, SafetensorsBytes, WriteTensor};
-use diffusion::weights::{read_all_f32, SafetensorsSource, WeightLoader};
+use diffusion::safetensors_file::{Dtype, SafetensorsBytes, WriteTensor, serialize};
+use diffusion::weights::{SafetensorsSource, WeightLoader, read_all_f32};
 use diffusion::{LoadError, TensorProblem};
 use std::collections::BTreeMap;
+
+/// A tensor read back as f32: its values and shape.
+type NamedF32 = (Vec<f32>, Vec<usize>);
 
 const REL: f32 = 1e-4;
 
@@ -28,8 +31,20 @@ fn check(model: &str, vae: &AutoencoderKL, reference: &SafetensorsBytes, prefix:
     assert_close(&format!("{model} decode"), decoded, tensor(reference, &format!("{prefix}decoded"), &d), REL, 0.0);
 
     let posterior = vae.encode(tensor(reference, &format!("{prefix}image"), &d));
-    assert_close(&format!("{model} encode mean"), posterior.mean, tensor(reference, &format!("{prefix}mean"), &d), REL, 0.0);
-    assert_close(&format!("{model} encode logvar"), posterior.logvar, tensor(reference, &format!("{prefix}logvar"), &d), REL, 0.0);
+    assert_close(
+        &format!("{model} encode mean"),
+        posterior.mean,
+        tensor(reference, &format!("{prefix}mean"), &d),
+        REL,
+        0.0,
+    );
+    assert_close(
+        &format!("{model} encode logvar"),
+        posterior.logvar,
+        tensor(reference, &format!("{prefix}logvar"), &d),
+        REL,
+        0.0,
+    );
 }
 
 #[test]
@@ -74,7 +89,9 @@ fn old_attention_key_names_load() {
     for (name, (data, mut shape)) in all {
         let mut new = name.clone();
         if name.contains(".mid_block.attentions.0.") {
-            for (from, to) in [(".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."), (".to_out.0.", ".proj_attn.")] {
+            for (from, to) in
+                [(".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."), (".to_out.0.", ".proj_attn.")]
+            {
                 new = new.replace(from, to);
             }
             if new != name {
@@ -107,7 +124,7 @@ fn old_attention_key_names_load() {
 
 #[test]
 fn missing_tensor_is_reported_with_name_and_shape() {
-    let kept: Vec<(String, (Vec<f32>, Vec<usize>))> = read_all_f32(&read("tiny-sd1/vae/diffusion_pytorch_model.safetensors"))
+    let kept: Vec<(String, NamedF32)> = read_all_f32(&read("tiny-sd1/vae/diffusion_pytorch_model.safetensors"))
         .into_iter()
         .filter(|(k, _)| k != "decoder.up_blocks.1.resnets.0.conv_shortcut.weight")
         .collect();
@@ -124,13 +141,19 @@ fn missing_tensor_is_reported_with_name_and_shape() {
             assert_eq!(component, "vae");
             assert_eq!(
                 problems,
-                &vec![TensorProblem::Missing { name: "decoder.up_blocks.1.resnets.0.conv_shortcut.weight".into(), expected: vec![32, 64, 1, 1] }]
+                &vec![TensorProblem::Missing {
+                    name: "decoder.up_blocks.1.resnets.0.conv_shortcut.weight".into(),
+                    expected: vec![32, 64, 1, 1]
+                }]
             );
         }
         other => panic!("expected a tensor error, got {other}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("decoder.up_blocks.1.resnets.0.conv_shortcut.weight") && msg.contains("[32, 64, 1, 1]"), "{msg}");
+    assert!(
+        msg.contains("decoder.up_blocks.1.resnets.0.conv_shortcut.weight") && msg.contains("[32, 64, 1, 1]"),
+        "{msg}"
+    );
 }
 
 /// A config that does not match the weights (wrong layers_per_block) reports every problem.
@@ -143,5 +166,10 @@ fn mismatched_config_lists_unexpected_tensors() {
     let LoadError::Tensors { problems, .. } = &err else { panic!("{err}") };
     // 2 attentions × (group_norm 2 + q/k/v/out 8) tensors.
     assert_eq!(problems.len(), 20, "{err}");
-    assert!(problems.iter().all(|p| matches!(p, TensorProblem::Unexpected { name, .. } if name.contains("mid_block.attentions.0"))), "{err}");
+    assert!(
+        problems
+            .iter()
+            .all(|p| matches!(p, TensorProblem::Unexpected { name, .. } if name.contains("mid_block.attentions.0"))),
+        "{err}"
+    );
 }

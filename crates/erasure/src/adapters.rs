@@ -138,17 +138,37 @@ impl AdapterStack {
     /// Attaches an SPM under `id` (replacing one with the same id) with user scale `scale`
     /// (permeability 1 until FT sets it). On error the model is unchanged. Returns the number
     /// of layers it adapts.
-    pub fn attach_spm(&mut self, unet: &mut UNet2DConditionModel, id: &str, spm: Spm, scale: f32) -> Result<usize, EraseError> {
+    pub fn attach_spm(
+        &mut self,
+        unet: &mut UNet2DConditionModel,
+        id: &str,
+        spm: Spm,
+        scale: f32,
+    ) -> Result<usize, EraseError> {
         let prompts = spm.prompts.clone();
         self.attach(unet, id, AdapterKind::Spm, spm.lora, prompts, scale)
     }
 
     /// Attaches a plain LoRA under `id` with scale `scale` (`W + scale · alpha/r · up·down`).
-    pub fn attach_lora(&mut self, unet: &mut UNet2DConditionModel, id: &str, lora: LoraFile, scale: f32) -> Result<usize, EraseError> {
+    pub fn attach_lora(
+        &mut self,
+        unet: &mut UNet2DConditionModel,
+        id: &str,
+        lora: LoraFile,
+        scale: f32,
+    ) -> Result<usize, EraseError> {
         self.attach(unet, id, AdapterKind::Lora, lora, vec![], scale)
     }
 
-    fn attach(&mut self, unet: &mut UNet2DConditionModel, id: &str, kind: AdapterKind, lora: LoraFile, prompts: Vec<String>, scale: f32) -> Result<usize, EraseError> {
+    fn attach(
+        &mut self,
+        unet: &mut UNet2DConditionModel,
+        id: &str,
+        kind: AdapterKind,
+        lora: LoraFile,
+        prompts: Vec<String>,
+        scale: f32,
+    ) -> Result<usize, EraseError> {
         if !scale.is_finite() {
             return Err(EraseError::Param(format!("the scale of `{}` is {scale}; give a finite number", lora.file)));
         }
@@ -156,9 +176,13 @@ impl AdapterStack {
         let resolved = lora.resolve(&table, unet.config().cross_attention_dim)?;
         if kind == AdapterKind::Spm && self.composition == SpmComposition::Official {
             for (m, t) in lora.modules.iter().zip(&resolved) {
-                let other = self.adapters.iter().filter(|a| a.info.kind == AdapterKind::Spm && a.info.id != id).find_map(|a| {
-                    a.layers.iter().find(|f| f.module == t.module && f.rank != m.rank).map(|f| (a.info.id.clone(), f.rank))
-                });
+                let other =
+                    self.adapters.iter().filter(|a| a.info.kind == AdapterKind::Spm && a.info.id != id).find_map(|a| {
+                        a.layers
+                            .iter()
+                            .find(|f| f.module == t.module && f.rank != m.rank)
+                            .map(|f| (a.info.id.clone(), f.rank))
+                    });
                 if let Some((other, r)) = other {
                     return Err(EraseError::Param(format!(
                         "`{}` has rank {} at `{}` but the attached SPM `{other}` has rank {r}: the official SPM composition sums their factors, which needs equal ranks (use the linear composition, or detach `{other}`)",
@@ -184,7 +208,16 @@ impl AdapterStack {
             .collect();
         let n = layers.len();
         self.record_originals(unet, &layers);
-        let info = AdapterInfo { id: id.to_owned(), kind, file: lora.file.clone(), prompts, scale, permeability: 1.0, layers: n, rank: lora.max_rank() };
+        let info = AdapterInfo {
+            id: id.to_owned(),
+            kind,
+            file: lora.file.clone(),
+            prompts,
+            scale,
+            permeability: 1.0,
+            layers: n,
+            rank: lora.max_rank(),
+        };
         let attached = Attached { info, concepts: None, layers };
         match self.adapters.iter_mut().find(|a| a.info.id == id) {
             Some(slot) => *slot = attached,
@@ -195,7 +228,8 @@ impl AdapterStack {
     }
 
     fn record_originals(&mut self, unet: &mut UNet2DConditionModel, layers: &[Factors]) {
-        let wanted: BTreeSet<&str> = layers.iter().map(|f| f.module.as_str()).filter(|m| !self.originals.contains_key(*m)).collect();
+        let wanted: BTreeSet<&str> =
+            layers.iter().map(|f| f.module.as_str()).filter(|m| !self.originals.contains_key(*m)).collect();
         let mut found = vec![];
         unet.for_each_linear(&mut |name, l| {
             if wanted.contains(name) {
@@ -253,7 +287,12 @@ impl AdapterStack {
 
     /// Facilitated Transport: each SPM's permeability for `prompt` ([`crate::facilitated_transport`]).
     /// Changes no weights; the concepts' embeddings are encoded once and kept.
-    pub fn permeabilities(&mut self, prompt: &str, enc: &mut dyn PromptEncoder, special: &BTreeSet<u32>) -> Result<Vec<Permeability>, EraseError> {
+    pub fn permeabilities(
+        &mut self,
+        prompt: &str,
+        enc: &mut dyn PromptEncoder,
+        special: &BTreeSet<u32>,
+    ) -> Result<Vec<Permeability>, EraseError> {
         let p = enc.encode(prompt)?;
         let metric = self.metric;
         let mut out = vec![];
@@ -264,7 +303,11 @@ impl AdapterStack {
             let Some(concepts) = &a.concepts else { continue };
             let scores = concepts.scores(&p, special, metric);
             let value = scores.iter().map(|s| s.score).reduce(f64::max).unwrap_or(0.0);
-            out.push(Permeability { id: a.info.id.clone(), value, concepts: concepts.prompts.iter().cloned().zip(scores).collect() });
+            out.push(Permeability {
+                id: a.info.id.clone(),
+                value,
+                concepts: concepts.prompts.iter().cloned().zip(scores).collect(),
+            });
         }
         Ok(out)
     }
@@ -272,7 +315,12 @@ impl AdapterStack {
     /// Sets the weights for one prompt: with `ft`, every SPM gets its Facilitated Transport
     /// permeability for `prompt` (computed with the model's own text encoder); without, 1.
     /// Returns the permeabilities used.
-    pub fn prepare(&mut self, model: &mut StableDiffusion, prompt: &str, ft: bool) -> Result<Vec<Permeability>, EraseError> {
+    pub fn prepare(
+        &mut self,
+        model: &mut StableDiffusion,
+        prompt: &str,
+        ft: bool,
+    ) -> Result<Vec<Permeability>, EraseError> {
         let perms = if ft && self.adapters.iter().any(|a| a.info.kind == AdapterKind::Spm) {
             let special = special_token_ids(&model.tokenizer);
             let mut enc = ModelEncoder::new(model);
@@ -292,7 +340,12 @@ impl AdapterStack {
     /// `ΔW` of one layer in `Linear::weight` layout `[in, out]`, or `None` if nothing touches it.
     fn delta(&self, module: &str) -> Option<Tensor<2>> {
         let mut delta: Option<Tensor<2>> = None;
-        let mut add = |t: Tensor<2>| delta = Some(match delta.take() { Some(d) => d + t, None => t });
+        let mut add = |t: Tensor<2>| {
+            delta = Some(match delta.take() {
+                Some(d) => d + t,
+                None => t,
+            })
+        };
         // Official SPM composition: Σ m·D, Σ m·U, then one product.
         let mut spm_sum: Option<(Tensor<2>, Tensor<2>, f32)> = None;
         for a in &self.adapters {
@@ -341,7 +394,8 @@ impl AdapterStack {
                 c.weight = w;
             }
         });
-        let touched: BTreeSet<String> = self.adapters.iter().flat_map(|a| a.layers.iter().map(|f| f.module.clone())).collect();
+        let touched: BTreeSet<String> =
+            self.adapters.iter().flat_map(|a| a.layers.iter().map(|f| f.module.clone())).collect();
         self.originals.retain(|m, _| touched.contains(m));
     }
 }

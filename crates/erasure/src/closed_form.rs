@@ -57,20 +57,13 @@ fn merge_duplicates(pairs: &[Pair]) -> Vec<(&Vector, &Vector, f64)> {
         }
         h
     };
-    let same = |a: &Vector, b: &Vector| {
-        a.len() == b.len()
-            && a.iter()
-                .zip(b.iter())
-                .all(|(x, y)| x.to_bits() == y.to_bits())
-    };
+    let same =
+        |a: &Vector, b: &Vector| a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.to_bits() == y.to_bits());
     let mut out: Vec<(&Vector, &Vector, f64)> = Vec::with_capacity(pairs.len());
     let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
     for p in pairs {
         let slot = seen.entry(key(p)).or_default();
-        match slot
-            .iter()
-            .find(|&&i| same(out[i].0, &p.context) && same(out[i].1, &p.value_from))
-        {
+        match slot.iter().find(|&&i| same(out[i].0, &p.context) && same(out[i].1, &p.value_from)) {
             Some(&i) => out[i].2 += p.scale,
             None => {
                 slot.push(out.len());
@@ -93,9 +86,7 @@ fn group_values(merged: &[(&Vector, &Vector, f64)]) -> Vec<Vec<usize>> {
         let slot = seen.entry(h).or_default();
         let found = slot.iter().copied().find(|&g| {
             let e = merged[groups[g][0]].1;
-            e.iter()
-                .zip(p.1.iter())
-                .all(|(x, y)| x.to_bits() == y.to_bits())
+            e.iter().zip(p.1.iter()).all(|(x, y)| x.to_bits() == y.to_bits())
         });
         match found {
             Some(g) => groups[g].push(i),
@@ -118,18 +109,16 @@ impl RidgeSolve {
         prior: Option<&Mat>,
     ) -> Result<Self, EraseError> {
         if !(lamb >= 0.0) || !lamb.is_finite() {
-            return Err(EraseError::Param(format!(
-                "λ must be a finite number ≥ 0 (got {lamb})"
-            )));
+            return Err(EraseError::Param(format!("λ must be a finite number ≥ 0 (got {lamb})")));
         }
-        if let Some(p) = prior {
-            if p.nrows() != d || p.ncols() != d {
-                return Err(EraseError::Param(format!(
-                    "prior covariance is {}×{}, the text width is {d}",
-                    p.nrows(),
-                    p.ncols()
-                )));
-            }
+        if let Some(p) = prior
+            && (p.nrows() != d || p.ncols() != d)
+        {
+            return Err(EraseError::Param(format!(
+                "prior covariance is {}×{}, the text width is {d}",
+                p.nrows(),
+                p.ncols()
+            )));
         }
         let merged = merge_duplicates(pairs);
         let n = merged.len();
@@ -164,9 +153,7 @@ impl RidgeSolve {
             }
             let inner = solve_left(&k, &sdiag, method)?;
             let y = &c * inner;
-            return Ok(Self {
-                delta: Delta::LowRank { shift, y },
-            });
+            return Ok(Self { delta: Delta::LowRank { shift, y } });
         }
         // A = λI + P + C S Cᵀ is symmetric: its lower blocks from (C √S)ᵀ when every scale is
         // ≥ 0, else one full product.
@@ -213,14 +200,10 @@ impl RidgeSolve {
         if let Some(rhs) = dense_rhs {
             // Δ = (E − C) S Cᵀ A⁻¹ = (A⁻¹ C S (E − C)ᵀ)ᵀ.
             let delta = solve_spd(&a, &rhs, method)?.transpose();
-            Ok(Self {
-                delta: Delta::Dense(delta),
-            })
+            Ok(Self { delta: Delta::Dense(delta) })
         } else {
             let y = solve_spd(&a, &cs, method)?;
-            Ok(Self {
-                delta: Delta::LowRank { shift, y },
-            })
+            Ok(Self { delta: Delta::LowRank { shift, y } })
         }
     }
 
@@ -260,22 +243,11 @@ pub fn edit_from_layers(
     for (i, layer) in layers.iter().enumerate() {
         let w = new_weight(i, layer)?;
         if w.iter().any(|v| !v.is_finite()) {
-            return Err(EraseError::NotFinite {
-                method,
-                tensor: layer.tensor_name(),
-            });
+            return Err(EraseError::NotFinite { method, tensor: layer.tensor_name() });
         }
         let shape = vec![w.nrows(), w.ncols()];
-        originals.push((
-            layer.tensor_name(),
-            shape.clone(),
-            to_row_major(&layer.weight),
-        ));
-        tensors.push(EditTensor {
-            name: layer.tensor_name(),
-            shape,
-            data: to_row_major(&w),
-        });
+        originals.push((layer.tensor_name(), shape.clone(), to_row_major(&layer.weight)));
+        tensors.push(EditTensor { name: layer.tensor_name(), shape, data: to_row_major(&w) });
     }
     meta.method = method.to_owned();
     meta.base_model = fingerprint(&originals);
@@ -312,18 +284,11 @@ pub fn edit_from_deltas(
             Delta::Dense(dm) => out.gemm(1.0, &f32_of(&dm.transpose()), &w_t, 1.0),
         }
         if out.iter().any(|v| !v.is_finite()) {
-            return Err(EraseError::NotFinite {
-                method,
-                tensor: layer.tensor_name(),
-            });
+            return Err(EraseError::NotFinite { method, tensor: layer.tensor_name() });
         }
         let shape = vec![rows, d];
         originals.push((layer.tensor_name(), shape.clone(), data));
-        tensors.push(EditTensor {
-            name: layer.tensor_name(),
-            shape,
-            data: out.data.into(),
-        });
+        tensors.push(EditTensor { name: layer.tensor_name(), shape, data: out.data.into() });
     }
     meta.method = method.to_owned();
     meta.base_model = fingerprint(&originals);
@@ -332,18 +297,11 @@ pub fn edit_from_deltas(
 
 /// Splits `"a; b;c"` into trimmed, non-empty items.
 pub fn split_list(s: &str) -> Vec<String> {
-    s.split(';')
-        .map(|x| x.trim().to_owned())
-        .filter(|x| !x.is_empty())
-        .collect()
+    s.split(';').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect()
 }
 
 /// One guide per concept: none → `default` for all, one → repeated, else the counts must match.
-pub fn guides_for(
-    concepts: &[String],
-    guides: &[String],
-    default: &str,
-) -> Result<Vec<String>, EraseError> {
+pub fn guides_for(concepts: &[String], guides: &[String], default: &str) -> Result<Vec<String>, EraseError> {
     if concepts.is_empty() {
         return Err(EraseError::NoConcepts);
     }
@@ -351,9 +309,6 @@ pub fn guides_for(
         0 => Ok(vec![default.to_owned(); concepts.len()]),
         1 => Ok(vec![guides[0].clone(); concepts.len()]),
         n if n == concepts.len() => Ok(guides.to_vec()),
-        n => Err(EraseError::GuideCount {
-            concepts: concepts.len(),
-            guides: n,
-        }),
+        n => Err(EraseError::GuideCount { concepts: concepts.len(), guides: n }),
     }
 }

@@ -83,12 +83,7 @@ impl Edit {
         let tensors: Vec<WriteTensor> = self
             .tensors
             .iter()
-            .map(|t| WriteTensor {
-                name: &t.name,
-                shape: t.shape.clone(),
-                data: &t.data,
-                dtype: Dtype::F32,
-            })
+            .map(|t| WriteTensor { name: &t.name, shape: t.shape.clone(), data: &t.data, dtype: Dtype::F32 })
             .collect();
         let json = |v: &Vec<String>| serde_json::to_string(v).expect("strings");
         let mut meta = BTreeMap::new();
@@ -97,10 +92,7 @@ impl Edit {
         meta.insert("concepts".to_owned(), json(&self.meta.concepts));
         meta.insert("guides".to_owned(), json(&self.meta.guides));
         meta.insert("preserve".to_owned(), json(&self.meta.preserve));
-        meta.insert(
-            "hyperparameters".to_owned(),
-            serde_json::to_string(&self.meta.hyperparameters).expect("json"),
-        );
+        meta.insert("hyperparameters".to_owned(), serde_json::to_string(&self.meta.hyperparameters).expect("json"));
         meta.insert("base_model".to_owned(), self.meta.base_model.clone());
         serialize(&tensors, &meta)
     }
@@ -110,31 +102,18 @@ impl Edit {
     pub fn from_safetensors(file: &str, bytes: Vec<u8>) -> Result<Self, EraseError> {
         let st = SafetensorsBytes::parse(file, bytes)?;
         let md = &st.header.metadata;
-        let list = |k: &str| -> Vec<String> {
-            md.get(k)
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or_default()
-        };
+        let list =
+            |k: &str| -> Vec<String> { md.get(k).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default() };
         let meta = EditMeta {
-            method: md
-                .get("method")
-                .cloned()
-                .unwrap_or_else(|| "unknown".into()),
+            method: md.get("method").cloned().unwrap_or_else(|| "unknown".into()),
             concepts: list("concepts"),
             guides: list("guides"),
             preserve: list("preserve"),
-            hyperparameters: md
-                .get("hyperparameters")
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or_default(),
+            hyperparameters: md.get("hyperparameters").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default(),
             base_model: md.get("base_model").cloned().unwrap_or_default(),
         };
         if st.header.tensors.is_empty() {
-            return Err(EraseError::BadFile {
-                file: file.into(),
-                kind: "edit",
-                reason: "it holds no tensors".into(),
-            });
+            return Err(EraseError::BadFile { file: file.into(), kind: "edit", reason: "it holds no tensors".into() });
         }
         let mut tensors = vec![];
         for (name, info) in &st.header.tensors {
@@ -146,11 +125,7 @@ impl Edit {
                     info.dtype.name()
                 ),
             })?;
-            tensors.push(EditTensor {
-                name: name.clone(),
-                shape,
-                data,
-            });
+            tensors.push(EditTensor { name: name.clone(), shape, data });
         }
         Ok(Self { tensors, meta })
     }
@@ -246,10 +221,7 @@ impl EditStack {
                 });
             }
             if t.data.iter().any(|v| !v.is_finite()) {
-                return Err(EraseError::NotFinite {
-                    method: "this edit file",
-                    tensor: t.name.clone(),
-                });
+                return Err(EraseError::NotFinite { method: "this edit file", tensor: t.name.clone() });
             }
         }
         Ok(())
@@ -257,20 +229,14 @@ impl EditStack {
 
     /// The original (unedited) value of a tensor, PyTorch layout.
     pub fn original(&self, unet: &UNet2DConditionModel, name: &str) -> Option<Tensor<2>> {
-        self.originals
-            .get(name)
-            .cloned()
-            .or_else(|| linear_weights(unet).remove(name))
+        self.originals.get(name).cloned().or_else(|| linear_weights(unet).remove(name))
     }
 
     /// Fingerprint of the original tensors `edit` touches, in this model.
     pub fn base_fingerprint(&self, unet: &UNet2DConditionModel, names: &[String]) -> String {
         let items: Vec<(String, Vec<usize>, Vec<f32>)> = names
             .iter()
-            .filter_map(|n| {
-                self.original(unet, n)
-                    .map(|t| (n.clone(), t.dims().to_vec(), read_f32(&t)))
-            })
+            .filter_map(|n| self.original(unet, n).map(|t| (n.clone(), t.dims().to_vec(), read_f32(&t))))
             .collect();
         fingerprint(&items)
     }
@@ -280,7 +246,13 @@ impl EditStack {
     /// changes. Reads nothing back from the device (safe on WebGPU); call
     /// [`Self::base_mismatch`] first to warn about an edit made for other weights. The UNet must
     /// hold no adapter (they restore the values they found): `W₀` is taken from it here.
-    pub fn insert(&mut self, unet: &mut UNet2DConditionModel, id: &str, edit: Edit, file: &str) -> Result<usize, EraseError> {
+    pub fn insert(
+        &mut self,
+        unet: &mut UNet2DConditionModel,
+        id: &str,
+        edit: Edit,
+        file: &str,
+    ) -> Result<usize, EraseError> {
         Self::check(unet, &edit, file)?;
         let n = edit.tensors.len();
         let current = linear_weights(unet);
@@ -292,7 +264,10 @@ impl EditStack {
             .iter()
             .map(|t| {
                 let device = current[&t.name].device();
-                (t.name.clone(), Tensor::<2>::from_data(TensorData::new(t.data.clone(), [t.shape[0], t.shape[1]]), &device))
+                (
+                    t.name.clone(),
+                    Tensor::<2>::from_data(TensorData::new(t.data.clone(), [t.shape[0], t.shape[1]]), &device),
+                )
             })
             .collect();
         self.uploaded_values += edit.tensors.iter().map(|t| t.data.len()).sum::<usize>();
@@ -318,7 +293,13 @@ impl EditStack {
 
     /// Adds `edit` under `id` and turns it on last (replacing an edit with the same id), and sets
     /// the weights. On error the model is unchanged.
-    pub fn apply(&mut self, unet: &mut UNet2DConditionModel, id: &str, edit: Edit, file: &str) -> Result<usize, EraseError> {
+    pub fn apply(
+        &mut self,
+        unet: &mut UNet2DConditionModel,
+        id: &str,
+        edit: Edit,
+        file: &str,
+    ) -> Result<usize, EraseError> {
         let n = self.insert(unet, id, edit, file)?;
         self.active.retain(|i| i != id);
         self.active.push(id.to_owned());
@@ -365,7 +346,8 @@ impl EditStack {
     fn sync(&mut self, unet: &mut UNet2DConditionModel) {
         let mut target: BTreeMap<String, Tensor<2>> = BTreeMap::new();
         for (name, w0) in &self.originals {
-            let on: Vec<String> = self.active.iter().filter(|id| self.known[*id].tensors.contains_key(name)).cloned().collect();
+            let on: Vec<String> =
+                self.active.iter().filter(|id| self.known[*id].tensors.contains_key(name)).cloned().collect();
             if self.holds.get(name) == Some(&on) {
                 continue;
             }

@@ -14,39 +14,19 @@ pub enum EraseError {
     #[error(
         "the linear system of {method} is singular or numerically rank-deficient ({detail}); raise λ (--lamb) above 0"
     )]
-    Singular {
-        method: &'static str,
-        detail: String,
-    },
+    Singular { method: &'static str, detail: String },
     #[error(
         "{method} produced a non-finite value in `{tensor}`; the model was left untouched. Lower the scales or raise λ"
     )]
-    NotFinite {
-        method: &'static str,
-        tensor: String,
-    },
+    NotFinite { method: &'static str, tensor: String },
     #[error("invalid parameter: {0}")]
     Param(String),
     #[error("`{file}`: tensor `{name}` has shape {found:?}, this model expects {expected:?}{hint}")]
-    WrongShape {
-        file: String,
-        name: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-        hint: String,
-    },
+    WrongShape { file: String, name: String, expected: Vec<usize>, found: Vec<usize>, hint: String },
     #[error("`{file}`: tensor `{name}` does not exist in this model's UNet{hint}")]
-    UnknownTensor {
-        file: String,
-        name: String,
-        hint: String,
-    },
+    UnknownTensor { file: String, name: String, hint: String },
     #[error("`{file}` is not a valid {kind} file: {reason}")]
-    BadFile {
-        file: String,
-        kind: &'static str,
-        reason: String,
-    },
+    BadFile { file: String, kind: &'static str, reason: String },
     #[error(transparent)]
     Model(#[from] LoadError),
 }

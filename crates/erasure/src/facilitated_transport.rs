@@ -73,7 +73,11 @@ pub struct ErasedConcepts {
 }
 
 impl ErasedConcepts {
-    pub fn encode(prompts: &[String], enc: &mut dyn PromptEncoder, special: &BTreeSet<u32>) -> Result<Self, EraseError> {
+    pub fn encode(
+        prompts: &[String],
+        enc: &mut dyn PromptEncoder,
+        special: &BTreeSet<u32>,
+    ) -> Result<Self, EraseError> {
         let mut embeds = Vec::with_capacity(prompts.len());
         let mut tokens = Vec::with_capacity(prompts.len());
         for p in prompts {
@@ -85,7 +89,12 @@ impl ErasedConcepts {
     }
 
     /// Scores of `prompt` (already encoded) against each concept, in order.
-    pub fn scores(&self, prompt: &TokenEmbeddings, special: &BTreeSet<u32>, metric: MatchingMetric) -> Vec<ConceptScore> {
+    pub fn scores(
+        &self,
+        prompt: &TokenEmbeddings,
+        special: &BTreeSet<u32>,
+        metric: MatchingMetric,
+    ) -> Vec<ConceptScore> {
         let p_tokens = token_set(prompt, special);
         self.embeds
             .iter()
@@ -95,7 +104,11 @@ impl ErasedConcepts {
                     return ConceptScore { clipcos: 0.0, tokenuni: 0.0, score: 0.0 };
                 }
                 let clipcos = cosine_flat(prompt, c);
-                let tokenuni = if c_tokens.is_empty() { 0.0 } else { p_tokens.intersection(c_tokens).count() as f64 / c_tokens.len() as f64 };
+                let tokenuni = if c_tokens.is_empty() {
+                    0.0
+                } else {
+                    p_tokens.intersection(c_tokens).count() as f64 / c_tokens.len() as f64
+                };
                 let score = match metric {
                     MatchingMetric::ClipCos => clipcos,
                     MatchingMetric::TokenUni => tokenuni,

@@ -33,11 +33,7 @@ pub struct InlpConfig {
 
 impl Default for InlpConfig {
     fn default() -> Self {
-        Self {
-            iterations: 10,
-            min_accuracy: 0.55,
-            ridge_alpha: 1.0,
-        }
+        Self { iterations: 10, min_accuracy: 0.55, ridge_alpha: 1.0 }
     }
 }
 
@@ -59,9 +55,7 @@ fn ridge(x: &Mat, y: &Vector, alpha: f64) -> Result<(Vector, f64), EraseError> {
     let yc = y.add_scalar(-my);
     let a = xc.transpose() * &xc + Mat::identity(d, d) * alpha;
     let rhs = xc.transpose() * yc;
-    let w = solve_left(&a, &Mat::from_column_slice(d, 1, rhs.as_slice()), "INLP")?
-        .column(0)
-        .into_owned();
+    let w = solve_left(&a, &Mat::from_column_slice(d, 1, rhs.as_slice()), "INLP")?.column(0).into_owned();
     let b = my - mx.dot(&w);
     Ok((w, b))
 }
@@ -77,9 +71,7 @@ fn orth(vectors: &[Vector], d: usize) -> Result<Mat, EraseError> {
     let u = s.u.as_ref().expect("u requested");
     let smax = s.singular_values.iter().fold(0.0f64, |a, v| a.max(*v));
     let tol = smax * d.max(vectors.len()) as f64 * f64::EPSILON;
-    let keep: Vec<usize> = (0..s.singular_values.len())
-        .filter(|&k| s.singular_values[k] > tol)
-        .collect();
+    let keep: Vec<usize> = (0..s.singular_values.len()).filter(|&k| s.singular_values[k] > tol).collect();
     let mut b = Mat::zeros(d, keep.len());
     for (j, &k) in keep.iter().enumerate() {
         b.set_column(j, &u.column(k));
@@ -88,11 +80,7 @@ fn orth(vectors: &[Vector], d: usize) -> Result<Mat, EraseError> {
 }
 
 /// Fits INLP on samples `x` `[n, d]` with labels `z` (1 = concept).
-pub fn fit(
-    x: &Mat,
-    z: &[f64],
-    config: InlpConfig,
-) -> Result<(LinearEraser, InlpReport), EraseError> {
+pub fn fit(x: &Mat, z: &[f64], config: InlpConfig) -> Result<(LinearEraser, InlpReport), EraseError> {
     let (n, d) = x.shape();
     if n < 2 || z.len() != n || d == 0 {
         return Err(EraseError::Param(format!(
@@ -106,9 +94,7 @@ pub fn fit(
         ));
     }
     if !(config.ridge_alpha > 0.0) || !config.min_accuracy.is_finite() {
-        return Err(EraseError::Param(
-            "INLP: the ridge penalty must be positive and the accuracy bound finite".into(),
-        ));
+        return Err(EraseError::Param("INLP: the ridge penalty must be positive and the accuracy bound finite".into()));
     }
     crate::linalg::check_finite(x, "INLP", "the embeddings")?;
     let y = Vector::from_iterator(n, z.iter().map(|v| if *v > 0.5 { 1.0 } else { -1.0 }));
@@ -119,9 +105,7 @@ pub fn fit(
     for _ in 0..config.iterations {
         let (w, b) = ridge(&xp, &y, config.ridge_alpha)?;
         let scores = &xp * &w;
-        let correct = (0..n)
-            .filter(|&i| (scores[i] + b > 0.0) == (y[i] > 0.0))
-            .count();
+        let correct = (0..n).filter(|&i| (scores[i] + b > 0.0) == (y[i] > 0.0)).count();
         let acc = correct as f64 / n as f64;
         accuracies.push(acc);
         if acc < config.min_accuracy {
@@ -132,31 +116,13 @@ pub fn fit(
         // X P with P = I − B Bᵀ (symmetric).
         xp = x - (x * &basis) * basis.transpose();
     }
-    let report = InlpReport {
-        accuracies,
-        directions: directions.len(),
-    };
+    let report = InlpReport { accuracies, directions: directions.len() };
     let mut hyperparameters = BTreeMap::new();
-    hyperparameters.insert(
-        "iterations".to_owned(),
-        serde_json::json!(config.iterations),
-    );
-    hyperparameters.insert(
-        "min_accuracy".to_owned(),
-        serde_json::json!(config.min_accuracy),
-    );
-    hyperparameters.insert(
-        "ridge_alpha".to_owned(),
-        serde_json::json!(config.ridge_alpha),
-    );
-    hyperparameters.insert(
-        "directions".to_owned(),
-        serde_json::json!(report.directions),
-    );
-    hyperparameters.insert(
-        "accuracies".to_owned(),
-        serde_json::json!(report.accuracies),
-    );
+    hyperparameters.insert("iterations".to_owned(), serde_json::json!(config.iterations));
+    hyperparameters.insert("min_accuracy".to_owned(), serde_json::json!(config.min_accuracy));
+    hyperparameters.insert("ridge_alpha".to_owned(), serde_json::json!(config.ridge_alpha));
+    hyperparameters.insert("directions".to_owned(), serde_json::json!(report.directions));
+    hyperparameters.insert("accuracies".to_owned(), serde_json::json!(report.accuracies));
     let eraser = LinearEraser {
         method: EraserMethod::Inlp,
         proj_left: basis.clone(),
@@ -191,15 +157,7 @@ mod tests {
         // Two classes that differ only along axis 0.
         let x = Mat::from_row_slice(4, 2, &[1.0, 0.3, 1.2, -0.2, -1.0, 0.1, -0.9, -0.4]);
         let z = [1.0, 1.0, 0.0, 0.0];
-        let (e, report) = fit(
-            &x,
-            &z,
-            InlpConfig {
-                iterations: 1,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let (e, report) = fit(&x, &z, InlpConfig { iterations: 1, ..Default::default() }).unwrap();
         assert_eq!(report.accuracies, vec![1.0]);
         let y = e.apply_rows(&x);
         // The removed direction is the ridge solution; the classes' means now coincide along it.

@@ -43,14 +43,10 @@ pub fn svd(
 ) -> Result<SVD<f64, nalgebra::Dyn, nalgebra::Dyn>, EraseError> {
     crate::linalg::check_finite(m, method, "SVD input")?;
     if m.is_empty() {
-        return Err(EraseError::Param(format!(
-            "{method}: nothing to decompose (an empty matrix)"
-        )));
+        return Err(EraseError::Param(format!("{method}: nothing to decompose (an empty matrix)")));
     }
-    SVD::try_new(m.clone(), u, v, f64::EPSILON, 100_000).ok_or_else(|| EraseError::Singular {
-        method,
-        detail: "the SVD did not converge".into(),
-    })
+    SVD::try_new(m.clone(), u, v, f64::EPSILON, 100_000)
+        .ok_or_else(|| EraseError::Singular { method, detail: "the SVD did not converge".into() })
 }
 
 /// Which fit made an eraser.
@@ -71,9 +67,7 @@ impl EraserMethod {
         match s.trim().to_ascii_lowercase().as_str() {
             "leace" => Ok(EraserMethod::Leace),
             "inlp" => Ok(EraserMethod::Inlp),
-            other => Err(EraseError::Param(format!(
-                "unknown eraser method `{other}`: use leace or inlp"
-            ))),
+            other => Err(EraseError::Param(format!("unknown eraser method `{other}`: use leace or inlp"))),
         }
     }
 }
@@ -117,8 +111,7 @@ impl LinearEraser {
         let mut out = embeds.clone();
         if embeds.nrows() > 1 {
             let rest = embeds.rows(1, embeds.nrows() - 1).into_owned();
-            out.rows_mut(1, embeds.nrows() - 1)
-                .copy_from(&self.apply_rows(&rest));
+            out.rows_mut(1, embeds.nrows() - 1).copy_from(&self.apply_rows(&rest));
         }
         out
     }
@@ -140,10 +133,7 @@ impl LinearEraser {
     pub fn to_safetensors(&self) -> Vec<u8> {
         let f = |m: &Mat| crate::linalg::to_row_major(m);
         let (left, right) = (f(&self.proj_left), f(&self.proj_right));
-        let bias: Option<Vec<f32>> = self
-            .bias
-            .as_ref()
-            .map(|b| b.iter().map(|v| *v as f32).collect());
+        let bias: Option<Vec<f32>> = self.bias.as_ref().map(|b| b.iter().map(|v| *v as f32).collect());
         let mut tensors = vec![
             WriteTensor {
                 name: "proj_left",
@@ -159,12 +149,7 @@ impl LinearEraser {
             },
         ];
         if let Some(b) = &bias {
-            tensors.push(WriteTensor {
-                name: "bias",
-                shape: vec![b.len()],
-                data: b,
-                dtype: Dtype::F32,
-            });
+            tensors.push(WriteTensor { name: "bias", shape: vec![b.len()], data: b, dtype: Dtype::F32 });
         }
         let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_default();
         let mut meta = BTreeMap::new();
@@ -173,31 +158,20 @@ impl LinearEraser {
         meta.insert("d_text".to_owned(), self.d_text().to_string());
         meta.insert("concepts".to_owned(), json(&self.concepts));
         meta.insert("others".to_owned(), json(&self.others));
-        meta.insert(
-            "hyperparameters".to_owned(),
-            serde_json::to_string(&self.hyperparameters).unwrap_or_default(),
-        );
+        meta.insert("hyperparameters".to_owned(), serde_json::to_string(&self.hyperparameters).unwrap_or_default());
         meta.insert("positions".to_owned(), "1..77".to_owned());
         serialize(&tensors, &meta)
     }
 
     /// Reads an eraser file, checking every shape against the others.
     pub fn from_safetensors(file: &str, bytes: Vec<u8>) -> Result<Self, EraseError> {
-        let bad = |reason: String| EraseError::BadFile {
-            file: file.into(),
-            kind: "eraser",
-            reason,
-        };
+        let bad = |reason: String| EraseError::BadFile { file: file.into(), kind: "eraser", reason };
         let st = SafetensorsBytes::parse(file, bytes).map_err(|e| bad(e.to_string()))?;
         let md = &st.header.metadata;
         let matrix = |name: &str| -> Result<Mat, EraseError> {
-            let (v, shape) = st
-                .f32(name)
-                .ok_or_else(|| bad(format!("no float tensor `{name}`")))?;
+            let (v, shape) = st.f32(name).ok_or_else(|| bad(format!("no float tensor `{name}`")))?;
             if shape.len() != 2 || v.len() != shape[0] * shape[1] {
-                return Err(bad(format!(
-                    "`{name}` has shape {shape:?}, expected a matrix"
-                )));
+                return Err(bad(format!("`{name}` has shape {shape:?}, expected a matrix")));
             }
             Ok(crate::linalg::from_row_major(shape[0], shape[1], &v))
         };
@@ -214,27 +188,17 @@ impl LinearEraser {
             )));
         }
         let bias = match st.f32("bias") {
-            Some((v, shape)) if shape == [d] => {
-                Some(Vector::from_iterator(d, v.into_iter().map(f64::from)))
-            }
+            Some((v, shape)) if shape == [d] => Some(Vector::from_iterator(d, v.into_iter().map(f64::from))),
             Some((_, shape)) => {
                 return Err(bad(format!("`bias` has shape {shape:?}, expected [{d}]")));
             }
             None => None,
         };
-        if left
-            .iter()
-            .chain(right.iter())
-            .chain(bias.iter().flat_map(|b| b.iter()))
-            .any(|v| !v.is_finite())
-        {
+        if left.iter().chain(right.iter()).chain(bias.iter().flat_map(|b| b.iter())).any(|v| !v.is_finite()) {
             return Err(bad("it holds NaN or infinite values".into()));
         }
-        let list = |k: &str| -> Vec<String> {
-            md.get(k)
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or_default()
-        };
+        let list =
+            |k: &str| -> Vec<String> { md.get(k).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default() };
         Ok(Self {
             method,
             proj_left: left,
@@ -242,34 +206,20 @@ impl LinearEraser {
             bias,
             concepts: list("concepts"),
             others: list("others"),
-            hyperparameters: md
-                .get("hyperparameters")
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or_default(),
+            hyperparameters: md.get("hyperparameters").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default(),
         })
     }
 }
 
 /// Training samples from encoded prompts: rows 1..77 of each, label 1 for `concept`, 0 for `other`.
-pub fn samples(
-    concept: &[TokenEmbeddings],
-    other: &[TokenEmbeddings],
-) -> Result<(Mat, Vec<f64>), EraseError> {
+pub fn samples(concept: &[TokenEmbeddings], other: &[TokenEmbeddings]) -> Result<(Mat, Vec<f64>), EraseError> {
     if concept.is_empty() || other.is_empty() {
-        return Err(EraseError::Param(
-            "an eraser needs at least one concept prompt and one other prompt".into(),
-        ));
+        return Err(EraseError::Param("an eraser needs at least one concept prompt and one other prompt".into()));
     }
     let d = concept[0].d_text();
-    let all: Vec<(&TokenEmbeddings, f64)> = concept
-        .iter()
-        .map(|e| (e, 1.0))
-        .chain(other.iter().map(|e| (e, 0.0)))
-        .collect();
-    let n: usize = all
-        .iter()
-        .map(|(e, _)| e.embeds.nrows().saturating_sub(1))
-        .sum();
+    let all: Vec<(&TokenEmbeddings, f64)> =
+        concept.iter().map(|e| (e, 1.0)).chain(other.iter().map(|e| (e, 0.0))).collect();
+    let n: usize = all.iter().map(|(e, _)| e.embeds.nrows().saturating_sub(1)).sum();
     let mut x = Mat::zeros(n, d);
     let mut z = Vec::with_capacity(n);
     let mut r = 0;
@@ -289,9 +239,7 @@ pub fn encode_samples(
     concept: &[String],
     other: &[String],
 ) -> Result<(Mat, Vec<f64>), EraseError> {
-    let enc = |enc: &mut dyn PromptEncoder,
-               list: &[String]|
-     -> Result<Vec<TokenEmbeddings>, EraseError> {
+    let enc = |enc: &mut dyn PromptEncoder, list: &[String]| -> Result<Vec<TokenEmbeddings>, EraseError> {
         list.iter().map(|p| enc.encode(p)).collect()
     };
     let c = enc(encoder, concept)?;
@@ -340,12 +288,8 @@ pub fn constrain_trace(p: &Mat, u: &Mat, sigma: &Mat) -> f64 {
         return 1.0;
     }
     let q = Mat::identity(d, d) - u * u.transpose();
-    let (x, y, z, w) = (
-        new_trace,
-        2.0 * (p * sigma * q.transpose()).trace(),
-        (&q * sigma * q.transpose()).trace(),
-        old_trace,
-    );
+    let (x, y, z, w) =
+        (new_trace, 2.0 * (p * sigma * q.transpose()).trace(), (&q * sigma * q.transpose()).trace(), old_trace);
     let discr = (4.0 * w * x - 4.0 * w * y + 4.0 * w * z - 4.0 * x * z + y * y).sqrt();
     let a1 = (-y / 2.0 + z - discr / 2.0) / (x - y + z);
     let a2 = (-y / 2.0 + z + discr / 2.0) / (x - y + z);
@@ -377,25 +321,18 @@ pub fn fit(x: &Mat, z: &[f64], config: LeaceConfig) -> Result<LinearEraser, Eras
     let sigma = shrink(&(s_hat / nf), nf);
     let sigma_xz: Vector = xc.transpose() * zc / (nf - 1.0);
 
-    let eig = nalgebra::SymmetricEigen::try_new(sigma.clone(), f64::EPSILON, 100_000).ok_or_else(
-        || EraseError::Singular {
+    let eig = nalgebra::SymmetricEigen::try_new(sigma.clone(), f64::EPSILON, 100_000).ok_or_else(|| {
+        EraseError::Singular {
             method: "LEACE",
             detail: "the eigen-decomposition of the covariance did not converge".into(),
-        },
-    )?;
-    let l_max = eig
-        .eigenvalues
-        .iter()
-        .fold(f64::NEG_INFINITY, |m, v| m.max(*v));
+        }
+    })?;
+    let l_max = eig.eigenvalues.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v));
     let cutoff = l_max * d as f64 * f64::EPSILON;
     let v = &eig.eigenvectors;
     let scaled = |f: &dyn Fn(f64) -> f64| -> Mat {
-        let diag = Vector::from_iterator(
-            d,
-            eig.eigenvalues
-                .iter()
-                .map(|&l| if l > cutoff { f(l.max(0.0)) } else { 0.0 }),
-        );
+        let diag =
+            Vector::from_iterator(d, eig.eigenvalues.iter().map(|&l| if l > cutoff { f(l.max(0.0)) } else { 0.0 }));
         v * Mat::from_diagonal(&diag) * v.transpose()
     };
     let w = scaled(&|l| 1.0 / l.sqrt());
@@ -404,9 +341,7 @@ pub fn fit(x: &Mat, z: &[f64], config: LeaceConfig) -> Result<LinearEraser, Eras
     let wz = &w * Mat::from_column_slice(d, 1, sigma_xz.as_slice());
     let s = svd(&wz, true, false, "LEACE")?;
     let u_all = s.u.as_ref().expect("u requested");
-    let keep: Vec<usize> = (0..s.singular_values.len())
-        .filter(|&k| s.singular_values[k] > config.svd_tol)
-        .collect();
+    let keep: Vec<usize> = (0..s.singular_values.len()).filter(|&k| s.singular_values[k] > config.svd_tol).collect();
     let mut u = Mat::zeros(d, keep.len());
     for (j, &k) in keep.iter().enumerate() {
         u.set_column(j, &u_all.column(k));
@@ -481,23 +416,13 @@ mod tests {
         let y = back.apply(&x);
         assert_eq!(y.row(0), x.row(0));
         let delta = 0.25 * (-1.0 - 0.1) + (4.0 - 0.3);
-        assert!(
-            (y[(1, 0)] - (-1.0 - delta)).abs() < 1e-6
-                && (y[(1, 1)] - (0.0 - 0.5 * delta)).abs() < 1e-6
-        );
+        assert!((y[(1, 0)] - (-1.0 - delta)).abs() < 1e-6 && (y[(1, 1)] - (0.0 - 0.5 * delta)).abs() < 1e-6);
 
-        let err =
-            LinearEraser::from_safetensors("cut.safetensors", bytes[..bytes.len() - 5].to_vec())
-                .unwrap_err()
-                .to_string();
-        assert!(
-            err.contains("cut.safetensors") && err.contains("not a valid eraser file"),
-            "{err}"
-        );
-        let err = back
-            .check_width(768, "e.safetensors")
+        let err = LinearEraser::from_safetensors("cut.safetensors", bytes[..bytes.len() - 5].to_vec())
             .unwrap_err()
             .to_string();
+        assert!(err.contains("cut.safetensors") && err.contains("not a valid eraser file"), "{err}");
+        let err = back.check_width(768, "e.safetensors").unwrap_err().to_string();
         assert!(err.contains("[768, 1]") && err.contains("[3, 1]"), "{err}");
     }
 }

@@ -31,8 +31,7 @@ pub fn to_row_major(m: &Mat) -> Vec<f32> {
     const CB: usize = 8;
     let full = cols / CB * CB;
     for c0 in (0..full).step_by(CB) {
-        let src_cols: [&[f64]; CB] =
-            std::array::from_fn(|k| &src[(c0 + k) * rows..(c0 + k + 1) * rows]);
+        let src_cols: [&[f64]; CB] = std::array::from_fn(|k| &src[(c0 + k) * rows..(c0 + k + 1) * rows]);
         for (r, row) in out.chunks_exact_mut(cols).enumerate() {
             let row = &mut row[c0..c0 + CB];
             for k in 0..CB {
@@ -62,31 +61,18 @@ pub fn solve_left(a: &Mat, b: &Mat, method: &'static str) -> Result<Mat, EraseEr
     let scale = a.amax().max(f64::MIN_POSITIVE);
     let lu = a.clone().lu();
     let u = lu.u();
-    let min_pivot = u
-        .diagonal()
-        .iter()
-        .fold(f64::INFINITY, |m, v| m.min(v.abs()));
+    let min_pivot = u.diagonal().iter().fold(f64::INFINITY, |m, v| m.min(v.abs()));
     if !(min_pivot > 1e-12 * scale) {
         return Err(EraseError::Singular {
             method,
             detail: format!("smallest pivot {min_pivot:.3e} against a largest entry {scale:.3e}"),
         });
     }
-    lu.solve(b).ok_or_else(|| EraseError::Singular {
-        method,
-        detail: "LU solve failed".into(),
-    })
+    lu.solve(b).ok_or_else(|| EraseError::Singular { method, detail: "LU solve failed".into() })
 }
 
 pub fn check_finite(m: &Mat, method: &'static str, what: &str) -> Result<(), EraseError> {
-    if m.iter().all(|v| v.is_finite()) {
-        Ok(())
-    } else {
-        Err(EraseError::NotFinite {
-            method,
-            tensor: what.into(),
-        })
-    }
+    if m.iter().all(|v| v.is_finite()) { Ok(()) } else { Err(EraseError::NotFinite { method, tensor: what.into() }) }
 }
 
 /// Stacks column vectors into a `[d, n]` matrix.
@@ -103,13 +89,7 @@ pub fn columns(cols: &[Vector], d: usize) -> Mat {
 /// transposed copy plus a GEMM (or nalgebra's `tr_mul`, which runs column dot products). Only
 /// for [`gemm`]: nalgebra's own loop for small products mishandles such views.
 fn t(a: &Mat) -> MatrixView<'_, f64, Dyn, Dyn, Dyn, Dyn> {
-    MatrixView::from_slice_with_strides_generic(
-        a.as_slice(),
-        Dyn(a.ncols()),
-        Dyn(a.nrows()),
-        Dyn(a.nrows()),
-        Dyn(1),
-    )
+    MatrixView::from_slice_with_strides_generic(a.as_slice(), Dyn(a.ncols()), Dyn(a.nrows()), Dyn(a.nrows()), Dyn(1))
 }
 
 /// `c ← β c + α a b` for any views. nalgebra hands products whose dimensions all exceed 5 to
@@ -174,13 +154,7 @@ pub fn gram_lower_acc(c: &mut Mat, alpha: f64, a: &Mat) {
         // Rows j0.. of column block j0..j0+jb: a[:, j0..]ᵀ a[:, j0..j0+jb].
         let lhs = at.rows(j0, n - j0);
         let rhs = a.columns(j0, jb);
-        gemm(
-            &mut c.view_mut((j0, j0), (n - j0, jb)),
-            alpha,
-            &lhs,
-            &rhs,
-            1.0,
-        );
+        gemm(&mut c.view_mut((j0, j0), (n - j0, jb)), alpha, &lhs, &rhs, 1.0);
     }
 }
 
@@ -270,12 +244,7 @@ pub fn cholesky(a: &Mat) -> Option<Mat> {
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     let mut acc = [0.0f64; 4];
     let (ac, bc) = (a.chunks_exact(4), b.chunks_exact(4));
-    let tail: f64 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
+    let tail: f64 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
     for (x, y) in ac.zip(bc) {
         for k in 0..4 {
             acc[k] += x[k] * y[k];
@@ -326,13 +295,7 @@ pub fn cholesky_solve_mut(l: &Mat, b: &mut Mat) {
         }
         if i1 < n {
             let yi = b.rows(i0, i1 - i0).into_owned();
-            gemm(
-                &mut b.rows_mut(i1, n - i1),
-                -1.0,
-                &l.view((i1, i0), (n - i1, i1 - i0)),
-                &yi,
-                1.0,
-            );
+            gemm(&mut b.rows_mut(i1, n - i1), -1.0, &l.view((i1, i0), (n - i1, i1 - i0)), &yi, 1.0);
         }
     }
     // Backward: Lᵀ X = Y.
@@ -444,11 +407,7 @@ pub fn smallest_eigenvector_spd(g: &Mat) -> Option<Vector> {
                 let gu = g * &u;
                 let rho = u.dot(&gu);
                 let res = (gu - &u * rho).norm();
-                let gap_g = if second > 0.0 && m > 1 {
-                    1.0 / second - 1.0 / theta
-                } else {
-                    f64::INFINITY
-                };
+                let gap_g = if second > 0.0 && m > 1 { 1.0 / second - 1.0 / theta } else { f64::INFINITY };
                 if res <= 1e-8 * gap_g.min(g.amax()) {
                     return Some(u);
                 }

@@ -94,12 +94,18 @@ pub fn kohya_name(module: &str) -> String {
 pub fn targets(unet: &mut UNet2DConditionModel) -> BTreeMap<String, Target> {
     let mut out = BTreeMap::new();
     unet.for_each_linear(&mut |name, lin| {
-        out.insert(kohya_name(name), Target { module: name.to_owned(), kind: LayerKind::Linear, d_in: lin.d_in(), d_out: lin.d_out() });
+        out.insert(
+            kohya_name(name),
+            Target { module: name.to_owned(), kind: LayerKind::Linear, d_in: lin.d_in(), d_out: lin.d_out() },
+        );
     });
     unet.for_each_conv_mut(&mut |name, conv| {
         let [c_out, c_in, kh, kw] = conv.weight.dims();
         if kh == 1 && kw == 1 {
-            out.insert(kohya_name(name), Target { module: name.to_owned(), kind: LayerKind::Conv1x1, d_in: c_in, d_out: c_out });
+            out.insert(
+                kohya_name(name),
+                Target { module: name.to_owned(), kind: LayerKind::Conv1x1, d_in: c_in, d_out: c_out },
+            );
         }
     });
     out
@@ -140,20 +146,48 @@ impl LoraFile {
             } else if let Some(m) = name.strip_suffix(".alpha") {
                 (m, 2)
             } else if name.contains("hada_") || name.contains("lokr_") || name.ends_with(".dora_scale") {
-                return Err(bad(file, format!("tensor `{name}` belongs to a LyCORIS adapter (LoHa/LoKr/DoRA); only plain LoRA (lora_down/lora_up) is supported")));
+                return Err(bad(
+                    file,
+                    format!(
+                        "tensor `{name}` belongs to a LyCORIS adapter (LoHa/LoKr/DoRA); only plain LoRA (lora_down/lora_up) is supported"
+                    ),
+                ));
             } else if name.contains("lora_A") || name.contains("lora_B") || name.contains(".lora.down") {
-                return Err(bad(file, format!("tensor `{name}` uses diffusers/PEFT naming; convert the file to kohya naming (`lora_unet_….lora_down.weight`)")));
+                return Err(bad(
+                    file,
+                    format!(
+                        "tensor `{name}` uses diffusers/PEFT naming; convert the file to kohya naming (`lora_unet_….lora_down.weight`)"
+                    ),
+                ));
             } else {
-                return Err(bad(file, format!("tensor `{name}` is not a kohya LoRA tensor (`<module>.lora_down.weight`, `.lora_up.weight` or `.alpha`)")));
+                return Err(bad(
+                    file,
+                    format!(
+                        "tensor `{name}` is not a kohya LoRA tensor (`<module>.lora_down.weight`, `.lora_up.weight` or `.alpha`)"
+                    ),
+                ));
             };
             if TE_PREFIXES.iter().any(|p| module.starts_with(p)) {
                 te.insert(module.to_owned(), ());
                 continue;
             }
             if !module.starts_with(UNET_PREFIX) {
-                return Err(bad(file, format!("tensor `{name}` names neither a UNet (`{UNET_PREFIX}…`) nor a text-encoder (`lora_te_…`) layer")));
+                return Err(bad(
+                    file,
+                    format!(
+                        "tensor `{name}` names neither a UNet (`{UNET_PREFIX}…`) nor a text-encoder (`lora_te_…`) layer"
+                    ),
+                ));
             }
-            let values = st.f32(name).ok_or_else(|| bad(file, format!("tensor `{name}` has dtype {}; only F32, F16, BF16 and F64 are supported", info.dtype.name())))?;
+            let values = st.f32(name).ok_or_else(|| {
+                bad(
+                    file,
+                    format!(
+                        "tensor `{name}` has dtype {}; only F32, F16, BF16 and F64 are supported",
+                        info.dtype.name()
+                    ),
+                )
+            })?;
             if values.0.iter().any(|v| !v.is_finite()) {
                 return Err(EraseError::NotFinite { method: "this adapter file", tensor: name.clone() });
             }
@@ -174,11 +208,23 @@ impl LoraFile {
             let (Some((down, down_shape)), Some((up, up_shape))) = (p.down, p.up) else {
                 return Err(bad(file, format!("layer `{key}` needs both `.lora_down.weight` and `.lora_up.weight`")));
             };
-            let (Some((rank, d_in, _)), Some((d_out, rank_up, k_up))) = (matrix_dims(&down_shape), matrix_dims(&up_shape)) else {
-                return Err(bad(file, format!("layer `{key}` has factors of shape {down_shape:?} and {up_shape:?}; expected [r, in] and [out, r] (or [r, in, 1, 1] and [out, r, 1, 1])")));
+            let (Some((rank, d_in, _)), Some((d_out, rank_up, k_up))) =
+                (matrix_dims(&down_shape), matrix_dims(&up_shape))
+            else {
+                return Err(bad(
+                    file,
+                    format!(
+                        "layer `{key}` has factors of shape {down_shape:?} and {up_shape:?}; expected [r, in] and [out, r] (or [r, in, 1, 1] and [out, r, 1, 1])"
+                    ),
+                ));
             };
             if rank == 0 || rank_up != rank || k_up != 1 {
-                return Err(bad(file, format!("layer `{key}`: `lora_down` {down_shape:?} and `lora_up` {up_shape:?} do not share one rank")));
+                return Err(bad(
+                    file,
+                    format!(
+                        "layer `{key}`: `lora_down` {down_shape:?} and `lora_up` {up_shape:?} do not share one rank"
+                    ),
+                ));
             }
             // A k×k down (LoCon on a 3×3 conv) is kept as stored: `resolve` rejects it.
             modules.push(LowRank { key, rank, d_in, d_out, down, up, down_shape, up_shape, alpha: p.alpha });
@@ -186,7 +232,12 @@ impl LoraFile {
         if modules.is_empty() && te.is_empty() {
             return Err(bad(file, "it holds no LoRA tensors".into()));
         }
-        Ok(Self { file: file.into(), modules, text_encoder: te.into_keys().collect(), metadata: st.header.metadata.clone() })
+        Ok(Self {
+            file: file.into(),
+            modules,
+            text_encoder: te.into_keys().collect(),
+            metadata: st.header.metadata.clone(),
+        })
     }
 
     /// The same file without its text-encoder layers (they are never applied).
@@ -231,8 +282,18 @@ impl LoraFile {
                 } else {
                     String::new()
                 };
-                let hint = if hint.is_empty() { ": this adapter was made for another model architecture".to_owned() } else { hint };
-                return Err(EraseError::WrongShape { file: self.file.clone(), name: format!("{}.lora_down.weight", m.key), expected: want_down, found: m.down_shape.clone(), hint });
+                let hint = if hint.is_empty() {
+                    ": this adapter was made for another model architecture".to_owned()
+                } else {
+                    hint
+                };
+                return Err(EraseError::WrongShape {
+                    file: self.file.clone(),
+                    name: format!("{}.lora_down.weight", m.key),
+                    expected: want_down,
+                    found: m.down_shape.clone(),
+                    hint,
+                });
             }
             let want_up = expect(&m.up_shape, t.d_out, m.rank);
             if m.up_shape != want_up {
@@ -250,12 +311,21 @@ impl LoraFile {
             let k = &m.key;
             let hint = if k.contains("input_blocks") || k.contains("output_blocks") || k.contains("middle_block") {
                 ": it uses original-SD/SDXL block names (input_blocks/output_blocks); only diffusers-named SD 1.x/2.x adapters are supported"
-            } else if k.contains("resnets") || k.contains("samplers") || k.contains("conv_in") || k.contains("conv_out") || k.contains("time_emb") {
+            } else if k.contains("resnets")
+                || k.contains("samplers")
+                || k.contains("conv_in")
+                || k.contains("conv_out")
+                || k.contains("time_emb")
+            {
                 ": it adapts a ResNet/convolution layer (LoCon); only the transformer-block layers (attention, feed-forward, proj_in/proj_out) are supported"
             } else {
                 ": this adapter was made for another model architecture"
             };
-            return Err(EraseError::UnknownTensor { file: self.file.clone(), name: format!("{k}.lora_down.weight"), hint: hint.into() });
+            return Err(EraseError::UnknownTensor {
+                file: self.file.clone(),
+                name: format!("{k}.lora_down.weight"),
+                hint: hint.into(),
+            });
         }
         Ok(resolved)
     }

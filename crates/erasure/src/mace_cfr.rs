@@ -40,12 +40,7 @@ pub struct MaceConfig {
 
 impl Default for MaceConfig {
     fn default() -> Self {
-        Self {
-            lamb: 0.1,
-            preserve_scale: 1.0,
-            augment: false,
-            concept_type: ConceptType::Object,
-        }
+        Self { lamb: 0.1, preserve_scale: 1.0, augment: false, concept_type: ConceptType::Object }
     }
 }
 
@@ -140,11 +135,7 @@ pub fn matching_indices(old: &[u32], new: &[u32]) -> (Vec<usize>, Vec<usize>) {
 }
 
 /// Extends both index lists with the following positions so that they end together at 77.
-pub fn extend_indices(
-    mut o: Vec<usize>,
-    mut n: Vec<usize>,
-    len: usize,
-) -> (Vec<usize>, Vec<usize>) {
+pub fn extend_indices(mut o: Vec<usize>, mut n: Vec<usize>, len: usize) -> (Vec<usize>, Vec<usize>) {
     let (lo, ln) = (*o.last().unwrap_or(&0), *n.last().unwrap_or(&0));
     if lo >= ln {
         o.extend(lo + 1..len);
@@ -179,11 +170,7 @@ pub fn mace_cfr(
             let (oi, ni) = matching_indices(&oe.ids[..oe.n_tokens], &ne.ids[..ne.n_tokens]);
             let (oi, ni) = extend_indices(oi, ni, len);
             for (a, b) in oi.iter().zip(&ni) {
-                pairs.push(Pair {
-                    context: oe.token(*a),
-                    value_from: ne.token(*b),
-                    scale: 1.0,
-                });
+                pairs.push(Pair { context: oe.token(*a), value_from: ne.token(*b), scale: 1.0 });
             }
         }
     }

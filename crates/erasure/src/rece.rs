@@ -48,14 +48,7 @@ pub struct ReceConfig {
 
 impl Default for ReceConfig {
     fn default() -> Self {
-        Self {
-            uce: UceConfig::default(),
-            epochs: 1,
-            gamma: 0.1,
-            lamb: 0.1,
-            erase_scale: 1.0,
-            preserve_scale: 0.1,
-        }
+        Self { uce: UceConfig::default(), epochs: 1, gamma: 0.1, lamb: 0.1, erase_scale: 1.0, preserve_scale: 0.1 }
     }
 }
 
@@ -87,10 +80,7 @@ enum Transform {
 
 impl Transform {
     fn identity(d: usize) -> Self {
-        Transform::LowRank {
-            l: Mat::zeros(d, 0),
-            r: Mat::zeros(d, 0),
-        }
+        Transform::LowRank { l: Mat::zeros(d, 0), r: Mat::zeros(d, 0) }
     }
 
     fn dense(self) -> Mat {
@@ -125,11 +115,7 @@ impl Transform {
                 l2.columns_mut(k, n).copy_from(&dl);
                 r2.columns_mut(k, n).copy_from(y);
                 let next = Transform::LowRank { l: l2, r: r2 };
-                if 2 * (k + n) >= d {
-                    Transform::Dense(next.dense())
-                } else {
-                    next
-                }
+                if 2 * (k + n) >= d { Transform::Dense(next.dense()) } else { next }
             }
             (tr, delta) => {
                 let m = tr.dense();
@@ -201,10 +187,7 @@ pub fn rece(
         .map(|l| l.weight.ncols())
         .ok_or_else(|| EraseError::Param("the model has no cross-attention layers".into()))?;
     if !(cfg.gamma >= 0.0) {
-        return Err(EraseError::Param(format!(
-            "γ must be ≥ 0 (got {})",
-            cfg.gamma
-        )));
+        return Err(EraseError::Param(format!("γ must be ≥ 0 (got {})", cfg.gamma)));
     }
     // G = Σ_l W_lᵀ W_l over the original layers.
     let mut g = Mat::zeros(d, d);
@@ -218,11 +201,7 @@ pub fn rece(
     let s0 = RidgeSolve::new("RECE (initial UCE)", d, cfg.uce.lamb, &p0, None)?;
     let mut transform = Transform::identity(d).then(s0.delta());
 
-    let retain: Vec<String> = if preserve.is_empty() {
-        vec![String::new(); concepts.len()]
-    } else {
-        preserve.to_vec()
-    };
+    let retain: Vec<String> = if preserve.is_empty() { vec![String::new(); concepts.len()] } else { preserve.to_vec() };
     let mut adversarial = vec![];
     for _ in 0..cfg.epochs {
         let (m1, m2) = transform.sums(&g, cfg.gamma);
@@ -241,11 +220,7 @@ pub fn rece(
             x.columns_mut(at, e.nrows()).copy_from(&e.transpose());
             at += e.nrows();
         }
-        let adv_cols = if total < d {
-            solve_spd(&m1, &(&m2 * &x), "RECE")?
-        } else {
-            solve_spd(&m1, &m2, "RECE")? * &x
-        };
+        let adv_cols = if total < d { solve_spd(&m1, &(&m2 * &x), "RECE")? } else { solve_spd(&m1, &m2, "RECE")? * &x };
         adversarial.clear();
         let mut pairs = vec![];
         let mut at = 0;
@@ -254,11 +229,7 @@ pub fn rece(
             let adv = adv_cols.columns(at, e.nrows()).transpose();
             at += e.nrows();
             for t in 0..adv.nrows() {
-                pairs.push(Pair {
-                    context: adv.row(t).transpose(),
-                    value_from: ge.token(t),
-                    scale: cfg.erase_scale,
-                });
+                pairs.push(Pair { context: adv.row(t).transpose(), value_from: ge.token(t), scale: cfg.erase_scale });
             }
             adversarial.push(adv);
         }
@@ -266,11 +237,7 @@ pub fn rece(
             let re = enc.encode(r)?;
             for t in 0..re.embeds.nrows() {
                 let e = re.token(t);
-                pairs.push(Pair {
-                    context: e.clone(),
-                    value_from: e,
-                    scale: cfg.preserve_scale,
-                });
+                pairs.push(Pair { context: e.clone(), value_from: e, scale: cfg.preserve_scale });
             }
         }
         let solve = RidgeSolve::new("RECE", d, cfg.lamb, &pairs, None)?;
@@ -290,10 +257,7 @@ pub fn rece(
             ("preserve_scale".to_owned(), json!(cfg.preserve_scale)),
             ("uce_lamb".to_owned(), json!(cfg.uce.lamb)),
             ("uce_erase_scale".to_owned(), json!(cfg.uce.erase_scale)),
-            (
-                "uce_preserve_scale".to_owned(),
-                json!(cfg.uce.preserve_scale_for(preserve.len())),
-            ),
+            ("uce_preserve_scale".to_owned(), json!(cfg.uce.preserve_scale_for(preserve.len()))),
         ]
         .into_iter()
         .collect(),

@@ -50,9 +50,7 @@ pub fn parse_pairs(list: &str) -> Result<Vec<(String, String)>, EraseError> {
         out.push((a.trim().to_owned(), b.trim().to_owned()));
     }
     if out.is_empty() {
-        return Err(EraseError::Param(
-            "Ring-A-Bell needs at least one prompt pair \"with concept|without\"".into(),
-        ));
+        return Err(EraseError::Param("Ring-A-Bell needs at least one prompt pair \"with concept|without\"".into()));
     }
     Ok(out)
 }
@@ -60,9 +58,7 @@ pub fn parse_pairs(list: &str) -> Result<Vec<(String, String)>, EraseError> {
 /// The concept vector from `(with, without)` embedding pairs `[77, d]`.
 pub fn concept_vector(pairs: &[(Mat, Mat)]) -> Result<Mat, EraseError> {
     let Some(first) = pairs.first() else {
-        return Err(EraseError::Param(
-            "Ring-A-Bell needs at least one prompt pair".into(),
-        ));
+        return Err(EraseError::Param("Ring-A-Bell needs at least one prompt pair".into()));
     };
     let shape = first.0.shape();
     let mut batch_means = vec![];
@@ -70,19 +66,14 @@ pub fn concept_vector(pairs: &[(Mat, Mat)]) -> Result<Mat, EraseError> {
         let mut sum = Mat::zeros(shape.0, shape.1);
         for (a, b) in chunk {
             if a.shape() != shape || b.shape() != shape {
-                return Err(EraseError::Param(
-                    "Ring-A-Bell: the prompt embeddings differ in shape".into(),
-                ));
+                return Err(EraseError::Param("Ring-A-Bell: the prompt embeddings differ in shape".into()));
             }
             sum += a - b;
         }
         batch_means.push(sum / chunk.len() as f64);
     }
     let n = batch_means.len() as f64;
-    Ok(batch_means
-        .into_iter()
-        .fold(Mat::zeros(shape.0, shape.1), |acc, m| acc + m)
-        / n)
+    Ok(batch_means.into_iter().fold(Mat::zeros(shape.0, shape.1), |acc, m| acc + m) / n)
 }
 
 /// Encodes the pairs and computes the vector.
@@ -92,18 +83,13 @@ pub fn from_prompts(
     eta: f64,
 ) -> Result<RingABell, EraseError> {
     if !eta.is_finite() {
-        return Err(EraseError::Param(format!(
-            "Ring-A-Bell's η must be a finite number (got {eta})"
-        )));
+        return Err(EraseError::Param(format!("Ring-A-Bell's η must be a finite number (got {eta})")));
     }
     let mut embeds = vec![];
     for (a, b) in pairs {
         embeds.push((encoder.encode(a)?.embeds, encoder.encode(b)?.embeds));
     }
-    Ok(RingABell {
-        vector: concept_vector(&embeds)?,
-        eta,
-    })
+    Ok(RingABell { vector: concept_vector(&embeds)?, eta })
 }
 
 #[cfg(test)]
@@ -116,15 +102,7 @@ mod tests {
         let mut pairs = vec![(Mat::from_element(2, 1, 1.0), Mat::zeros(2, 1)); 8];
         pairs.push((Mat::from_element(2, 1, 3.0), Mat::zeros(2, 1)));
         assert_eq!(concept_vector(&pairs).unwrap()[(0, 0)], 2.0);
-        assert!(
-            parse_pairs("a skull|a star; x")
-                .unwrap_err()
-                .to_string()
-                .contains("`x` has no `|`")
-        );
-        assert_eq!(
-            parse_pairs("a skull|a star").unwrap(),
-            vec![("a skull".to_owned(), "a star".to_owned())]
-        );
+        assert!(parse_pairs("a skull|a star; x").unwrap_err().to_string().contains("`x` has no `|`"));
+        assert_eq!(parse_pairs("a skull|a star").unwrap(), vec![("a skull".to_owned(), "a star".to_owned())]);
     }
 }

@@ -54,13 +54,7 @@ pub struct SafreeConfig {
 
 impl SafreeConfig {
     pub fn new(keywords: Vec<String>) -> Self {
-        Self {
-            keywords,
-            alpha: 0.01,
-            self_validating: true,
-            upper_bound: 10,
-            artist: false,
-        }
+        Self { keywords, alpha: 0.01, self_validating: true, upper_bound: 10, artist: false }
     }
 
     /// The configuration `studio generate --safree KW [--safree-alpha A] [--safree-all-steps]
@@ -79,24 +73,18 @@ impl SafreeConfig {
 
     /// Keywords from `"kw1;kw2"`; empty entries are dropped.
     pub fn parse_keywords(list: &str) -> Vec<String> {
-        list.split(';')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
+        list.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
     }
 
     pub fn check(&self) -> Result<(), EraseError> {
         if self.keywords.iter().all(|k| k.trim().is_empty()) {
             return Err(EraseError::Param(
-                "SAFREE needs at least one keyword of the concept to steer away from (e.g. --safree \"nudity;naked\")".into(),
+                "SAFREE needs at least one keyword of the concept to steer away from (e.g. --safree \"nudity;naked\")"
+                    .into(),
             ));
         }
         if !self.alpha.is_finite() || self.alpha <= -1.0 {
-            return Err(EraseError::Param(format!(
-                "SAFREE's α must be a finite number above −1 (got {})",
-                self.alpha
-            )));
+            return Err(EraseError::Param(format!("SAFREE's α must be a finite number above −1 (got {})", self.alpha)));
         }
         Ok(())
     }
@@ -158,12 +146,7 @@ pub struct SafreeProjection {
 
 impl SafreeProjection {
     pub fn triggers(&self) -> Vec<usize> {
-        self.keep
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| !**k)
-            .map(|(i, _)| i + 1)
-            .collect()
+        self.keep.iter().enumerate().filter(|(_, k)| !**k).map(|(i, _)| i + 1).collect()
     }
 }
 
@@ -179,10 +162,7 @@ pub fn project(
 ) -> Result<SafreeProjection, EraseError> {
     let d = text.ncols();
     let n_t = masked_pooled.nrows();
-    if masked_pooled.ncols() != d
-        || concept_projection.shape() != (d, d)
-        || n_t + 2 > text.nrows().max(2)
-    {
+    if masked_pooled.ncols() != d || concept_projection.shape() != (d, d) || n_t + 2 > text.nrows().max(2) {
         return Err(EraseError::Param(format!(
             "SAFREE: inconsistent shapes (tokens {:?}, masked {:?}, concept projector {:?})",
             text.shape(),
@@ -191,26 +171,15 @@ pub fn project(
         )));
     }
     if n_t == 0 {
-        return Ok(SafreeProjection {
-            embeds: text.clone(),
-            keep: vec![],
-            distances: vec![],
-            beta: 0.0,
-        });
+        return Ok(SafreeProjection { embeds: text.clone(), keep: vec![], distances: vec![], beta: 0.0 });
     }
     let i_m_cs = Mat::identity(d, d) - concept_projection;
-    let distances: Vec<f64> = (0..n_t)
-        .map(|i| (&i_m_cs * masked_pooled.row(i).transpose()).norm())
-        .collect();
+    let distances: Vec<f64> = (0..n_t).map(|i| (&i_m_cs * masked_pooled.row(i).transpose()).norm()).collect();
     let total: f64 = distances.iter().sum();
     let keep: Vec<bool> = distances
         .iter()
         .map(|&di| {
-            let mean_others = if n_t > 1 {
-                (total - di) / (n_t - 1) as f64
-            } else {
-                f64::NAN
-            };
+            let mean_others = if n_t > 1 { (total - di) / (n_t - 1) as f64 } else { f64::NAN };
             di < (1.0 + alpha) * mean_others
         })
         .collect();
@@ -230,17 +199,8 @@ pub fn project(
             a.dot(&b) / (a.norm().max(1e-8) * b.norm().max(1e-8))
         })
         .sum();
-    let beta = if n_act > 0 {
-        1.0 - cos_sum / n_act as f64
-    } else {
-        0.0
-    };
-    Ok(SafreeProjection {
-        embeds,
-        keep,
-        distances,
-        beta,
-    })
+    let beta = if n_act > 0 { 1.0 - cos_sum / n_act as f64 } else { 0.0 };
+    Ok(SafreeProjection { embeds, keep, distances, beta })
 }
 
 /// `P_C` from the keywords' pooled embeddings `[k, d]` (rows).
@@ -255,10 +215,7 @@ pub fn pooled_tensor_of_ids(model: &StableDiffusion, ids: &[Vec<u32>]) -> Result
         return Ok(None);
     }
     let n = ids[0].len();
-    let flat: Vec<i64> = ids
-        .iter()
-        .flat_map(|r| r.iter().map(|&i| i as i64))
-        .collect();
+    let flat: Vec<i64> = ids.iter().flat_map(|r| r.iter().map(|&i| i as i64)).collect();
     model.text_encoder.check_ids(&flat)?;
     let t = Tensor::<2, Int>::from_data(TensorData::new(flat, [ids.len(), n]), &model.device);
     Ok(Some(model.text_encoder.forward(t)?.pooler_output))
@@ -340,10 +297,7 @@ mod tests {
 
     #[test]
     fn empty_keywords_are_refused() {
-        let e = SafreeConfig::new(SafreeConfig::parse_keywords(" ; ;"))
-            .check()
-            .unwrap_err()
-            .to_string();
+        let e = SafreeConfig::new(SafreeConfig::parse_keywords(" ; ;")).check().unwrap_err().to_string();
         assert!(e.contains("at least one keyword"), "{e}");
     }
 }

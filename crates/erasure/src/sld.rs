@@ -50,12 +50,7 @@ pub enum SldPreset {
 }
 
 impl SldPreset {
-    pub const ALL: [SldPreset; 4] = [
-        SldPreset::Weak,
-        SldPreset::Medium,
-        SldPreset::Strong,
-        SldPreset::Max,
-    ];
+    pub const ALL: [SldPreset; 4] = [SldPreset::Weak, SldPreset::Medium, SldPreset::Strong, SldPreset::Max];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -91,37 +86,21 @@ impl FromStr for SldPreset {
         SldPreset::ALL
             .into_iter()
             .find(|p| {
-                p.name().eq_ignore_ascii_case(s.trim())
-                    || format!("hyp-{}", p.name()).eq_ignore_ascii_case(s.trim())
+                p.name().eq_ignore_ascii_case(s.trim()) || format!("hyp-{}", p.name()).eq_ignore_ascii_case(s.trim())
             })
-            .ok_or_else(|| {
-                EraseError::Param(format!(
-                    "unknown SLD preset `{s}`: use weak, medium, strong or max"
-                ))
-            })
+            .ok_or_else(|| EraseError::Param(format!("unknown SLD preset `{s}`: use weak, medium, strong or max")))
     }
 }
 
 impl SldParams {
     pub fn check(&self) -> Result<(), EraseError> {
-        let finite = [
-            self.guidance_scale,
-            self.threshold,
-            self.momentum_scale,
-            self.mom_beta,
-        ]
-        .iter()
-        .all(|v| v.is_finite());
+        let finite =
+            [self.guidance_scale, self.threshold, self.momentum_scale, self.mom_beta].iter().all(|v| v.is_finite());
         if !finite {
-            return Err(EraseError::Param(
-                "SLD parameters must be finite numbers".into(),
-            ));
+            return Err(EraseError::Param("SLD parameters must be finite numbers".into()));
         }
         if !(0.0..=1.0).contains(&self.mom_beta) {
-            return Err(EraseError::Param(format!(
-                "SLD momentum β must lie in [0, 1] (got {})",
-                self.mom_beta
-            )));
+            return Err(EraseError::Param(format!("SLD momentum β must lie in [0, 1] (got {})", self.mom_beta)));
         }
         Ok(())
     }
@@ -138,10 +117,7 @@ pub struct Sld {
 impl Sld {
     pub fn new(params: SldParams) -> Result<Self, EraseError> {
         params.check()?;
-        Ok(Self {
-            params,
-            momentum: None,
-        })
+        Ok(Self { params, momentum: None })
     }
 
     /// Whether the safety term is on at all (`s_S ≥ 1`, as the official pipeline decides).
@@ -169,29 +145,16 @@ impl Sld {
         if !self.enabled() {
             return eps_uncond.clone() + noise_guidance * guidance;
         }
-        let momentum = self
-            .momentum
-            .take()
-            .unwrap_or_else(|| noise_guidance.zeros_like());
+        let momentum = self.momentum.take().unwrap_or_else(|| noise_guidance.zeros_like());
         let diff = eps_cond.clone() - eps_safety.clone();
         // Eq. 6: μ = min(1, s_S |ε_p − ε_S|), zero where ε_p − ε_S ≥ λ.
-        let scale = diff
-            .clone()
-            .abs()
-            .mul_scalar(p.guidance_scale)
-            .clamp_max(1.0);
+        let scale = diff.clone().abs().mul_scalar(p.guidance_scale).clamp_max(1.0);
         let scale = scale.mask_fill(diff.greater_equal_elem(p.threshold), 0.0);
         // Eqs. 4 and 7.
-        let safety = (eps_safety.clone() - eps_uncond.clone()) * scale
-            + momentum.clone().mul_scalar(p.momentum_scale);
+        let safety = (eps_safety.clone() - eps_uncond.clone()) * scale + momentum.clone().mul_scalar(p.momentum_scale);
         // Eq. 8, with the γ just computed.
-        self.momentum =
-            Some(momentum.mul_scalar(p.mom_beta) + safety.clone().mul_scalar(1.0 - p.mom_beta));
-        let noise_guidance = if step >= p.warmup_steps {
-            noise_guidance - safety
-        } else {
-            noise_guidance
-        };
+        self.momentum = Some(momentum.mul_scalar(p.mom_beta) + safety.clone().mul_scalar(1.0 - p.mom_beta));
+        let noise_guidance = if step >= p.warmup_steps { noise_guidance - safety } else { noise_guidance };
         eps_uncond.clone() + noise_guidance * guidance
     }
 }
@@ -203,25 +166,9 @@ mod tests {
     #[test]
     fn presets_parse_and_unknown_names_are_refused() {
         assert_eq!("Strong".parse::<SldPreset>().unwrap(), SldPreset::Strong);
-        assert_eq!(
-            "hyp-max"
-                .parse::<SldPreset>()
-                .unwrap()
-                .params()
-                .guidance_scale,
-            5000.0
-        );
+        assert_eq!("hyp-max".parse::<SldPreset>().unwrap().params().guidance_scale, 5000.0);
         let e = "extreme".parse::<SldPreset>().unwrap_err().to_string();
-        assert!(
-            e.contains("unknown SLD preset `extreme`") && e.contains("weak, medium, strong or max"),
-            "{e}"
-        );
-        assert!(
-            Sld::new(SldParams {
-                mom_beta: 1.5,
-                ..SldPreset::Medium.params()
-            })
-            .is_err()
-        );
+        assert!(e.contains("unknown SLD preset `extreme`") && e.contains("weak, medium, strong or max"), "{e}");
+        assert!(Sld::new(SldParams { mom_beta: 1.5, ..SldPreset::Medium.params() }).is_err());
     }
 }

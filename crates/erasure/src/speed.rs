@@ -35,9 +35,7 @@
 use crate::closed_form::{Delta, edit_from_deltas, guides_for};
 use crate::edit::{Edit, EditMeta};
 use crate::error::EraseError;
-use crate::linalg::{
-    Mat, Vector, columns, gemm_nt, gram, mul_nt, mul_tn, smallest_eigenvector_spd, solve_left,
-};
+use crate::linalg::{Mat, Vector, columns, gemm_nt, gram, mul_nt, mul_tn, smallest_eigenvector_spd, solve_left};
 use crate::text::{CrossAttn, PromptEncoder};
 use nalgebra::SymmetricEigen;
 use serde_json::json;
@@ -55,14 +53,7 @@ pub struct SpeedConfig {
 
 impl Default for SpeedConfig {
     fn default() -> Self {
-        Self {
-            retain_scale: 1.0,
-            lamb: 0.0,
-            threshold: 0.1,
-            aug_num: 10,
-            filter: true,
-            all_tokens: None,
-        }
+        Self { retain_scale: 1.0, lamb: 0.0, threshold: 0.1, aug_num: 10, filter: true, all_tokens: None }
     }
 }
 
@@ -78,14 +69,8 @@ pub fn kmeans(x: &Mat, k: usize) -> Mat {
     while centres.len() < k.min(n) {
         let far = (0..n)
             .max_by(|&a, &b| {
-                let da = centres
-                    .iter()
-                    .map(|c| dist2(&rows[a], c))
-                    .fold(f64::INFINITY, f64::min);
-                let db = centres
-                    .iter()
-                    .map(|c| dist2(&rows[b], c))
-                    .fold(f64::INFINITY, f64::min);
+                let da = centres.iter().map(|c| dist2(&rows[a], c)).fold(f64::INFINITY, f64::min);
+                let db = centres.iter().map(|c| dist2(&rows[b], c)).fold(f64::INFINITY, f64::min);
                 da.total_cmp(&db)
             })
             .unwrap_or(0);
@@ -96,9 +81,7 @@ pub fn kmeans(x: &Mat, k: usize) -> Mat {
         let new: Vec<usize> = rows
             .iter()
             .map(|r| {
-                (0..centres.len())
-                    .min_by(|&a, &b| dist2(r, &centres[a]).total_cmp(&dist2(r, &centres[b])))
-                    .unwrap_or(0)
+                (0..centres.len()).min_by(|&a, &b| dist2(r, &centres[a]).total_cmp(&dist2(r, &centres[b]))).unwrap_or(0)
             })
             .collect();
         if new == assign {
@@ -106,15 +89,9 @@ pub fn kmeans(x: &Mat, k: usize) -> Mat {
         }
         assign = new;
         for (j, c) in centres.iter_mut().enumerate() {
-            let members: Vec<&Vector> = rows
-                .iter()
-                .zip(&assign)
-                .filter(|(_, a)| **a == j)
-                .map(|(r, _)| r)
-                .collect();
+            let members: Vec<&Vector> = rows.iter().zip(&assign).filter(|(_, a)| **a == j).map(|(r, _)| r).collect();
             if !members.is_empty() {
-                *c = members.iter().fold(Vector::zeros(x.ncols()), |s, r| s + *r)
-                    / members.len() as f64;
+                *c = members.iter().fold(Vector::zeros(x.ncols()), |s, r| s + *r) / members.len() as f64;
             }
         }
     }
@@ -133,14 +110,11 @@ pub fn kmeans(x: &Mat, k: usize) -> Mat {
 pub fn smallest_right_singular_vector(w: &Mat) -> Vector {
     let (m, d) = (w.nrows(), w.ncols());
     let smallest = |g: Mat| {
-        (g.nrows() > 96)
-            .then(|| smallest_eigenvector_spd(&g))
-            .flatten()
-            .unwrap_or_else(|| {
-                let e = SymmetricEigen::new(g);
-                let i = e.eigenvalues.imin();
-                e.eigenvectors.column(i).into_owned()
-            })
+        (g.nrows() > 96).then(|| smallest_eigenvector_spd(&g)).flatten().unwrap_or_else(|| {
+            let e = SymmetricEigen::new(g);
+            let i = e.eigenvalues.imin();
+            e.eigenvectors.column(i).into_owned()
+        })
     };
     let v = if m >= d {
         smallest(gram(w))
@@ -204,12 +178,7 @@ impl MOp {
                 w[(i, i)] += r;
             }
             let w_inv = solve_left(&w, &Mat::identity(q, q), "SPEED")?;
-            Ok(MOp::Woodbury {
-                x: tg.x.clone(),
-                z: z.clone(),
-                w_inv,
-                r,
-            })
+            Ok(MOp::Woodbury { x: tg.x.clone(), z: z.clone(), w_inv, r })
         } else {
             let d = z.nrows();
             let mut a = Mat::zeros(d, d);
@@ -262,13 +231,9 @@ pub fn speed(
         .map(|l| l.weight.ncols())
         .ok_or_else(|| EraseError::Param("the model has no cross-attention layers".into()))?;
     if cfg.threshold <= 0.0 || cfg.retain_scale < 0.0 || cfg.lamb < 0.0 {
-        return Err(EraseError::Param(
-            "SPEED needs threshold > 0, retain scale ≥ 0 and λ ≥ 0".into(),
-        ));
+        return Err(EraseError::Param("SPEED needs threshold > 0, retain scale ≥ 0 and λ ≥ 0".into()));
     }
-    let all_tokens = cfg
-        .all_tokens
-        .unwrap_or(targets.len() == 1 && targets[0] == "nudity");
+    let all_tokens = cfg.all_tokens.unwrap_or(targets.len() == 1 && targets[0] == "nudity");
 
     // K₂: BOS of "" and 3 centroids of its other tokens.
     let null = enc.encode("")?;
@@ -286,10 +251,7 @@ pub fn speed(
         let te = enc.encode(t)?;
         let ae = enc.encode(a)?;
         let (tr, ar) = if all_tokens {
-            (
-                (1..te.embeds.nrows()).collect::<Vec<_>>(),
-                (1..ae.embeds.nrows()).collect::<Vec<_>>(),
-            )
+            ((1..te.embeds.nrows()).collect::<Vec<_>>(), (1..ae.embeds.nrows()).collect::<Vec<_>>())
         } else {
             (vec![te.last_token_index()], vec![ae.last_token_index()])
         };
@@ -301,17 +263,9 @@ pub fn speed(
     let n = targets.len() as f64;
     let tt = columns(&tcols, d);
     let at = columns(&acols, d);
-    let mut tg = Targets {
-        x: &tt / n,
-        xs: (&at - &tt) / n,
-        y: tt,
-    };
+    let mut tg = Targets { x: &tt / n, xs: (&at - &tt) / n, y: tt };
     if tg.y.ncols() > d {
-        tg = Targets {
-            x: mul_nt(&tg.x, &tg.y),
-            xs: mul_nt(&tg.xs, &tg.y),
-            y: Mat::identity(d, d),
-        };
+        tg = Targets { x: mul_nt(&tg.x, &tg.y), xs: mul_nt(&tg.xs, &tg.y), y: Mat::identity(d, d) };
     }
 
     // Retain embeddings.
@@ -319,21 +273,12 @@ pub fn speed(
     let whole_word = |text: &str, word: &str| {
         let text = text.to_lowercase();
         text.match_indices(word).any(|(i, _)| {
-            let before = text[..i]
-                .chars()
-                .next_back()
-                .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
-            let after = text[i + word.len()..]
-                .chars()
-                .next()
-                .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+            let before = text[..i].chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+            let after = text[i + word.len()..].chars().next().is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
             before && after
         })
     };
-    let kept: Vec<&String> = retain
-        .iter()
-        .filter(|r| !lower.iter().any(|t| whole_word(r, t)))
-        .collect();
+    let kept: Vec<&String> = retain.iter().filter(|r| !lower.iter().any(|t| whole_word(r, t))).collect();
     let mut ret: Vec<Vector> = vec![];
     if kept.is_empty() {
         for i in 1..null.embeds.nrows() {
@@ -382,24 +327,12 @@ pub fn speed(
     order.sort_by_key(|&i| rank(&layers[i].name));
     let mut changes: Vec<Option<Delta>> = vec![None; layers.len()];
     for &i in &order {
-        changes[i] = Some(speed_layer(
-            &layers[i].weight,
-            &ret,
-            &erase_ret,
-            &tg,
-            &k2,
-            cfg,
-            draw,
-        )?);
+        changes[i] = Some(speed_layer(&layers[i].weight, &ret, &erase_ret, &tg, &k2, cfg, draw)?);
     }
     edit_from_deltas(
         "speed",
         layers,
-        |i, _| {
-            changes[i]
-                .take()
-                .ok_or_else(|| EraseError::Param("internal: layer not edited".into()))
-        },
+        |i, _| changes[i].take().ok_or_else(|| EraseError::Param("internal: layer not edited".into())),
         meta,
     )
 }
@@ -424,16 +357,8 @@ fn speed_layer(
     // Erase responses W (S_at − S_tt)(I + S_tt)⁻¹ r, `[d_out, N]`.
     let resp = w * erase_ret;
     let norms: Vec<f64> = resp.column_iter().map(|c| c.norm()).collect();
-    let kept: Vec<usize> = if cfg.aug_num > 0 && cfg.filter {
-        above_mean(&norms)
-    } else {
-        (0..ret.ncols()).collect()
-    };
-    let v = if cfg.aug_num > 0 {
-        Some(smallest_right_singular_vector(w))
-    } else {
-        None
-    };
+    let kept: Vec<usize> = if cfg.aug_num > 0 && cfg.filter { above_mean(&norms) } else { (0..ret.ncols()).collect() };
+    let v = if cfg.aug_num > 0 { Some(smallest_right_singular_vector(w)) } else { None };
     let resp_v = match &v {
         Some(v) => Some(w * tg.erase_right(&Mat::from_column_slice(d, 1, v.as_slice()))?),
         None => None,
@@ -457,18 +382,12 @@ fn speed_layer(
                 }
             }
             let pn: Vec<f64> = perturbed.iter().map(|x| x.2).collect();
-            members.extend(
-                above_mean(&pn)
-                    .into_iter()
-                    .map(|i| (perturbed[i].0, perturbed[i].1)),
-            );
+            members.extend(above_mean(&pn).into_iter().map(|i| (perturbed[i].0, perturbed[i].1)));
         }
     }
     let count = members.len();
     if count == 0 {
-        return Err(EraseError::Param(
-            "SPEED has no retain embeddings left after filtering".into(),
-        ));
+        return Err(EraseError::Param("SPEED has no retain embeddings left after filtering".into()));
     }
     // S = B K Bᵀ.
     let k = kept.len();
@@ -535,8 +454,5 @@ fn speed_layer(
     let zmk2 = &l2 * &mk2;
     l2.gemm(-1.0, &zmk2, &solve_left(&inner, &kt_p, "SPEED")?, 1.0);
     let l3 = m_op.right(&l2);
-    Ok(Delta::LowRank {
-        shift: tg.xs.clone(),
-        y: l3.transpose(),
-    })
+    Ok(Delta::LowRank { shift: tg.xs.clone(), y: l3.transpose() })
 }

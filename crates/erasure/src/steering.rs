@@ -58,10 +58,7 @@ impl Default for SteeringConfig {
 
 impl SteeringConfig {
     pub fn is_empty(&self) -> bool {
-        self.sld.is_none()
-            && self.safree.is_none()
-            && self.eraser.is_none()
-            && self.ring_a_bell.is_none()
+        self.sld.is_none() && self.safree.is_none() && self.eraser.is_none() && self.ring_a_bell.is_none()
     }
 }
 
@@ -134,12 +131,7 @@ fn readback(e: impl std::fmt::Debug) -> EraseError {
 }
 
 async fn read_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, EraseError> {
-    t.into_data_async()
-        .await
-        .map_err(readback)?
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(readback)
+    t.into_data_async().await.map_err(readback)?.convert::<f32>().try_to_vec::<f32>().map_err(readback)
 }
 
 impl SteeringTensors {
@@ -235,7 +227,8 @@ impl Steering {
             out.prompt = Some((enc.embeds, enc.encoding));
         }
         if config.sld.is_some() {
-            out.sld_concept = Some(encode_prompt(&model.tokenizer, &model.text_encoder, &config.sld_concept, None, device)?.embeds);
+            out.sld_concept =
+                Some(encode_prompt(&model.tokenizer, &model.text_encoder, &config.sld_concept, None, device)?.embeds);
         }
         Ok(out)
     }
@@ -262,14 +255,7 @@ impl Steering {
                     .triggers()
                     .into_iter()
                     .map(|pos| {
-                        (
-                            pos,
-                            model
-                                .tokenizer
-                                .decode_token(encoding.ids[pos])
-                                .unwrap_or("?")
-                                .replace("</w>", ""),
-                        )
+                        (pos, model.tokenizer.decode_token(encoding.ids[pos]).unwrap_or("?").replace("</w>", ""))
                     })
                     .collect();
                 report.safree = Some(SafreeSummary {
@@ -300,11 +286,7 @@ impl Steering {
 }
 
 impl Hooks for Steering {
-    fn prompt_embeds(
-        &mut self,
-        cond: Tensor<3>,
-        uncond: Tensor<3>,
-    ) -> Result<(Tensor<3>, Tensor<3>), LoadError> {
+    fn prompt_embeds(&mut self, cond: Tensor<3>, uncond: Tensor<3>) -> Result<(Tensor<3>, Tensor<3>), LoadError> {
         Ok((self.cond.clone().unwrap_or(cond), uncond))
     }
 
@@ -328,9 +310,7 @@ impl Hooks for Steering {
         guidance: f64,
     ) -> Option<Tensor<4>> {
         match (&mut self.sld, eps_extra.first()) {
-            (Some((sld, _)), Some(eps_safety)) => {
-                Some(sld.guide(step, eps_uncond, eps_cond, eps_safety, guidance))
-            }
+            (Some((sld, _)), Some(eps_safety)) => Some(sld.guide(step, eps_uncond, eps_cond, eps_safety, guidance)),
             _ => None,
         }
     }

@@ -53,11 +53,7 @@ pub trait PromptEncoder {
 
 /// Reads a tensor back as f32 values (native, or a CPU device in the browser).
 pub fn read_f32<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
-    t.clone()
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default()
+    t.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
 }
 
 /// Encodes prompts with a loaded model, caching results.
@@ -68,10 +64,7 @@ pub struct ModelEncoder<'a> {
 
 impl<'a> ModelEncoder<'a> {
     pub fn new(model: &'a StableDiffusion) -> Self {
-        Self {
-            model,
-            cache: HashMap::new(),
-        }
+        Self { model, cache: HashMap::new() }
     }
 }
 
@@ -85,12 +78,7 @@ impl PromptEncoder for ModelEncoder<'_> {
         let [_, n, d] = out.embeds.dims();
         let embeds = from_row_major(n, d, &read_f32(&out.embeds));
         let pooled = Vector::from_iterator(d, read_f32(&out.pooled).into_iter().map(f64::from));
-        let e = TokenEmbeddings {
-            embeds,
-            pooled,
-            ids: out.encoding.ids.clone(),
-            n_tokens: out.encoding.n_tokens,
-        };
+        let e = TokenEmbeddings { embeds, pooled, ids: out.encoding.ids.clone(), n_tokens: out.encoding.n_tokens };
         self.cache.insert(prompt.to_owned(), e.clone());
         Ok(e)
     }
@@ -105,9 +93,10 @@ pub struct PrecomputedEncoder(pub HashMap<String, TokenEmbeddings>);
 
 impl PromptEncoder for PrecomputedEncoder {
     fn encode(&mut self, prompt: &str) -> Result<TokenEmbeddings, EraseError> {
-        self.0.get(prompt).cloned().ok_or_else(|| {
-            EraseError::Param(format!("prompt `{prompt}` was not encoded beforehand"))
-        })
+        self.0
+            .get(prompt)
+            .cloned()
+            .ok_or_else(|| EraseError::Param(format!("prompt `{prompt}` was not encoded beforehand")))
     }
 }
 
@@ -149,11 +138,7 @@ pub fn cross_attention(unet: &UNet2DConditionModel, keys: bool, values: bool) ->
         };
         let w = lin.weight_torch();
         let [r, c] = w.dims();
-        out.push(CrossAttn {
-            name: name.to_owned(),
-            proj,
-            weight: from_row_major(r, c, &read_f32(&w)),
-        });
+        out.push(CrossAttn { name: name.to_owned(), proj, weight: from_row_major(r, c, &read_f32(&w)) });
     });
     out
 }

@@ -25,10 +25,7 @@ pub struct TimeConfig {
 
 impl Default for TimeConfig {
     fn default() -> Self {
-        Self {
-            lamb: 0.1,
-            augment: false,
-        }
+        Self { lamb: 0.1, augment: false }
     }
 }
 
@@ -70,12 +67,7 @@ fn augmented(text: &str) -> Vec<String> {
         Some(rest) => format!("a{rest}"),
         None => text.to_owned(),
     };
-    vec![
-        text.to_owned(),
-        format!("A photo of {base}"),
-        format!("An image of {base}"),
-        format!("A picture of {base}"),
-    ]
+    vec![text.to_owned(), format!("A photo of {base}"), format!("An image of {base}"), format!("A picture of {base}")]
 }
 
 /// Edits `sources[i]` into `destinations[i]` on the given layers.
@@ -90,10 +82,7 @@ pub fn time(
         return Err(EraseError::NoConcepts);
     }
     if destinations.len() != sources.len() {
-        return Err(EraseError::GuideCount {
-            concepts: sources.len(),
-            guides: destinations.len(),
-        });
+        return Err(EraseError::GuideCount { concepts: sources.len(), guides: destinations.len() });
     }
     let d = layers
         .first()
@@ -103,22 +92,14 @@ pub fn time(
     let a = enc.tokens("a")?.first().copied();
     let mut pairs = vec![];
     for (s, t) in sources.iter().zip(destinations) {
-        let (ss, ts) = if cfg.augment {
-            (augmented(s), augmented(t))
-        } else {
-            (vec![s.clone()], vec![t.clone()])
-        };
+        let (ss, ts) = if cfg.augment { (augmented(s), augmented(t)) } else { (vec![s.clone()], vec![t.clone()]) };
         for (s, t) in ss.iter().zip(&ts) {
             let se = enc.encode(s)?;
             let te = enc.encode(t)?;
             let len = se.embeds.nrows();
             let idx = align(&se.ids[..se.n_tokens], &te.ids[..te.n_tokens], an, a, len)?;
             for (k, &j) in idx.iter().enumerate() {
-                pairs.push(Pair {
-                    context: se.token(k),
-                    value_from: te.token(j),
-                    scale: 1.0,
-                });
+                pairs.push(Pair { context: se.token(k), value_from: te.token(j), scale: 1.0 });
             }
         }
     }
@@ -126,12 +107,9 @@ pub fn time(
     let meta = EditMeta {
         concepts: sources.to_vec(),
         guides: destinations.to_vec(),
-        hyperparameters: [
-            ("lamb".to_owned(), json!(cfg.lamb)),
-            ("augment".to_owned(), json!(cfg.augment)),
-        ]
-        .into_iter()
-        .collect(),
+        hyperparameters: [("lamb".to_owned(), json!(cfg.lamb)), ("augment".to_owned(), json!(cfg.augment))]
+            .into_iter()
+            .collect(),
         ..Default::default()
     };
     edit_from_layers("time", layers, |_, l| Ok(solve.apply(&l.weight)), meta)

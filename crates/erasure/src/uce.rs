@@ -41,12 +41,7 @@ pub struct UceConfig {
 
 impl Default for UceConfig {
     fn default() -> Self {
-        Self {
-            erase_scale: 1.0,
-            preserve_scale: None,
-            lamb: 0.5,
-            tokens: TokenSelection::LastToken,
-        }
+        Self { erase_scale: 1.0, preserve_scale: None, lamb: 0.5, tokens: TokenSelection::LastToken }
     }
 }
 
@@ -83,11 +78,7 @@ pub fn pairs(
             for p in preserve {
                 let pe = enc.encode(p)?;
                 let t = pe.token(pe.last_token_index());
-                out.push(Pair {
-                    context: t.clone(),
-                    value_from: t,
-                    scale: s_p,
-                });
+                out.push(Pair { context: t.clone(), value_from: t, scale: s_p });
             }
         }
         TokenSelection::LegacyLastWord => {
@@ -100,27 +91,15 @@ pub fn pairs(
                 // Both slices end `farthest − f` before the end, so they have the same length.
                 let count = len - farthest;
                 for k in 0..count {
-                    out.push(Pair {
-                        context: ce.token(fc + k),
-                        value_from: ge.token(fg + k),
-                        scale: cfg.erase_scale,
-                    });
+                    out.push(Pair { context: ce.token(fc + k), value_from: ge.token(fg + k), scale: cfg.erase_scale });
                 }
             }
-            let retained: Vec<String> = if preserve.is_empty() {
-                vec![String::new()]
-            } else {
-                preserve.to_vec()
-            };
+            let retained: Vec<String> = if preserve.is_empty() { vec![String::new()] } else { preserve.to_vec() };
             for p in &retained {
                 let pe = enc.encode(p)?;
                 for k in 0..pe.embeds.nrows() {
                     let t = pe.token(k);
-                    out.push(Pair {
-                        context: t.clone(),
-                        value_from: t,
-                        scale: s_p,
-                    });
+                    out.push(Pair { context: t.clone(), value_from: t, scale: s_p });
                 }
             }
         }
@@ -151,10 +130,7 @@ pub fn uce(
         preserve: preserve.to_vec(),
         hyperparameters: [
             ("erase_scale".to_owned(), json!(cfg.erase_scale)),
-            (
-                "preserve_scale".to_owned(),
-                json!(cfg.preserve_scale_for(preserve.len())),
-            ),
+            ("preserve_scale".to_owned(), json!(cfg.preserve_scale_for(preserve.len()))),
             ("lamb".to_owned(), json!(cfg.lamb)),
             (
                 "tokens".to_owned(),

@@ -165,8 +165,12 @@ fn sd2_spm_with_linear_projections_equals_diffusers_merged() {
 
 #[test]
 fn facilitated_transport_permeabilities_equal_infer_spm() {
-    let ft: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(spm_dir().join("ft.json")).unwrap()).unwrap();
-    for (model, files) in [("tiny-sd1", vec!["sd1_spm_a.safetensors", "sd1_spm_b.safetensors"]), ("tiny-sd2", vec!["sd2_spm.safetensors"])] {
+    let ft: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(spm_dir().join("ft.json")).unwrap()).unwrap();
+    for (model, files) in [
+        ("tiny-sd1", vec!["sd1_spm_a.safetensors", "sd1_spm_b.safetensors"]),
+        ("tiny-sd2", vec!["sd2_spm.safetensors"]),
+    ] {
         let mut sd = load(model);
         let mut stack = AdapterStack::new();
         for f in &files {
@@ -181,18 +185,32 @@ fn facilitated_transport_permeabilities_equal_infer_spm() {
             let prompt = case["prompt"].as_str().unwrap();
             let got = stack.permeabilities(prompt, &mut enc, &special).unwrap();
             let concepts: Vec<(String, _)> = got.iter().flat_map(|p| p.concepts.clone()).collect();
-            let want_concepts: Vec<&str> = case["concepts"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+            let want_concepts: Vec<&str> =
+                case["concepts"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
             assert_eq!(concepts.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), want_concepts);
             for (i, (_, s)) in concepts.iter().enumerate() {
                 let cos = case["clipcos"][i].as_f64().unwrap();
                 let tok = case["tokenuni"][i].as_f64().unwrap();
                 worst = worst.max((s.clipcos - cos).abs());
-                assert!((s.clipcos - cos).abs() <= 1e-4, "{model} `{prompt}` concept {i}: clipcos {} vs {cos}", s.clipcos);
-                assert!((s.tokenuni - tok).abs() <= 1e-6, "{model} `{prompt}` concept {i}: tokenuni {} vs {tok}", s.tokenuni);
+                assert!(
+                    (s.clipcos - cos).abs() <= 1e-4,
+                    "{model} `{prompt}` concept {i}: clipcos {} vs {cos}",
+                    s.clipcos
+                );
+                assert!(
+                    (s.tokenuni - tok).abs() <= 1e-6,
+                    "{model} `{prompt}` concept {i}: tokenuni {} vs {tok}",
+                    s.tokenuni
+                );
             }
             for (p, want) in got.iter().zip(case["permeability"].as_array().unwrap()) {
                 let want = want.as_f64().unwrap();
-                assert!((p.value - want).abs() <= 1e-4, "{model} `{prompt}` {}: permeability {} vs {want}", p.id, p.value);
+                assert!(
+                    (p.value - want).abs() <= 1e-4,
+                    "{model} `{prompt}` {}: permeability {} vs {want}",
+                    p.id,
+                    p.value
+                );
             }
         }
         eprintln!("{model}: FT permeabilities match, largest clipcos difference {worst:e}");
@@ -254,7 +272,8 @@ fn rewrite(name: &str, edit: impl Fn(&mut Vec<(String, Vec<usize>, Vec<f32>)>)) 
         })
         .collect();
     edit(&mut items);
-    let tensors: Vec<WriteTensor> = items.iter().map(|(n, s, v)| WriteTensor { name: n, shape: s.clone(), data: v, dtype: Dtype::F32 }).collect();
+    let tensors: Vec<WriteTensor> =
+        items.iter().map(|(n, s, v)| WriteTensor { name: n, shape: s.clone(), data: v, dtype: Dtype::F32 }).collect();
     serialize(&tensors, &st.header.metadata)
 }
 
@@ -269,7 +288,10 @@ fn sd2_spm_on_sd1_names_the_first_mismatched_tensor_and_both_shapes() {
     eprintln!("{msg}");
     assert!(matches!(err, EraseError::WrongShape { .. }), "{msg}");
     // tiny-sd2 has text width 48, tiny-sd1 32: the first mismatch by name is attn2.to_k's down.
-    assert!(msg.contains("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight"), "{msg}");
+    assert!(
+        msg.contains("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight"),
+        "{msg}"
+    );
     assert!(msg.contains("[1, 48]") && msg.contains("[1, 32]"), "{msg}");
     assert!(msg.contains("sd2_spm.safetensors"), "{msg}");
     assert!(stack.is_empty());
@@ -317,8 +339,16 @@ fn truncated_unknown_and_non_spm_files_are_clear_errors() {
 
     // Text-encoder layers: an error unless dropped explicitly.
     let b = rewrite("sd1_lora_r4.safetensors", |items| {
-        items.push(("lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight".into(), vec![4, 32], vec![0.0; 128]));
-        items.push(("lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight".into(), vec![32, 4], vec![0.0; 128]));
+        items.push((
+            "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight".into(),
+            vec![4, 32],
+            vec![0.0; 128],
+        ));
+        items.push((
+            "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight".into(),
+            vec![32, 4],
+            vec![0.0; 128],
+        ));
     });
     let lora = LoraFile::parse("te.safetensors", b).unwrap();
     assert_eq!(lora.text_encoder, vec!["lora_te_text_model_encoder_layers_0_self_attn_q_proj".to_owned()]);
@@ -327,7 +357,9 @@ fn truncated_unknown_and_non_spm_files_are_clear_errors() {
     assert_eq!(stack.attach_lora(&mut sd.unet, "te", lora.without_text_encoder(), 1.0).unwrap(), 72);
 
     // A layer with down but no up, and mismatched ranks.
-    let b = rewrite("sd1_spm_a.safetensors", |items| items.retain(|(n, _, _)| !n.ends_with("mid_block_attentions_0_proj_in.lora_up.weight")));
+    let b = rewrite("sd1_spm_a.safetensors", |items| {
+        items.retain(|(n, _, _)| !n.ends_with("mid_block_attentions_0_proj_in.lora_up.weight"))
+    });
     let msg = Spm::parse("half.safetensors", b).unwrap_err().to_string();
     assert!(msg.contains("lora_unet_mid_block_attentions_0_proj_in") && msg.contains("lora_up"), "{msg}");
     let b = rewrite("sd1_spm_a.safetensors", |items| {

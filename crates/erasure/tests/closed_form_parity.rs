@@ -9,8 +9,8 @@ use common::{load, reference};
 use erasure::Edit;
 use erasure::mace_cfr::{MaceConfig, mace_cfr};
 use erasure::rece::{ReceConfig, rece};
-use erasure::text::{ModelEncoder, cross_attention};
 use erasure::speed::{SpeedConfig, speed};
+use erasure::text::{ModelEncoder, cross_attention};
 use erasure::time::{TimeConfig, time};
 use erasure::uce::{TokenSelection, UceConfig, uce};
 use pipeline::StableDiffusion;
@@ -45,20 +45,44 @@ fn run_all(name: &str) {
     let v_only = cross_attention(&model.unet, false, true);
     let mut enc = ModelEncoder::new(&model);
 
-    let e = uce(&mut enc, &kv, &s(&["a photo of a cat", "Van Gogh"]), &s(&["a photo of a dog", ""]), &s(&["a red car", "Monet"]), &UceConfig::default()).unwrap();
+    let e = uce(
+        &mut enc,
+        &kv,
+        &s(&["a photo of a cat", "Van Gogh"]),
+        &s(&["a photo of a dog", ""]),
+        &s(&["a red car", "Monet"]),
+        &UceConfig::default(),
+    )
+    .unwrap();
     println!("{name} uce {:.2e}", check(&model, &e, &format!("erasure/{name}-uce.safetensors")));
     let e = uce(&mut enc, &kv, &s(&["skull"]), &[], &[], &UceConfig::default()).unwrap();
     println!("{name} uce-single {:.2e}", check(&model, &e, &format!("erasure/{name}-uce-single.safetensors")));
-    let legacy = UceConfig { preserve_scale: Some(0.5), tokens: TokenSelection::LegacyLastWord, ..UceConfig::default() };
+    let legacy =
+        UceConfig { preserve_scale: Some(0.5), tokens: TokenSelection::LegacyLastWord, ..UceConfig::default() };
     let e = uce(&mut enc, &kv, &s(&["Van Gogh"]), &s(&[""]), &s(&["Monet", "a red car"]), &legacy).unwrap();
     println!("{name} uce-legacy {:.2e}", check(&model, &e, &format!("erasure/{name}-uce-legacy.safetensors")));
-    let e = time(&mut enc, &v_only, &s(&["a pack of roses", "an apple"]), &s(&["a pack of blue roses", "a green apple"]), &TimeConfig::default()).unwrap();
+    let e = time(
+        &mut enc,
+        &v_only,
+        &s(&["a pack of roses", "an apple"]),
+        &s(&["a pack of blue roses", "a green apple"]),
+        &TimeConfig::default(),
+    )
+    .unwrap();
     println!("{name} time {:.2e}", check(&model, &e, &format!("erasure/{name}-time.safetensors")));
     let cfg = ReceConfig { epochs: 2, ..ReceConfig::default() };
     let (e, adv) = rece(&mut enc, &kv, &s(&["skull", "nudity"]), &s(&["", ""]), &[], &cfg).unwrap();
     assert_eq!(adv.len(), 2);
     println!("{name} rece {:.2e}", check(&model, &e, &format!("erasure/{name}-rece.safetensors")));
-    let e = mace_cfr(&mut enc, &kv, &s(&["Ann Graham"]), &s(&["a woman"]), &s(&["a photo of a dog", "a red car on a street", "a painting"]), &MaceConfig::default()).unwrap();
+    let e = mace_cfr(
+        &mut enc,
+        &kv,
+        &s(&["Ann Graham"]),
+        &s(&["a woman"]),
+        &s(&["a photo of a dog", "a red car on a street", "a painting"]),
+        &MaceConfig::default(),
+    )
+    .unwrap();
     println!("{name} mace {:.2e}", check(&model, &e, &format!("erasure/{name}-mace.safetensors")));
 
     // SPEED replays the reference's augmentation draws.
@@ -66,7 +90,16 @@ fn run_all(name: &str) {
     let mut it = draws.into_iter();
     let mut draw = || it.next().expect("enough recorded draws") as f64;
     let cfg = SpeedConfig { lamb: 0.1, ..SpeedConfig::default() };
-    let e = speed(&mut enc, &v_only, &s(&["Van Gogh"]), &s(&["a painting"]), &s(&["Monet", "a red car", "Van Gogh style"]), &cfg, &mut draw).unwrap();
+    let e = speed(
+        &mut enc,
+        &v_only,
+        &s(&["Van Gogh"]),
+        &s(&["a painting"]),
+        &s(&["Monet", "a red car", "Van Gogh style"]),
+        &cfg,
+        &mut draw,
+    )
+    .unwrap();
     assert!(it.next().is_none(), "every recorded draw is used");
     println!("{name} speed {:.2e}", check(&model, &e, &format!("erasure/{name}-speed.safetensors")));
     let cfg = SpeedConfig { lamb: 0.1, aug_num: 0, ..SpeedConfig::default() };

@@ -80,7 +80,8 @@ fn save_load_round_trip_and_composition() {
         }
     });
     let (ta, tb) = (&a.tensors[0].data, &b.tensors[0].data);
-    let worst = (0..now.len()).map(|i| (now[i] - (w0t[i] + (ta[i] - w0t[i]) + (tb[i] - w0t[i]))).abs()).fold(0f32, f32::max);
+    let worst =
+        (0..now.len()).map(|i| (now[i] - (w0t[i] + (ta[i] - w0t[i]) + (tb[i] - w0t[i]))).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-5, "composition is the sum of the changes ({worst})");
     stack.revert(&mut model.unet, "a");
     assert_eq!(stack.active(), vec!["b"]);
@@ -102,7 +103,8 @@ fn bad_requests_are_clear_errors() {
     let err = uce(&mut enc, &layers, &s(&["a cat"]), &[], &[], &UceConfig { lamb: 0.0, ..cfg.clone() }).unwrap_err();
     assert!(matches!(err, EraseError::Singular { .. }), "{err}");
     assert!(err.to_string().contains("raise λ"), "{err}");
-    let err = uce(&mut enc, &layers, &s(&["a cat"]), &[], &[], &UceConfig { erase_scale: f64::NAN, ..cfg }).unwrap_err();
+    let err =
+        uce(&mut enc, &layers, &s(&["a cat"]), &[], &[], &UceConfig { erase_scale: f64::NAN, ..cfg }).unwrap_err();
     assert!(matches!(err, EraseError::NotFinite { .. }), "{err}");
 }
 

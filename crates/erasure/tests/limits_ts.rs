@@ -10,6 +10,9 @@ fn the_committed_typescript_limits_are_current() {
         std::fs::write(path, &want).unwrap();
     }
     let have = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(have == want, "{path} is stale: run `UPDATE_GENERATED=1 cargo test -p erasure --test limits_ts` and commit it");
+    assert!(
+        have == want,
+        "{path} is stale: run `UPDATE_GENERATED=1 cargo test -p erasure --test limits_ts` and commit it"
+    );
     assert!(want.contains("export const MAX_STEPS = 500;") && want.contains("export const MAX_SIDE = 2048;"), "{want}");
 }

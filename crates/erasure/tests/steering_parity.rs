@@ -25,7 +25,8 @@ fn root() -> PathBuf {
 
 fn reference(name: &str) -> SafetensorsBytes {
     let path = root().join("tests/fixtures/reference/steering").join(name);
-    SafetensorsBytes::parse(name, std::fs::read(&path).expect("fixture (run scripts/reference/steering_reference.py)")).unwrap()
+    SafetensorsBytes::parse(name, std::fs::read(&path).expect("fixture (run scripts/reference/steering_reference.py)"))
+        .unwrap()
 }
 
 struct Folder(PathBuf);
@@ -35,8 +36,9 @@ impl ModelFiles for Folder {
         Ok(std::fs::read(self.0.join(path)).ok())
     }
     fn list(&mut self, dir: &str) -> Result<Vec<String>, LoadError> {
-        let mut v: Vec<String> =
-            std::fs::read_dir(self.0.join(dir)).map(|r| r.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect()).unwrap_or_default();
+        let mut v: Vec<String> = std::fs::read_dir(self.0.join(dir))
+            .map(|r| r.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+            .unwrap_or_default();
         v.sort();
         Ok(v)
     }
@@ -85,7 +87,12 @@ fn sld_guidance_equals_the_official_loop_for_all_presets() {
     let (ec, _) = r.f32("eps_cond").unwrap();
     let (es, _) = r.f32("eps_safety").unwrap();
     let per = eu.len() / steps;
-    let step = |v: &[f32], i: usize| Tensor::<4>::from_data(TensorData::new(v[i * per..(i + 1) * per].to_vec(), [1, shape[1], shape[2], shape[3]]), &device);
+    let step = |v: &[f32], i: usize| {
+        Tensor::<4>::from_data(
+            TensorData::new(v[i * per..(i + 1) * per].to_vec(), [1, shape[1], shape[2], shape[3]]),
+            &device,
+        )
+    };
     for preset in SldPreset::ALL {
         let (want, _) = r.f32(&format!("{}.guided", preset.name())).unwrap();
         let mut sld = Sld::new(preset.params()).unwrap();
@@ -98,9 +105,15 @@ fn sld_guidance_equals_the_official_loop_for_all_presets() {
         assert!(e <= 1e-4, "SLD {}: {e:e}", preset.name());
         // The safety term must matter after the warm-up (the test could not fail otherwise).
         let warm = preset.params().warmup_steps.min(steps - 1);
-        let cfg: Vec<f32> = (0..per).map(|k| eu[warm * per + k] + guidance as f32 * (ec[warm * per + k] - eu[warm * per + k])).collect();
+        let cfg: Vec<f32> = (0..per)
+            .map(|k| eu[warm * per + k] + guidance as f32 * (ec[warm * per + k] - eu[warm * per + k]))
+            .collect();
         if preset.params().warmup_steps < steps {
-            assert!(rel_f32(&want[warm * per..(warm + 1) * per], &cfg) > 1e-3, "{}: SLD changes nothing", preset.name());
+            assert!(
+                rel_f32(&want[warm * per..(warm + 1) * per], &cfg) > 1e-3,
+                "{}: SLD changes nothing",
+                preset.name()
+            );
         }
     }
 }
@@ -125,7 +138,11 @@ fn sld_run_equals_diffusers_safe_pipeline_and_differs_from_plain() {
             ..Default::default()
         };
         let preset: SldPreset = name.parse().unwrap();
-        let config = SteeringConfig { sld: Some(preset.params()), sld_concept: md["safety_concept"].clone(), ..Default::default() };
+        let config = SteeringConfig {
+            sld: Some(preset.params()),
+            sld_concept: md["safety_concept"].clone(),
+            ..Default::default()
+        };
         let mut steering = Steering::prepare(&model, &params, config).unwrap();
         assert!(steering.report.sld);
         let out = model.generate(&params, &mut steering).unwrap();
@@ -187,7 +204,11 @@ fn safree_projection_triggers_and_filter_equal_the_official_code() {
     // The skull's word pieces are triggers in the first prompt.
     let n0: usize = md["p0.n_tokens"].parse().unwrap();
     let first = safree::project(&mat(&r, "p0.text_embeds"), n0, &mat(&r, "p0.masked_pooled"), &p_c, alpha).unwrap();
-    let pieces: Vec<String> = first.triggers().iter().map(|&p| model.tokenizer.decode_token(model.tokenizer.encode(&prompts[0]).ids[p]).unwrap().to_owned()).collect();
+    let pieces: Vec<String> = first
+        .triggers()
+        .iter()
+        .map(|&p| model.tokenizer.decode_token(model.tokenizer.encode(&prompts[0]).ids[p]).unwrap().to_owned())
+        .collect();
     assert!(pieces.contains(&"sk".to_owned()) && pieces.contains(&"ll</w>".to_owned()), "{pieces:?}");
 }
 
@@ -230,7 +251,9 @@ fn leace_fit_and_erasure_equal_concept_erasure() {
     // The samples come from our text encoder as they did from transformers'.
     let model = tiny();
     let list = |k: &str| -> Vec<String> { serde_json::from_str(&r.header.metadata[k]).unwrap() };
-    let (xs, zs) = leace::encode_samples(&mut ModelEncoder::new(&model), &list("concept_prompts"), &list("other_prompts")).unwrap();
+    let (xs, zs) =
+        leace::encode_samples(&mut ModelEncoder::new(&model), &list("concept_prompts"), &list("other_prompts"))
+            .unwrap();
     assert_eq!(zs, z);
     let err = rel(&xs, &x);
     assert!(err <= 1e-4, "samples {err:e}");
@@ -267,7 +290,14 @@ fn ring_a_bell_vector_equals_rece() {
 fn tiny_params() -> (StableDiffusion, GenerateParams) {
     let model = tiny();
     let size = model.unet.config().sample_size * model.vae.scale_factor();
-    let params = GenerateParams { prompt: "a skull on a blue background".into(), steps: 4, height: size, width: size, seed: 3, ..Default::default() };
+    let params = GenerateParams {
+        prompt: "a skull on a blue background".into(),
+        steps: 4,
+        height: size,
+        width: size,
+        seed: 3,
+        ..Default::default()
+    };
     (model, params)
 }
 
@@ -276,7 +306,13 @@ fn combined_steering_runs_and_changes_the_image() {
     let (model, params) = tiny_params();
     let plain = model.generate(&params, &mut NoHooks).unwrap();
     let mut enc = ModelEncoder::new(&model);
-    let eraser = leace::fit_prompts(&mut enc, &["a skull".into(), "a big skull".into()], &["a star".into(), "a big moon".into()], LeaceConfig::default()).unwrap();
+    let eraser = leace::fit_prompts(
+        &mut enc,
+        &["a skull".into(), "a big skull".into()],
+        &["a star".into(), "a big moon".into()],
+        LeaceConfig::default(),
+    )
+    .unwrap();
     let rab = ring_a_bell::from_prompts(&mut enc, &[("a skull".into(), "a star".into())], 0.5).unwrap();
     let config = SteeringConfig {
         safree: Some(SafreeConfig::new(vec!["skull".into(), "cranium".into()])),
@@ -291,7 +327,10 @@ fn combined_steering_runs_and_changes_the_image() {
     assert_eq!(s.real_tokens, model.tokenizer.encode(&params.prompt).n_tokens - 2);
     let out = model.generate(&params, &mut steering).unwrap();
     let d = rel_f32(&vec4(&out.image), &vec4(&plain.image));
-    eprintln!("combined steering: SAFREE triggers {:?}, β {:.3}, bound {}; image differs by {d:e}", s.triggers, s.beta, s.bound);
+    eprintln!(
+        "combined steering: SAFREE triggers {:?}, β {:.3}, bound {}; image differs by {d:e}",
+        s.triggers, s.beta, s.bound
+    );
     assert!(d > 1e-3, "{d:e}");
     // The stepped Run gives the same result as generate (the browser steps it).
     let mut run = model.start(&params, &mut steering).unwrap();
@@ -305,7 +344,8 @@ fn combined_steering_runs_and_changes_the_image() {
 fn bad_inputs_give_clear_errors() {
     let (model, params) = tiny_params();
     // SAFREE without keywords.
-    let config = SteeringConfig { safree: Some(SafreeConfig::new(SafreeConfig::parse_keywords(" ; "))), ..Default::default() };
+    let config =
+        SteeringConfig { safree: Some(SafreeConfig::new(SafreeConfig::parse_keywords(" ; "))), ..Default::default() };
     let e = Steering::prepare(&model, &params, config).err().unwrap().to_string();
     assert!(e.contains("SAFREE needs at least one keyword"), "{e}");
     // An unknown SLD preset.
@@ -313,13 +353,18 @@ fn bad_inputs_give_clear_errors() {
     assert!(e.contains("unknown SLD preset `ultra`"), "{e}");
     // SLD without guidance.
     let config = SteeringConfig { sld: Some(SldPreset::Medium.params()), ..Default::default() };
-    let e = Steering::prepare(&model, &GenerateParams { guidance: 1.0, ..params.clone() }, config).err().unwrap().to_string();
+    let e = Steering::prepare(&model, &GenerateParams { guidance: 1.0, ..params.clone() }, config)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("guidance above 1"), "{e}");
     // An eraser fitted for another text width (the classroom model's 192 vs tiny-sd1's 32).
     let r = reference("leace.safetensors");
     let x = mat(&r, "x");
     let z: Vec<f64> = mat(&r, "z").iter().copied().collect();
-    let wide = Mat::from_fn(x.nrows(), 192, |i, j| x[(i, j % 32)] * (1.0 + j as f64 * 0.01) + ((i * 7 + j * 3) % 11) as f64 * 1e-3);
+    let wide = Mat::from_fn(x.nrows(), 192, |i, j| {
+        x[(i, j % 32)] * (1.0 + j as f64 * 0.01) + ((i * 7 + j * 3) % 11) as f64 * 1e-3
+    });
     let eraser = leace::fit(&wide, &z, LeaceConfig::default()).unwrap();
     let bytes = eraser.to_safetensors();
     let loaded = LinearEraser::from_safetensors("wide.safetensors", bytes.clone()).unwrap();
@@ -327,13 +372,17 @@ fn bad_inputs_give_clear_errors() {
     let e = Steering::prepare(&model, &params, config).err().unwrap().to_string();
     assert!(e.contains("wide.safetensors") && e.contains("text width 192") && e.contains("text width 32"), "{e}");
     // A truncated eraser file.
-    let e = LinearEraser::from_safetensors("cut.safetensors", bytes[..bytes.len() / 2].to_vec()).unwrap_err().to_string();
+    let e =
+        LinearEraser::from_safetensors("cut.safetensors", bytes[..bytes.len() / 2].to_vec()).unwrap_err().to_string();
     assert!(e.contains("`cut.safetensors` is not a valid eraser file"), "{e}");
     // LEACE with one class only.
     let e = leace::fit(&x, &vec![1.0; x.nrows()], LeaceConfig::default()).unwrap_err().to_string();
     assert!(e.contains("both classes"), "{e}");
     // A Ring-A-Bell vector from another model.
     let rab = ring_a_bell::RingABell { vector: Mat::zeros(77, 192), eta: 3.0 };
-    let e = Steering::prepare(&model, &params, SteeringConfig { ring_a_bell: Some(rab), ..Default::default() }).err().unwrap().to_string();
+    let e = Steering::prepare(&model, &params, SteeringConfig { ring_a_bell: Some(rab), ..Default::default() })
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("computed with another model"), "{e}");
 }

@@ -71,7 +71,14 @@ pub trait Hooks {
     /// Replace classifier-free guidance: given the noise predictions for the unconditional and
     /// conditional inputs `[1, c, h, w]`, return the guided prediction, or `None` for the
     /// standard `ε_u + g (ε_c − ε_u)`.
-    fn guide(&mut self, _step: usize, _timestep: f64, _eps_uncond: &Tensor<4>, _eps_cond: &Tensor<4>, _guidance: f64) -> Option<Tensor<4>> {
+    fn guide(
+        &mut self,
+        _step: usize,
+        _timestep: f64,
+        _eps_uncond: &Tensor<4>,
+        _eps_cond: &Tensor<4>,
+        _guidance: f64,
+    ) -> Option<Tensor<4>> {
         None
     }
     /// After each step; `Break` cancels the run.
@@ -119,7 +126,9 @@ pub enum GenerateError {
     Params(String),
     #[error("cancelled at step {step} of {total}")]
     Cancelled { step: usize, total: usize },
-    #[error("the run produced NaN or infinite values (step {0}); try fewer steps, another scheduler, or a lower guidance")]
+    #[error(
+        "the run produced NaN or infinite values (step {0}); try fewer steps, another scheduler, or a lower guidance"
+    )]
     NotFinite(usize),
 }
 
@@ -159,7 +168,11 @@ impl StableDiffusion {
         let cfg = params.guidance > 1.0;
         let extra = if cfg { hooks.extra_contexts() } else { vec![] };
         if let Some(e) = extra.iter().find(|e| e.dims() != cond.dims()) {
-            return Err(GenerateError::Params(format!("an extra conditioning has shape {:?}, the prompt's is {:?}", e.dims(), cond.dims())));
+            return Err(GenerateError::Params(format!(
+                "an extra conditioning has shape {:?}, the prompt's is {:?}",
+                e.dims(),
+                cond.dims()
+            )));
         }
         let context = if cfg { Tensor::cat(vec![uncond.clone(), cond.clone()], 0) } else { cond.clone() };
 
@@ -183,7 +196,21 @@ impl StableDiffusion {
             None => noise.tensor(shape, device),
         };
         let latents = latents * scheduler.init_noise_sigma();
-        Ok(Run { model: self, scheduler, latents, context, uncond, cond, extra, cfg, guidance: params.guidance, noise, shape, index: 0, prompt_truncated })
+        Ok(Run {
+            model: self,
+            scheduler,
+            latents,
+            context,
+            uncond,
+            cond,
+            extra,
+            cfg,
+            guidance: params.guidance,
+            noise,
+            shape,
+            index: 0,
+            prompt_truncated,
+        })
     }
 
     /// Runs text → image to the end (native callers; the browser steps a [`Run`] itself).
@@ -191,7 +218,12 @@ impl StableDiffusion {
         let mut run = self.start(params, hooks)?;
         while !run.is_done() {
             run.step(hooks)?;
-            let info = StepInfo { step: run.index, total: run.total(), timestep: run.timestep(run.index - 1), latents: &run.latents };
+            let info = StepInfo {
+                step: run.index,
+                total: run.total(),
+                timestep: run.timestep(run.index - 1),
+                latents: &run.latents,
+            };
             if hooks.on_step(&info).is_break() {
                 return Err(GenerateError::Cancelled { step: run.index, total: run.total() });
             }
@@ -254,7 +286,11 @@ impl Run<'_> {
         if let Some(c) = &step_cond
             && c.dims() != self.cond.dims()
         {
-            return Err(GenerateError::Params(format!("step {i}: the conditioning has shape {:?}, the prompt's is {:?}", c.dims(), self.cond.dims())));
+            return Err(GenerateError::Params(format!(
+                "step {i}: the conditioning has shape {:?}, the prompt's is {:?}",
+                c.dims(),
+                self.cond.dims()
+            )));
         }
         let context = if step_cond.is_none() && self.extra.is_empty() {
             self.context.clone()

@@ -9,6 +9,8 @@ pub mod prompt;
 pub mod tokenizer;
 pub mod tokenizer_subset;
 
-pub use generate::{GenerateError, GenerateOutput, GenerateParams, Hooks, NoHooks, Run, StepInfo, rgb8_from_f32, to_rgb8};
+pub use generate::{
+    GenerateError, GenerateOutput, GenerateParams, Hooks, NoHooks, Run, StepInfo, rgb8_from_f32, to_rgb8,
+};
 pub use model::{ModelFiles, StableDiffusion};
 pub use model_defaults::{ModelDefaults, ModelDefaultsError, StudioJson};

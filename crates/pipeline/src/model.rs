@@ -61,7 +61,9 @@ pub fn component_weights(files: &mut dyn ModelFiles, component: &str) -> Result<
     if chosen.is_empty() {
         return Err(LoadError::MissingComponent {
             component: component.into(),
-            path: format!("{component}/*.safetensors (only safetensors weights are supported; convert .bin/.ckpt files first)"),
+            path: format!(
+                "{component}/*.safetensors (only safetensors weights are supported; convert .bin/.ckpt files first)"
+            ),
         });
     }
     let mut out = vec![];
@@ -76,14 +78,19 @@ impl StableDiffusion {
     /// Loads every component; all problems of one component are reported together.
     pub fn load(files: &mut dyn ModelFiles, device: &Device) -> Result<Self, LoadError> {
         let tokenizer = load_tokenizer(files)?;
-        let scheduler_config = SchedulerConfig::from_json(&read_text(files, "scheduler/scheduler_config.json", "scheduler")?)
-            .map_err(|e| LoadError::Config { file: "scheduler/scheduler_config.json".into(), reason: e.to_string() })?;
+        let scheduler_config =
+            SchedulerConfig::from_json(&read_text(files, "scheduler/scheduler_config.json", "scheduler")?).map_err(
+                |e| LoadError::Config { file: "scheduler/scheduler_config.json".into(), reason: e.to_string() },
+            )?;
 
         let te_config = CLIPTextConfig::from_json(&read_text(files, "text_encoder/config.json", "text_encoder")?)?;
         let mut src = SafetensorsSource::from_weight_files(component_weights(files, "text_encoder")?);
         let mut w = WeightLoader::new(&mut src, device, "text_encoder");
         let text_encoder = CLIPTextModel::load(&te_config, &mut w);
-        w.finish(diffusion::clip::IGNORED_KEYS, "check that text_encoder/ holds a CLIPTextModel matching its config.json")?;
+        w.finish(
+            diffusion::clip::IGNORED_KEYS,
+            "check that text_encoder/ holds a CLIPTextModel matching its config.json",
+        )?;
         if tokenizer.vocab_size() > te_config.vocab_size {
             return Err(LoadError::Unsupported(format!(
                 "the tokenizer has {} tokens but the text encoder only {}: tokenizer/ and text_encoder/ come from different models",
@@ -116,7 +123,7 @@ impl StableDiffusion {
     /// Latent height/width for an image size, or an error if the size does not divide.
     pub fn latent_size(&self, height: usize, width: usize) -> Result<[usize; 2], LoadError> {
         let f = self.vae.scale_factor();
-        if height == 0 || width == 0 || height % f != 0 || width % f != 0 {
+        if height == 0 || width == 0 || !height.is_multiple_of(f) || !width.is_multiple_of(f) {
             return Err(LoadError::Unsupported(format!(
                 "height and width must be positive multiples of {f} for this model (got {height}×{width})"
             )));

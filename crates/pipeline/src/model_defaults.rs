@@ -57,12 +57,13 @@ impl StudioJson {
 
     /// Parses and validates the bytes of a `studio.json`; `file` names it in errors.
     pub fn parse(file: &str, bytes: &[u8]) -> Result<Self, ModelDefaultsError> {
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| ModelDefaultsError::Json { file: file.to_owned(), reason: e.to_string() })?;
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| ModelDefaultsError::Json { file: file.to_owned(), reason: e.to_string() })?;
         let serde_json::Value::Object(map) = value else {
             return Err(ModelDefaultsError::NotAnObject { file: file.to_owned(), found: value.to_string() });
         };
-        let field = |field: &'static str, reason: String| ModelDefaultsError::Field { file: file.to_owned(), field, reason };
+        let field =
+            |field: &'static str, reason: String| ModelDefaultsError::Field { file: file.to_owned(), field, reason };
         let present = |k: &str| map.get(k).filter(|v| !v.is_null());
 
         let guidance_scale = match present("guidance_scale") {
@@ -79,15 +80,20 @@ impl StudioJson {
             None => None,
             Some(v) => {
                 let s = v.as_u64().filter(|s| (1..=1000).contains(s));
-                Some(s.ok_or_else(|| field("num_inference_steps", format!("must be a whole number from 1 to 1000, found {v}")))? as usize)
+                Some(s.ok_or_else(|| {
+                    field("num_inference_steps", format!("must be a whole number from 1 to 1000, found {v}"))
+                })? as usize)
             }
         };
         let scheduler = match present("scheduler") {
             None => None,
             Some(v) => {
                 let names = SchedulerKind::ALL.map(SchedulerKind::name).join(", ");
-                let s = v.as_str().ok_or_else(|| field("scheduler", format!("must be a string ({names}), found {v}")))?;
-                Some(s.parse().map_err(|_| field("scheduler", format!("`{s}` is not one of {names} (or their diffusers class names)")))?)
+                let s =
+                    v.as_str().ok_or_else(|| field("scheduler", format!("must be a string ({names}), found {v}")))?;
+                Some(s.parse().map_err(|_| {
+                    field("scheduler", format!("`{s}` is not one of {names} (or their diffusers class names)"))
+                })?)
             }
         };
         Ok(Self { guidance_scale, num_inference_steps, scheduler })
@@ -124,33 +130,62 @@ mod tests {
 
     #[test]
     fn defaults_are_diffusers_pipeline_defaults() {
-        assert_eq!(ModelDefaults::default(), ModelDefaults { guidance_scale: 7.5, num_inference_steps: 50, scheduler: None });
+        assert_eq!(
+            ModelDefaults::default(),
+            ModelDefaults { guidance_scale: 7.5, num_inference_steps: 50, scheduler: None }
+        );
         assert_eq!(ModelDefaults::from_studio_json("f", b"{}").unwrap(), ModelDefaults::default());
     }
 
     #[test]
     fn set_keys_override_and_unknown_keys_are_ignored() {
-        let d = ModelDefaults::from_studio_json("f", br#"{"guidance_scale": 3.0, "num_inference_steps": 25, "comment": [1, 2]}"#).unwrap();
+        let d = ModelDefaults::from_studio_json(
+            "f",
+            br#"{"guidance_scale": 3.0, "num_inference_steps": 25, "comment": [1, 2]}"#,
+        )
+        .unwrap();
         assert_eq!(d, ModelDefaults { guidance_scale: 3.0, num_inference_steps: 25, scheduler: None });
-        let s = parse(r#"{"scheduler": "EulerDiscreteScheduler", "guidance_scale": null, "num_inference_steps": 1000}"#).unwrap();
-        assert_eq!(s, StudioJson { guidance_scale: None, num_inference_steps: Some(1000), scheduler: Some(SchedulerKind::Euler) });
+        let s =
+            parse(r#"{"scheduler": "EulerDiscreteScheduler", "guidance_scale": null, "num_inference_steps": 1000}"#)
+                .unwrap();
+        assert_eq!(
+            s,
+            StudioJson { guidance_scale: None, num_inference_steps: Some(1000), scheduler: Some(SchedulerKind::Euler) }
+        );
         let base = ModelDefaults { guidance_scale: 4.0, num_inference_steps: 10, scheduler: Some(SchedulerKind::Ddim) };
-        assert_eq!(s.over(base), ModelDefaults { guidance_scale: 4.0, num_inference_steps: 1000, scheduler: Some(SchedulerKind::Euler) });
+        assert_eq!(
+            s.over(base),
+            ModelDefaults { guidance_scale: 4.0, num_inference_steps: 1000, scheduler: Some(SchedulerKind::Euler) }
+        );
         assert_eq!(parse(r#"{"guidance_scale": 7}"#).unwrap().guidance_scale, Some(7.0));
     }
 
     #[test]
     fn bad_values_name_the_file_and_the_key() {
         assert_eq!(err(r#"{"guidance_scale": "3"}"#), "m/studio.json: `guidance_scale` must be a number, found \"3\"");
-        assert_eq!(err(r#"{"guidance_scale": 0}"#), "m/studio.json: `guidance_scale` must be a finite number above 0, found 0");
-        assert_eq!(err(r#"{"guidance_scale": -1.5}"#), "m/studio.json: `guidance_scale` must be a finite number above 0, found -1.5");
+        assert_eq!(
+            err(r#"{"guidance_scale": 0}"#),
+            "m/studio.json: `guidance_scale` must be a finite number above 0, found 0"
+        );
+        assert_eq!(
+            err(r#"{"guidance_scale": -1.5}"#),
+            "m/studio.json: `guidance_scale` must be a finite number above 0, found -1.5"
+        );
         // JSON has no NaN or ∞; a literal beyond f64 is refused by the parser.
-        assert!(err(r#"{"guidance_scale": 1e999}"#).starts_with("m/studio.json is not valid JSON: number out of range"));
+        assert!(
+            err(r#"{"guidance_scale": 1e999}"#).starts_with("m/studio.json is not valid JSON: number out of range")
+        );
         for bad in ["0", "1001", "2.5", "-3", "\"25\""] {
             let e = err(&format!(r#"{{"num_inference_steps": {bad}}}"#));
-            assert_eq!(e, format!("m/studio.json: `num_inference_steps` must be a whole number from 1 to 1000, found {bad}"));
+            assert_eq!(
+                e,
+                format!("m/studio.json: `num_inference_steps` must be a whole number from 1 to 1000, found {bad}")
+            );
         }
-        assert!(err(r#"{"scheduler": "heun"}"#).starts_with("m/studio.json: `scheduler` `heun` is not one of ddim, euler, euler-a, lcm, dpm, pndm"));
+        assert!(
+            err(r#"{"scheduler": "heun"}"#)
+                .starts_with("m/studio.json: `scheduler` `heun` is not one of ddim, euler, euler-a, lcm, dpm, pndm")
+        );
         assert!(err(r#"{"scheduler": 3}"#).starts_with("m/studio.json: `scheduler` must be a string"));
         assert_eq!(err("[1]"), "m/studio.json must hold a JSON object, found [1]");
         assert!(err("{\"guidance_scale\": 3,").starts_with("m/studio.json is not valid JSON: EOF"));

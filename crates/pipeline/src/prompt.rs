@@ -41,7 +41,9 @@ pub fn encode_prompt(
             let hidden = text_encoder.forward_hidden_states(ids.clone())?;
             let layers = hidden.len() - 1;
             if k >= layers {
-                return Err(LoadError::Unsupported(format!("clip skip {k} must be less than the text encoder's {layers} layers")));
+                return Err(LoadError::Unsupported(format!(
+                    "clip skip {k} must be less than the text encoder's {layers} layers"
+                )));
             }
             let last = text_encoder.final_layer_norm(hidden[layers].clone());
             let pooled = text_encoder.pool(last, ids);

@@ -180,7 +180,8 @@ impl ClipTokenizer {
         let bytes = miniz_oxide::inflate::decompress_to_vec_zlib(BUILTIN_MERGES)
             .map_err(|e| TokenizerError::Builtin(format!("inflate: {e:?}")))?;
         let merges = String::from_utf8(bytes).map_err(|_| TokenizerError::Builtin("not UTF-8".into()))?;
-        let order = clip_vocab_order(merges.lines().filter(|l| !l.starts_with("#version")).filter_map(|l| l.split_once(' ')));
+        let order =
+            clip_vocab_order(merges.lines().filter(|l| !l.starts_with("#version")).filter_map(|l| l.split_once(' ')));
         let vocab = order.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
         let config = r#"{"model_max_length": 77}"#;
         Self::build(vocab, &merges, None, Some(config)).map_err(|e| TokenizerError::Builtin(e.to_string()))
@@ -397,7 +398,9 @@ impl ClipTokenizer {
         let mut v: Vec<(u32, String, String)> = self
             .merges
             .iter()
-            .filter_map(|(&(a, b), &(rank, _))| Some((rank, self.id_to_token.get(&a)?.clone(), self.id_to_token.get(&b)?.clone())))
+            .filter_map(|(&(a, b), &(rank, _))| {
+                Some((rank, self.id_to_token.get(&a)?.clone(), self.id_to_token.get(&b)?.clone()))
+            })
             .collect();
         v.sort_by_key(|m| m.0);
         v.into_iter().map(|(_, a, b)| (a, b)).collect()

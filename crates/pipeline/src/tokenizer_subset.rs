@@ -107,8 +107,13 @@ mod tests {
         let texts = vec!["a skull on a striped background".to_string(), "zorbo".to_string()];
         // With no base merges at all, only the derivations of these texts are kept.
         let f = closed_subset(&full, 0, &texts);
-        let small = ClipTokenizer::from_files(&f.vocab_json, &f.merges_txt, Some(&f.special_tokens_map_json), Some(&f.tokenizer_config_json))
-            .expect("the subset loads");
+        let small = ClipTokenizer::from_files(
+            &f.vocab_json,
+            &f.merges_txt,
+            Some(&f.special_tokens_map_json),
+            Some(&f.tokenizer_config_json),
+        )
+        .expect("the subset loads");
         for t in texts.iter().map(String::as_str).chain(["skull", "striped", "zorbo"]) {
             let want: Vec<&str> = full.tokenize_words(t).iter().filter_map(|&i| full.decode_token(i)).collect();
             let got: Vec<&str> = small.tokenize_words(t).iter().filter_map(|&i| small.decode_token(i)).collect();

@@ -60,7 +60,9 @@ fn every_world_word_splits_as_in_sd() {
     let bad = mismatches(&small, &full);
     assert!(bad.is_empty(), "{} world texts split unlike SD's CLIP:\n{}", bad.len(), bad.join("\n"));
     // What issue 12 found split in the first classroom tokenizer: one token each in SD, and here.
-    for w in ["skull", "triangle", "striped", "stripes", "pirate", "symbol", "emblem", "poison", "toxic", "crescent", "disc"] {
+    for w in
+        ["skull", "triangle", "striped", "stripes", "pirate", "symbol", "emblem", "poison", "toxic", "crescent", "disc"]
+    {
         assert_eq!(pieces(&small, w), vec![format!("{w}</w>")], "{w}");
     }
     // Made-up names stay several tokens, like real celebrity names.

@@ -61,7 +61,11 @@ fn check_model(model: &str) {
 fn check_folder(model: &str, mut files: Folder) {
     let device = Device::ndarray();
     let mut sd = StableDiffusion::load(&mut files, &device).unwrap();
-    let reference = SafetensorsBytes::parse("pipeline", std::fs::read(fixtures().join("reference").join(model).join("pipeline.safetensors")).unwrap()).unwrap();
+    let reference = SafetensorsBytes::parse(
+        "pipeline",
+        std::fs::read(fixtures().join("reference").join(model).join("pipeline.safetensors")).unwrap(),
+    )
+    .unwrap();
     let (init, shape) = reference.f32("init_latents").unwrap();
     let f = sd.vae.scale_factor();
     let meta = &reference.header.metadata;
@@ -119,11 +123,24 @@ fn classroom_model_matches_diffusers() {
 fn seeded_runs_are_reproducible_and_cancellable() {
     let device = Device::ndarray();
     let sd = StableDiffusion::load(&mut folder("tiny-sd1"), &device).unwrap();
-    let params = GenerateParams { prompt: "a red circle".into(), steps: 2, height: 16, width: 16, seed: 7, ..Default::default() };
+    let params = GenerateParams {
+        prompt: "a red circle".into(),
+        steps: 2,
+        height: 16,
+        width: 16,
+        seed: 7,
+        ..Default::default()
+    };
     let a = sd.generate(&params, &mut NoHooks).unwrap().latents.into_data().to_vec::<f32>().unwrap();
     let b = sd.generate(&params, &mut NoHooks).unwrap().latents.into_data().to_vec::<f32>().unwrap();
     assert_eq!(a, b);
-    let c = sd.generate(&GenerateParams { seed: 8, ..params.clone() }, &mut NoHooks).unwrap().latents.into_data().to_vec::<f32>().unwrap();
+    let c = sd
+        .generate(&GenerateParams { seed: 8, ..params.clone() }, &mut NoHooks)
+        .unwrap()
+        .latents
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
     assert_ne!(a, c);
 
     struct CancelAfterOne;
@@ -145,7 +162,11 @@ fn bad_parameters_are_clear_errors() {
     assert!(e.contains("steps must be at least 1"), "{e}");
     let e = sd.generate(&GenerateParams { height: 15, ..base.clone() }, &mut NoHooks).err().unwrap().to_string();
     assert!(e.contains("multiples of 2"), "{e}");
-    let e = sd.generate(&GenerateParams { latents: Some(vec![0.0; 3]), ..base.clone() }, &mut NoHooks).err().unwrap().to_string();
+    let e = sd
+        .generate(&GenerateParams { latents: Some(vec![0.0; 3]), ..base.clone() }, &mut NoHooks)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("initial latents have 3 values") && e.contains("[1, 4, 8, 8]"), "{e}");
     let e = sd.generate(&GenerateParams { guidance: f64::NAN, ..base }, &mut NoHooks).err().unwrap().to_string();
     assert!(e.contains("guidance"), "{e}");
@@ -174,13 +195,19 @@ fn missing_component_corrupt_file_and_wrong_shapes_are_clear_errors() {
     let mut f = folder("tiny-sd1");
     f.replace = vec![(
         "unet/config.json".into(),
-        std::fs::read_to_string(fixtures().join("tiny-sd1/unet/config.json")).unwrap().replace("\"layers_per_block\": 2", "\"layers_per_block\": 1").into_bytes(),
+        std::fs::read_to_string(fixtures().join("tiny-sd1/unet/config.json"))
+            .unwrap()
+            .replace("\"layers_per_block\": 2", "\"layers_per_block\": 1")
+            .into_bytes(),
     )];
     let e = StableDiffusion::load(&mut f, &device).err().unwrap().to_string();
     assert!(e.contains("unexpected tensor `down_blocks.0.resnets.1.conv1.weight`"), "{e}");
 
     let mut f = folder("tiny-sd1");
-    f.replace = vec![("text_encoder/config.json".into(), std::fs::read(fixtures().join("tiny-sd2/text_encoder/config.json")).unwrap())];
+    f.replace = vec![(
+        "text_encoder/config.json".into(),
+        std::fs::read(fixtures().join("tiny-sd2/text_encoder/config.json")).unwrap(),
+    )];
     let e = StableDiffusion::load(&mut f, &device).err().unwrap().to_string();
     assert!(e.contains("has shape [2514, 32], the model expects [2514, 48]"), "{e}");
 }

@@ -203,7 +203,11 @@ impl SchedulerConfig {
         match self.final_sigmas_type.as_deref().unwrap_or("zero") {
             "zero" => Ok(false),
             "sigma_min" => Ok(true),
-            other => Err(SchedulerError::InvalidValue { key: "final_sigmas_type", value: other.into(), expected: "zero, sigma_min" }),
+            other => Err(SchedulerError::InvalidValue {
+                key: "final_sigmas_type",
+                value: other.into(),
+                expected: "zero, sigma_min",
+            }),
         }
     }
 
@@ -212,14 +216,19 @@ impl SchedulerConfig {
     pub fn betas(&self, defaults: &BetaDefaults) -> Result<Vec<f32>, SchedulerError> {
         let n = self.num_train_timesteps();
         if n < 2 {
-            return Err(SchedulerError::Config { reason: format!("num_train_timesteps is {n}, it must be at least 2") });
+            return Err(SchedulerError::Config {
+                reason: format!("num_train_timesteps is {n}, it must be at least 2"),
+            });
         }
         let start = self.beta_start.unwrap_or(defaults.beta_start);
         let end = self.beta_end.unwrap_or(defaults.beta_end);
         let betas: Vec<f32> = if let Some(trained) = &self.trained_betas {
             if trained.len() != n {
                 return Err(SchedulerError::Config {
-                    reason: format!("trained_betas has {} values but num_train_timesteps is {n}; they must agree", trained.len()),
+                    reason: format!(
+                        "trained_betas has {} values but num_train_timesteps is {n}; they must agree",
+                        trained.len()
+                    ),
                 });
             }
             trained.iter().map(|&b| b as f32).collect()
@@ -227,7 +236,9 @@ impl SchedulerConfig {
             match self.beta_schedule.as_deref().unwrap_or(defaults.beta_schedule) {
                 "linear" => torch_linspace_f32(start as f32, end as f32, n),
                 // torch.linspace(start**0.5, end**0.5, n) ** 2
-                "scaled_linear" => torch_linspace_f32(start.sqrt() as f32, end.sqrt() as f32, n).into_iter().map(|b| b * b).collect(),
+                "scaled_linear" => {
+                    torch_linspace_f32(start.sqrt() as f32, end.sqrt() as f32, n).into_iter().map(|b| b * b).collect()
+                }
                 "squaredcos_cap_v2" => betas_for_alpha_bar_cosine(n),
                 other => {
                     return Err(SchedulerError::InvalidValue {
@@ -239,7 +250,9 @@ impl SchedulerConfig {
             }
         };
         if betas.iter().any(|b| !b.is_finite() || *b <= 0.0 || *b >= 1.0) {
-            return Err(SchedulerError::Config { reason: "every beta must lie in (0, 1): check beta_start, beta_end and trained_betas".into() });
+            return Err(SchedulerError::Config {
+                reason: "every beta must lie in (0, 1): check beta_start, beta_end and trained_betas".into(),
+            });
         }
         Ok(if self.rescale_betas_zero_snr.unwrap_or(false) { rescale_zero_terminal_snr(&betas) } else { betas })
     }
@@ -273,7 +286,9 @@ pub(crate) fn check_steps(steps: usize, num_train_timesteps: usize) -> Result<()
     if steps > num_train_timesteps {
         return Err(SchedulerError::Steps {
             steps,
-            reason: format!("the model was trained with only {num_train_timesteps} timesteps; ask for at most that many"),
+            reason: format!(
+                "the model was trained with only {num_train_timesteps} timesteps; ask for at most that many"
+            ),
         });
     }
     Ok(())
@@ -329,7 +344,10 @@ mod tests {
 
     #[test]
     fn python_infinity_is_read() {
-        let c = SchedulerConfig::from_json(r#"{"lambda_min_clipped": -Infinity, "_class_name": "Infinity NaN", "sigma_max": NaN}"#).unwrap();
+        let c = SchedulerConfig::from_json(
+            r#"{"lambda_min_clipped": -Infinity, "_class_name": "Infinity NaN", "sigma_max": NaN}"#,
+        )
+        .unwrap();
         assert_eq!(c.lambda_min_clipped, Some(f64::NEG_INFINITY));
         assert_eq!(c.class_name.as_deref(), Some("Infinity NaN"));
         assert!(c.sigma_max.unwrap().is_nan());

@@ -97,7 +97,8 @@ impl Scheduler for DdimScheduler {
                 model_output,
             ),
             PredictionType::Sample => {
-                let eps = (sample - model_output.clone().mul_scalar(alpha_prod_t.sqrt())).div_scalar(beta_prod_t.sqrt());
+                let eps =
+                    (sample - model_output.clone().mul_scalar(alpha_prod_t.sqrt())).div_scalar(beta_prod_t.sqrt());
                 (model_output, eps)
             }
             PredictionType::VPrediction => (

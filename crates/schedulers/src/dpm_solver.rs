@@ -6,7 +6,9 @@
 //! `.step`) for `algorithm_type="dpmsolver++"`, `solver_type="midpoint"`, `solver_order` 1 or 2.
 
 use crate::config::{BetaDefaults, PredictionType, SchedulerConfig, TimestepSpacing, check_steps};
-use crate::numeric::{interp_index, karras_sigmas, log_f32, np_arange, np_linspace, sigma_to_t, sigmas_from_alphas_cumprod};
+use crate::numeric::{
+    interp_index, karras_sigmas, log_f32, np_arange, np_linspace, sigma_to_t, sigmas_from_alphas_cumprod,
+};
 use crate::{Scheduler, SchedulerError, check_step};
 use burn::tensor::Tensor;
 
@@ -82,14 +84,19 @@ impl DpmSolverMultistepScheduler {
             .count();
         let last_timestep = num_train - clipped_idx;
         if last_timestep < 2 {
-            return Err(SchedulerError::Config { reason: "lambda_min_clipped removes the whole schedule; lower it".into() });
+            return Err(SchedulerError::Config {
+                reason: "lambda_min_clipped removes the whole schedule; lower it".into(),
+            });
         }
 
         let raw: Vec<f64> = match config.timestep_spacing(TimestepSpacing::Linspace)? {
             // linspace(0, last - 1, n + 1).round()[::-1][:-1]
-            TimestepSpacing::Linspace => {
-                np_linspace(0.0, (last_timestep - 1) as f64, n + 1, true).into_iter().rev().take(n).map(f64::round_ties_even).collect()
-            }
+            TimestepSpacing::Linspace => np_linspace(0.0, (last_timestep - 1) as f64, n + 1, true)
+                .into_iter()
+                .rev()
+                .take(n)
+                .map(f64::round_ties_even)
+                .collect(),
             // arange(0, n + 1) * (last // (n + 1)), [::-1][:-1], + steps_offset
             TimestepSpacing::Leading => {
                 let ratio = (last_timestep / (n + 1)) as i64;
@@ -127,7 +134,9 @@ impl DpmSolverMultistepScheduler {
         if let Some(&bad) = timesteps.iter().find(|&&t| t < 0.0 || t >= num_train as f64) {
             return Err(SchedulerError::Steps {
                 steps: n,
-                reason: format!("timestep {bad} falls outside the training schedule 0..{num_train}; lower steps_offset or the number of steps"),
+                reason: format!(
+                    "timestep {bad} falls outside the training schedule 0..{num_train}; lower steps_offset or the number of steps"
+                ),
             });
         }
         let final_sigma_zero = !config.final_sigma_is_sigma_min()?;
@@ -215,8 +224,8 @@ impl Scheduler for DpmSolverMultistepScheduler {
         let i = step_index;
         // Lower-order steps at the end stabilise few-step sampling (diffusers: < 15 steps), and are
         // forced when the final σ is 0.
-        let lower_order_final = i == len - 1
-            && (self.euler_at_final || (self.lower_order_final && len < 15) || self.final_sigma_zero);
+        let lower_order_final =
+            i == len - 1 && (self.euler_at_final || (self.lower_order_final && len < 15) || self.final_sigma_zero);
         let x0 = self.convert_model_output(model_output, sample.clone(), i);
         let prev = match self.prev_x0.take() {
             // diffusers' `lower_order_second` only demotes third-order steps, so order 2 ignores it.

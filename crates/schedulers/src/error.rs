@@ -6,7 +6,9 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum SchedulerError {
     /// `scheduler_config.json` is not JSON or a key has the wrong type.
-    #[error("the scheduler config is not valid: {reason}; fix `scheduler/scheduler_config.json` or re-download the model")]
+    #[error(
+        "the scheduler config is not valid: {reason}; fix `scheduler/scheduler_config.json` or re-download the model"
+    )]
     Config { reason: String },
 
     /// A key has a value diffusers does not know either.
@@ -30,11 +32,15 @@ pub enum SchedulerError {
     StepIndex { index: usize, len: usize },
 
     /// A multistep solver was stepped out of order (it keeps the previous model outputs).
-    #[error("{scheduler} must be stepped in order: expected step {expected}, got {got}; build a new scheduler for a new generation")]
+    #[error(
+        "{scheduler} must be stepped in order: expected step {expected}, got {got}; build a new scheduler for a new generation"
+    )]
     OutOfOrder { scheduler: &'static str, expected: usize, got: usize },
 
     /// A stochastic scheduler needs Gaussian noise for this step.
-    #[error("{scheduler} needs fresh Gaussian noise of the sample's shape at step {index} (see `Scheduler::needs_noise`)")]
+    #[error(
+        "{scheduler} needs fresh Gaussian noise of the sample's shape at step {index} (see `Scheduler::needs_noise`)"
+    )]
     MissingNoise { scheduler: &'static str, index: usize },
 
     /// Tensors given to `step` disagree in shape.

@@ -4,7 +4,9 @@
 //! `.set_timesteps`, `.scale_model_input`, `.step`).
 
 use crate::config::{BetaDefaults, PredictionType, SchedulerConfig, TimestepSpacing, check_steps};
-use crate::numeric::{interp_index, karras_sigmas, leading, log_f32, np_linspace, sigma_to_t, sigmas_from_alphas_cumprod, trailing};
+use crate::numeric::{
+    interp_index, karras_sigmas, leading, log_f32, np_linspace, sigma_to_t, sigmas_from_alphas_cumprod, trailing,
+};
 use crate::{Scheduler, SchedulerError, check_step};
 use burn::tensor::Tensor;
 
@@ -27,9 +29,13 @@ pub(crate) fn spaced_timesteps_f32(config: &SchedulerConfig, n: usize) -> Result
     let num_train = config.num_train_timesteps();
     Ok(match config.timestep_spacing(TimestepSpacing::Linspace)? {
         // np.linspace(0, T - 1, n, dtype=np.float32)[::-1]: float64 math, then float32.
-        TimestepSpacing::Linspace => np_linspace(0.0, (num_train - 1) as f64, n, true).into_iter().rev().map(|t| t as f32).collect(),
+        TimestepSpacing::Linspace => {
+            np_linspace(0.0, (num_train - 1) as f64, n, true).into_iter().rev().map(|t| t as f32).collect()
+        }
         // float32 array += steps_offset
-        TimestepSpacing::Leading => leading(num_train, n, 0).into_iter().map(|t| t as f32 + config.steps_offset.unwrap_or(0) as f32).collect(),
+        TimestepSpacing::Leading => {
+            leading(num_train, n, 0).into_iter().map(|t| t as f32 + config.steps_offset.unwrap_or(0) as f32).collect()
+        }
         TimestepSpacing::Trailing => trailing(num_train, num_train, n).into_iter().map(|t| t as f32).collect(),
     })
 }
@@ -66,13 +72,23 @@ impl EulerDiscreteScheduler {
             "linear" => {}
             "log_linear" => return Err(unsupported("interpolation_type", "log_linear", "use \"linear\"")),
             other => {
-                return Err(SchedulerError::InvalidValue { key: "interpolation_type", value: other.into(), expected: "linear, log_linear" });
+                return Err(SchedulerError::InvalidValue {
+                    key: "interpolation_type",
+                    value: other.into(),
+                    expected: "linear, log_linear",
+                });
             }
         }
         let continuous = match config.timestep_type.as_deref().unwrap_or("discrete") {
             "discrete" => false,
             "continuous" => true,
-            other => return Err(SchedulerError::InvalidValue { key: "timestep_type", value: other.into(), expected: "discrete, continuous" }),
+            other => {
+                return Err(SchedulerError::InvalidValue {
+                    key: "timestep_type",
+                    value: other.into(),
+                    expected: "discrete, continuous",
+                });
+            }
         };
         if config.use_exponential_sigmas.unwrap_or(false) {
             return Err(unsupported("use_exponential_sigmas", "true", "use use_karras_sigmas or the default sigmas"));
@@ -92,7 +108,11 @@ impl EulerDiscreteScheduler {
             let log_sigmas = log_f32(&train_sigmas);
             timesteps = sigmas.iter().map(|&s| sigma_to_t(s, &log_sigmas)).collect();
         }
-        let sigma_last = if config.final_sigma_is_sigma_min()? { ((1.0 - alphas_cumprod[0]) / alphas_cumprod[0]).sqrt() } else { 0.0 };
+        let sigma_last = if config.final_sigma_is_sigma_min()? {
+            ((1.0 - alphas_cumprod[0]) / alphas_cumprod[0]).sqrt()
+        } else {
+            0.0
+        };
         let sigmas: Vec<f32> = sigmas.into_iter().map(|s| s as f32).chain(std::iter::once(sigma_last)).collect();
         let timesteps: Vec<f64> = if continuous && prediction == PredictionType::VPrediction {
             // EDM's c_noise = ¼·ln σ, float32 like the torch list comprehension.

@@ -54,6 +54,7 @@ impl Scheduler for EulerAncestralDiscreteScheduler {
         self.init_noise_sigma
     }
 
+    // Copied from crates/schedulers/src/euler.rs::EulerDiscreteScheduler::scale_model_input
     /// x / sqrt(σ² + 1). A `step_index` past the schedule uses the last σ.
     fn scale_model_input(&self, sample: Tensor<4>, step_index: usize) -> Tensor<4> {
         let sigma = self.sigmas[step_index.min(self.timesteps.len() - 1)];
@@ -84,7 +85,8 @@ impl Scheduler for EulerAncestralDiscreteScheduler {
             PredictionType::Sample => unreachable!("rejected in new()"),
         };
         let (sigma_from, sigma_to) = (sigma, self.sigmas[step_index + 1]);
-        let sigma_up = (sigma_to * sigma_to * (sigma_from * sigma_from - sigma_to * sigma_to) / (sigma_from * sigma_from)).sqrt();
+        let sigma_up =
+            (sigma_to * sigma_to * (sigma_from * sigma_from - sigma_to * sigma_to) / (sigma_from * sigma_from)).sqrt();
         let sigma_down = (sigma_to * sigma_to - sigma_up * sigma_up).sqrt();
         let derivative = (sample.clone() - x0).div_scalar(sigma);
         let prev = sample + derivative.mul_scalar(sigma_down - sigma);

@@ -34,7 +34,9 @@ impl LcmScheduler {
         let original_steps = config.original_inference_steps.unwrap_or(50);
         if original_steps == 0 || original_steps > num_train {
             return Err(SchedulerError::Config {
-                reason: format!("original_inference_steps is {original_steps}; it must lie in 1..={num_train} (num_train_timesteps)"),
+                reason: format!(
+                    "original_inference_steps is {original_steps}; it must lie in 1..={num_train} (num_train_timesteps)"
+                ),
             });
         }
         if n > original_steps {

@@ -149,7 +149,11 @@ pub trait Scheduler: Send {
 
 /// Builds `kind` from any diffusers scheduler config (keys missing from it take `kind`'s diffusers
 /// defaults) for `num_inference_steps` steps.
-pub fn build(kind: SchedulerKind, config: &SchedulerConfig, num_inference_steps: usize) -> Result<Box<dyn Scheduler>, SchedulerError> {
+pub fn build(
+    kind: SchedulerKind,
+    config: &SchedulerConfig,
+    num_inference_steps: usize,
+) -> Result<Box<dyn Scheduler>, SchedulerError> {
     Ok(match kind {
         SchedulerKind::Ddim => Box::new(DdimScheduler::new(config, num_inference_steps)?),
         SchedulerKind::Euler => Box::new(EulerDiscreteScheduler::new(config, num_inference_steps)?),
@@ -173,7 +177,11 @@ pub(crate) fn check_step(
     }
     let want = sample.dims();
     if model_output.dims() != want {
-        return Err(SchedulerError::Shape { what: "model_output", got: model_output.dims().to_vec(), want: want.to_vec() });
+        return Err(SchedulerError::Shape {
+            what: "model_output",
+            got: model_output.dims().to_vec(),
+            want: want.to_vec(),
+        });
     }
     if let Some(n) = noise
         && n.dims() != want

@@ -110,7 +110,10 @@ pub fn sigma_to_t(sigma: f64, log_sigmas: &[f32]) -> f64 {
 pub fn karras_sigmas(sigma_min: f64, sigma_max: f64, n: usize) -> Vec<f64> {
     let rho = 7.0;
     let (min_inv_rho, max_inv_rho) = (sigma_min.powf(1.0 / rho), sigma_max.powf(1.0 / rho));
-    np_linspace(0.0, 1.0, n, true).into_iter().map(|r| (max_inv_rho + r * (min_inv_rho - max_inv_rho)).powf(rho)).collect()
+    np_linspace(0.0, 1.0, n, true)
+        .into_iter()
+        .map(|r| (max_inv_rho + r * (min_inv_rho - max_inv_rho)).powf(rho))
+        .collect()
 }
 
 /// "leading" spacing: `arange(0, n) * (T // n)`, descending, plus `steps_offset`.

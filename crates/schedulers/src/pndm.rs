@@ -82,10 +82,13 @@ impl PndmScheduler {
 
         // Ascending, like diffusers' `_timesteps`.
         let ascending: Vec<i64> = match config.timestep_spacing(TimestepSpacing::Leading)? {
-            TimestepSpacing::Linspace => {
-                np_linspace(0.0, (num_train - 1) as f64, n, true).into_iter().map(|t| t.round_ties_even() as i64).collect()
+            TimestepSpacing::Linspace => np_linspace(0.0, (num_train - 1) as f64, n, true)
+                .into_iter()
+                .map(|t| t.round_ties_even() as i64)
+                .collect(),
+            TimestepSpacing::Leading => {
+                leading(num_train, n, config.steps_offset.unwrap_or(0)).into_iter().rev().collect()
             }
-            TimestepSpacing::Leading => leading(num_train, n, config.steps_offset.unwrap_or(0)).into_iter().rev().collect(),
             // round(arange(T, 0, -T/n))[::-1] - 1
             TimestepSpacing::Trailing => trailing(num_train, num_train, n).into_iter().rev().collect(),
         };
@@ -139,15 +142,27 @@ impl PndmScheduler {
         }
         self.alphas_cumprod.get(t as usize).copied().ok_or_else(|| SchedulerError::Steps {
             steps: self.timesteps.len(),
-            reason: format!("PNDM steps through timestep {t}, outside the training schedule 0..{}", self.alphas_cumprod.len()),
+            reason: format!(
+                "PNDM steps through timestep {t}, outside the training schedule 0..{}",
+                self.alphas_cumprod.len()
+            ),
         })
     }
 
     /// x_{t−δ} = φ(x_t, ε, t, t − δ), eq. 9 of the PNDM paper, in diffusers' float32 operation order.
     /// `prev_t` < 0 means past the end (final ᾱ).
-    fn prev_sample(&self, sample: Tensor<4>, t: i64, prev_t: i64, model_output: Tensor<4>) -> Result<Tensor<4>, SchedulerError> {
+    fn prev_sample(
+        &self,
+        sample: Tensor<4>,
+        t: i64,
+        prev_t: i64,
+        model_output: Tensor<4>,
+    ) -> Result<Tensor<4>, SchedulerError> {
         if t < 0 {
-            return Err(SchedulerError::Steps { steps: self.timesteps.len(), reason: format!("PNDM reached timestep {t}") });
+            return Err(SchedulerError::Steps {
+                steps: self.timesteps.len(),
+                reason: format!("PNDM reached timestep {t}"),
+            });
         }
         let alpha_prod_t = self.alpha_at(t)?;
         let alpha_prod_t_prev = self.alpha_at(prev_t)?;
@@ -155,7 +170,9 @@ impl PndmScheduler {
         let beta_prod_t_prev = 1.0 - alpha_prod_t_prev;
         // v = α·ε − σ·x₀  ⇒  ε = sqrt(ᾱ)·v + sqrt(1 − ᾱ)·x_t
         let eps = match self.prediction {
-            PredictionType::VPrediction => model_output.mul_scalar(alpha_prod_t.sqrt()) + sample.clone().mul_scalar(beta_prod_t.sqrt()),
+            PredictionType::VPrediction => {
+                model_output.mul_scalar(alpha_prod_t.sqrt()) + sample.clone().mul_scalar(beta_prod_t.sqrt())
+            }
             _ => model_output,
         };
         // (ᾱ_{t−δ} − ᾱ_t) / (sqrt(ᾱ_t)·(sqrt(ᾱ_{t−δ}) + sqrt(ᾱ_t))) + 1 = sqrt(ᾱ_{t−δ} / ᾱ_t)
@@ -227,7 +244,8 @@ impl PndmScheduler {
             }
             // Adams-Bashforth of order 2, 3, 4 (eq. 12).
             2 => (e[1].clone().mul_scalar(3.0) - e[0].clone()).div_scalar(2.0),
-            3 => (e[2].clone().mul_scalar(23.0) - e[1].clone().mul_scalar(16.0) + e[0].clone().mul_scalar(5.0)).div_scalar(12.0),
+            3 => (e[2].clone().mul_scalar(23.0) - e[1].clone().mul_scalar(16.0) + e[0].clone().mul_scalar(5.0))
+                .div_scalar(12.0),
             _ => (e[3].clone().mul_scalar(55.0) - e[2].clone().mul_scalar(59.0) + e[1].clone().mul_scalar(37.0)
                 - e[0].clone().mul_scalar(9.0))
             .mul_scalar(1.0 / 24.0),
@@ -279,8 +297,10 @@ mod tests {
 
     #[test]
     fn plms_repeats_the_second_timestep() {
-        let sd15 = config(r#"{"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
-            "skip_prk_steps": true, "steps_offset": 1, "set_alpha_to_one": false}"#);
+        let sd15 = config(
+            r#"{"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
+            "skip_prk_steps": true, "steps_offset": 1, "set_alpha_to_one": false}"#,
+        );
         assert_eq!(PndmScheduler::new(&sd15, 4).unwrap().timesteps, [751.0, 501.0, 501.0, 251.0, 1.0]);
         assert_eq!(PndmScheduler::new(&sd15, 2).unwrap().timesteps, [501.0, 1.0, 1.0]);
         assert_eq!(PndmScheduler::new(&sd15, 1).unwrap().timesteps, [1.0]);
@@ -290,7 +310,10 @@ mod tests {
     fn prk_needs_four_steps() {
         let prk = config(r#"{"steps_offset": 1}"#);
         let s = PndmScheduler::new(&prk, 4).unwrap();
-        assert_eq!(s.timesteps, [751.0, 626.0, 626.0, 501.0, 501.0, 376.0, 376.0, 251.0, 251.0, 126.0, 126.0, 1.0, 1.0]);
+        assert_eq!(
+            s.timesteps,
+            [751.0, 626.0, 626.0, 501.0, 501.0, 376.0, 376.0, 251.0, 251.0, 126.0, 126.0, 1.0, 1.0]
+        );
         for n in 1..4 {
             let e = PndmScheduler::new(&prk, n).unwrap_err();
             assert!(matches!(e, SchedulerError::Steps { .. }) && e.to_string().contains("skip_prk_steps"), "{e}");

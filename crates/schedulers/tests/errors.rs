@@ -22,9 +22,15 @@ fn unknown_beta_schedule_is_named() {
     let cfg = SchedulerConfig::from_json(&SD1.replace("scaled_linear", "sqrt_cubed")).unwrap();
     for kind in SchedulerKind::ALL {
         let e = err_of(kind, &cfg, 20);
-        assert!(matches!(&e, SchedulerError::InvalidValue { key: "beta_schedule", value, .. } if value == "sqrt_cubed"), "{kind}: {e:?}");
+        assert!(
+            matches!(&e, SchedulerError::InvalidValue { key: "beta_schedule", value, .. } if value == "sqrt_cubed"),
+            "{kind}: {e:?}"
+        );
         let msg = e.to_string();
-        assert!(msg.contains("sqrt_cubed") && msg.contains("scaled_linear") && msg.contains("squaredcos_cap_v2"), "{msg}");
+        assert!(
+            msg.contains("sqrt_cubed") && msg.contains("scaled_linear") && msg.contains("squaredcos_cap_v2"),
+            "{msg}"
+        );
     }
 }
 
@@ -85,7 +91,10 @@ fn unsupported_options_are_explained() {
     let e = err_of(SchedulerKind::Pndm, &sample, 10);
     assert!(matches!(e, SchedulerError::Unsupported { key: "prediction_type", .. }), "{e:?}");
     let thresh = SchedulerConfig { thresholding: Some(true), ..sd1() };
-    assert!(matches!(err_of(SchedulerKind::Ddim, &thresh, 10), SchedulerError::Unsupported { key: "thresholding", .. }));
+    assert!(matches!(
+        err_of(SchedulerKind::Ddim, &thresh, 10),
+        SchedulerError::Unsupported { key: "thresholding", .. }
+    ));
 }
 
 #[test]

@@ -27,7 +27,8 @@ struct Fixtures {
 impl Fixtures {
     fn load() -> Self {
         let cases = std::fs::read_to_string(dir().join("cases.json")).expect("run scripts/reference/ref_schedulers.py");
-        let bytes = std::fs::read(dir().join("reference.safetensors")).expect("run scripts/reference/ref_schedulers.py");
+        let bytes =
+            std::fs::read(dir().join("reference.safetensors")).expect("run scripts/reference/ref_schedulers.py");
         Self { cases: serde_json::from_str(&cases).unwrap(), bytes }
     }
 
@@ -43,7 +44,9 @@ impl Fixtures {
         let st = self.tensors();
         let t = st.tensor(name).unwrap_or_else(|_| panic!("reference has no `{name}`"));
         match t.dtype() {
-            safetensors::Dtype::F64 => t.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+            safetensors::Dtype::F64 => {
+                t.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+            }
             safetensors::Dtype::F32 => {
                 t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect()
             }
@@ -181,7 +184,8 @@ fn runs_match_diffusers() {
                 continue;
             }
             let want = fx.f64s(&key);
-            let got: Vec<f64> = latents.clone().into_data().to_vec::<f32>().unwrap().into_iter().map(f64::from).collect();
+            let got: Vec<f64> =
+                latents.clone().into_data().to_vec::<f32>().unwrap().into_iter().map(f64::from).collect();
             assert!(got.iter().all(|v| v.is_finite()), "{name} step {k}: non-finite latents");
             // With zero-SNR, σ₀ = 4096: the first Euler step cancels ~1e4-sized terms down to ~10, so
             // one float32 ulp of the inputs (both sides) is ~1e-4 of the output. Measure that case
@@ -210,12 +214,16 @@ fn pndm_cases_cover_plms_and_prk() {
     for spacing in ["leading", "trailing", "linspace"] {
         for steps in [1, 3, 4, 20, 50] {
             let plms = schedules.iter().any(|c| {
-                c["steps"] == steps && c["overrides"]["timestep_spacing"] == spacing && c["config"] == "sd15_pndm"
+                c["steps"] == steps
+                    && c["overrides"]["timestep_spacing"] == spacing
+                    && c["config"] == "sd15_pndm"
                     && c["overrides"].get("skip_prk_steps").is_none()
             });
             assert!(plms, "no PLMS schedule for {spacing} × {steps}");
             let prk = schedules.iter().any(|c| {
-                c["steps"] == steps && c["overrides"]["timestep_spacing"] == spacing && c["overrides"]["skip_prk_steps"] == false
+                c["steps"] == steps
+                    && c["overrides"]["timestep_spacing"] == spacing
+                    && c["overrides"]["skip_prk_steps"] == false
             });
             assert_eq!(prk, steps >= 4, "PRK schedule for {spacing} × {steps}");
         }
@@ -225,7 +233,8 @@ fn pndm_cases_cover_plms_and_prk() {
         runs.iter()
             .filter(|c| {
                 let cfg = fx.config(c);
-                cfg.prediction_type.as_deref().unwrap_or("epsilon") == pred && cfg.skip_prk_steps.unwrap_or(false) != prk
+                cfg.prediction_type.as_deref().unwrap_or("epsilon") == pred
+                    && cfg.skip_prk_steps.unwrap_or(false) != prk
             })
             .map(|c| c["steps"].as_u64().unwrap())
             .max()

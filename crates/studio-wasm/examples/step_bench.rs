@@ -5,11 +5,12 @@
 //! cargo run --release -p studio-wasm --features bench --example step_bench -- DIR DEVICE SIZE STEPS [REPEATS]
 //! DEVICE: ndarray | wgpu. Prompt, seed, guidance 7.5 and DDIM are fixed (the browser uses the same).
 
-use burn::tensor::Device;
-use std::path::Path;
 use std::time::Instant;
 use studio_wasm::engine::{self, Host, Outcome, Progress, StudioParams};
-use studio_wasm::files::MapFiles;
+
+#[path = "bench_support/mod.rs"]
+mod bench_support;
+use bench_support::{bench_device, block_on, model_files};
 
 struct Clock {
     t0: Instant,
@@ -29,30 +30,6 @@ impl Host for Clock {
     }
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        // wgpu read-backs complete on the device's own threads.
-        std::thread::yield_now();
-    }
-}
-
-fn read_dir(root: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
-    for entry in std::fs::read_dir(root).expect("model folder") {
-        let entry = entry.expect("dir entry");
-        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-        if entry.file_type().expect("file type").is_dir() {
-            read_dir(&entry.path(), &format!("{name}/"), out);
-        } else {
-            out.push((name, std::fs::read(entry.path()).expect("file")));
-        }
-    }
-}
-
 #[allow(deprecated)]
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -61,15 +38,10 @@ fn main() {
         std::process::exit(2);
     };
     let repeats: usize = rest.first().and_then(|r| r.parse().ok()).unwrap_or(2);
-    let dev = match device.as_str() {
-        "ndarray" => Device::ndarray(),
-        "wgpu" => Device::wgpu_options().init().expect("a wgpu adapter (Vulkan: llvmpipe without a GPU)"),
-        d => panic!("unknown device {d}"),
-    };
-    let mut files = vec![];
-    read_dir(Path::new(dir), "", &mut files);
+    let dev = bench_device(device);
+    let mut files = model_files(dir);
     let t = Instant::now();
-    let model = pipeline::model::StableDiffusion::load(&mut MapFiles::new(files), &dev).expect("model loads");
+    let model = pipeline::model::StableDiffusion::load(&mut files, &dev).expect("model loads");
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let size: usize = size.parse().expect("size");
     let params = StudioParams {

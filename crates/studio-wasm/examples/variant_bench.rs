@@ -15,38 +15,16 @@
 //!
 //! cargo run --release --features studio-wasm/bench --example variant_bench -- DIR ndarray|wgpu [SWITCHES]
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use erasure::{Edit, EditStack};
 use pipeline::model::StableDiffusion;
-use std::path::Path;
 use std::time::Instant;
 use studio_wasm::erase::{EraseRequest, compute};
-use studio_wasm::files::MapFiles;
 use studio_wasm::variants::Variants;
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        // wgpu read-backs complete on the device's own threads.
-        std::thread::yield_now();
-    }
-}
-
-fn read_dir(root: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
-    for entry in std::fs::read_dir(root).expect("model folder") {
-        let entry = entry.expect("dir entry");
-        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-        if entry.file_type().expect("file type").is_dir() {
-            read_dir(&entry.path(), &format!("{name}/"), out);
-        } else {
-            out.push((name, std::fs::read(entry.path()).expect("file")));
-        }
-    }
-}
+#[path = "bench_support/mod.rs"]
+mod bench_support;
+use bench_support::{bench_device, block_on, model_files};
 
 /// One value of the edit's first tensor, read back: waits for the device's queued work.
 fn settle(model: &StableDiffusion, name: &str) {
@@ -94,14 +72,9 @@ fn main() {
         std::process::exit(2);
     };
     let switches: usize = rest.first().and_then(|r| r.parse().ok()).unwrap_or(40);
-    let dev = match device.as_str() {
-        "ndarray" => Device::ndarray(),
-        "wgpu" => Device::wgpu_options().init().expect("a wgpu adapter (Vulkan: llvmpipe without a GPU)"),
-        d => panic!("unknown device {d}"),
-    };
-    let mut files = vec![];
-    read_dir(Path::new(dir), "", &mut files);
-    let mut model = StableDiffusion::load(&mut MapFiles::new(files), &dev).expect("model loads");
+    let dev = bench_device(device);
+    let mut files = model_files(dir);
+    let mut model = StableDiffusion::load(&mut files, &dev).expect("model loads");
     // The flagship demo's edit: UCE on "skull", with its defaults, computed as the page does.
     let req = EraseRequest::from_json(r#"{"method":"uce","concepts":["skull"]}"#).expect("request");
     let edit: Edit = block_on(compute(&model, &req)).expect("UCE");
@@ -109,7 +82,12 @@ fn main() {
     let bytes = edit.to_safetensors();
     let name = edit.tensors[0].name.clone();
     let values: usize = edit.tensors.iter().map(|t| t.data.len()).sum();
-    eprintln!("{} tensors, {values} values, file {} bytes, base model {}", edit.tensors.len(), bytes.len(), edit.meta.base_model);
+    eprintln!(
+        "{} tensors, {values} values, file {} bytes, base model {}",
+        edit.tensors.len(),
+        bytes.len(),
+        edit.meta.base_model
+    );
 
     // Before: the worker's bytes re-applied for every edited run, everything reverted for the original.
     let mut stack = EditStack::new();
@@ -123,7 +101,8 @@ fn main() {
             let e = studio_wasm::edits::parse_and_check(&model.unet, file, copied).expect("parse");
             let originals = studio_wasm::edits::originals(&stack, &model.unet, &e);
             if !e.meta.base_model.is_empty() {
-                before.gpu_to_cpu += originals.iter().map(|(_, t)| t.dims().iter().product::<usize>() * 4).sum::<usize>();
+                before.gpu_to_cpu +=
+                    originals.iter().map(|(_, t)| t.dims().iter().product::<usize>() * 4).sum::<usize>();
             }
             block_on(studio_wasm::edits::base_warning(&e, originals)).expect("fingerprint");
             let up = stack.uploaded_values();

@@ -99,16 +99,22 @@ impl SessionAdapters {
 
     /// Attaches `parsed` under `id` (replacing one with the same id). On error the model and
     /// the other adapters are unchanged.
-    pub fn attach(&mut self, unet: &mut UNet2DConditionModel, id: &str, parsed: Parsed, scale: f32) -> Result<AdapterInfo, StudioError> {
-        if let Parsed::Lora(l) = &parsed {
-            if !l.text_encoder.is_empty() {
-                return Err(StudioError::Params(format!(
-                    "`{}` also adapts {} text-encoder layer(s) (`{}`, …); the studio applies UNet layers only (the text encoder feeds Facilitated Transport and the erasure methods)",
-                    l.file,
-                    l.text_encoder.len(),
-                    l.text_encoder[0]
-                )));
-            }
+    pub fn attach(
+        &mut self,
+        unet: &mut UNet2DConditionModel,
+        id: &str,
+        parsed: Parsed,
+        scale: f32,
+    ) -> Result<AdapterInfo, StudioError> {
+        if let Parsed::Lora(l) = &parsed
+            && !l.text_encoder.is_empty()
+        {
+            return Err(StudioError::Params(format!(
+                "`{}` also adapts {} text-encoder layer(s) (`{}`, …); the studio applies UNet layers only (the text encoder feeds Facilitated Transport and the erasure methods)",
+                l.file,
+                l.text_encoder.len(),
+                l.text_encoder[0]
+            )));
         }
         let spec = Spec { id: id.to_owned(), parsed, scale };
         attach_one(&mut self.stack, unet, &spec)?;
@@ -191,7 +197,12 @@ impl SessionAdapters {
     /// Sets the weights for `prompt` as `AdapterStack::prepare` does (the CLI's path): with FT,
     /// every SPM's permeability from `enc` (holding [`prompts_to_encode`](Self::prompts_to_encode));
     /// without, 1.
-    pub fn prepare(&mut self, model: &mut StableDiffusion, prompt: &str, enc: &mut PrecomputedEncoder) -> Result<Vec<Permeability>, StudioError> {
+    pub fn prepare(
+        &mut self,
+        model: &mut StableDiffusion,
+        prompt: &str,
+        enc: &mut PrecomputedEncoder,
+    ) -> Result<Vec<Permeability>, StudioError> {
         if self.ft && self.has_spm() {
             let special = special_token_ids(&model.tokenizer);
             let perms = self.stack.permeabilities(prompt, enc, &special)?;

@@ -60,7 +60,7 @@ impl Host for BrowserHost {
     fn progress(&mut self, p: &Progress) {
         if let Some(f) = &self.on_progress {
             // A throwing callback must not abort the run: the error is only logged.
-            let called = to_object(p).map_err(|e| JsValue::from(e)).and_then(|o| f.call1(&JsValue::NULL, &o));
+            let called = to_object(p).map_err(JsValue::from).and_then(|o| f.call1(&JsValue::NULL, &o));
             if let Err(e) = called {
                 web_log(&format!("progress callback failed: {e:?}"));
             }
@@ -71,7 +71,10 @@ impl Host for BrowserHost {
     }
     fn preview(&mut self, step: usize, width: usize, height: usize, rgba: &[u8]) {
         if let Some(f) = &self.on_preview {
-            let called = PreviewOut { step, width, height }.to_js(rgba).map_err(|e| JsValue::from(e)).and_then(|o| f.call1(&JsValue::NULL, &o));
+            let called = PreviewOut { step, width, height }
+                .to_js(rgba)
+                .map_err(JsValue::from)
+                .and_then(|o| f.call1(&JsValue::NULL, &o));
             if let Err(e) = called {
                 web_log(&format!("preview callback failed: {e:?}"));
             }

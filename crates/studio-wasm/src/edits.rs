@@ -10,8 +10,8 @@
 use crate::error::StudioError;
 use crate::readback::to_f32;
 use burn::tensor::Tensor;
-use erasure::{Edit, EditStack};
 use diffusion::unet_2d_condition::UNet2DConditionModel;
+use erasure::{Edit, EditStack};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -60,7 +60,10 @@ impl StudioParams {
             return Err(StudioError::Params(format!("steps must be between 1 and {MAX_STEPS} (got {})", self.steps)));
         }
         if !(self.guidance.is_finite() && (0.0..=MAX_GUIDANCE).contains(&self.guidance)) {
-            return Err(StudioError::Params(format!("guidance must be between 0 and {MAX_GUIDANCE} (got {})", self.guidance)));
+            return Err(StudioError::Params(format!(
+                "guidance must be between 0 and {MAX_GUIDANCE} (got {})",
+                self.guidance
+            )));
         }
         for (name, v) in [("width", self.width), ("height", self.height)] {
             if v == 0 || v > MAX_SIDE {
@@ -222,12 +225,21 @@ async fn decode_rgba(run: &pipeline::generate::Run<'_>, step: usize) -> Result<(
 }
 
 /// Runs text → image with `model`, reporting each step to `host` (no eraser or probe stored).
-pub async fn generate<H: Host>(model: &StableDiffusion, params: &StudioParams, host: &mut H) -> Result<Outcome, StudioError> {
+pub async fn generate<H: Host>(
+    model: &StableDiffusion,
+    params: &StudioParams,
+    host: &mut H,
+) -> Result<Outcome, StudioError> {
     generate_steered(model, params, &SteeringStore::default(), host).await
 }
 
 /// Runs text → image with `model`, its steering's erasers and probes taken from `store`.
-pub async fn generate_steered<H: Host>(model: &StableDiffusion, params: &StudioParams, store: &SteeringStore, host: &mut H) -> Result<Outcome, StudioError> {
+pub async fn generate_steered<H: Host>(
+    model: &StableDiffusion,
+    params: &StudioParams,
+    store: &SteeringStore,
+    host: &mut H,
+) -> Result<Outcome, StudioError> {
     let gp = params.to_generate_params()?;
     let t0 = host.now_ms();
     let config = match &params.steering {
@@ -270,7 +282,14 @@ pub async fn generate_steered<H: Host>(model: &StableDiffusion, params: &StudioP
             return Err(GenerateError::NotFinite(i + 1).into());
         }
         let now = host.now_ms();
-        host.progress(&Progress { step: i + 1, total, timestep: run.timestep(i), elapsed_ms: now - t0, step_ms: now - t_prev, record_ms });
+        host.progress(&Progress {
+            step: i + 1,
+            total,
+            timestep: run.timestep(i),
+            elapsed_ms: now - t0,
+            step_ms: now - t_prev,
+            record_ms,
+        });
         t_prev = now;
         if params.preview_every > 0 && (i + 1) % params.preview_every == 0 && !run.is_done() {
             let (h, w, rgba) = decode_rgba(&run, i + 1).await?;

@@ -41,7 +41,12 @@ impl PromptEncoder for Recording<'_> {
         let d = self.model.text_encoder.config().hidden_size;
         let n = enc.ids.len();
         let embeds = Mat::from_fn(n, d, |i, j| ((i * 31 + j * 17 + 1) as f64).sin());
-        Ok(TokenEmbeddings { embeds, pooled: Vector::from_fn(d, |j, _| ((j + 3) as f64).cos()), ids: enc.ids, n_tokens: enc.n_tokens })
+        Ok(TokenEmbeddings {
+            embeds,
+            pooled: Vector::from_fn(d, |j, _| ((j + 3) as f64).cos()),
+            ids: enc.ids,
+            n_tokens: enc.n_tokens,
+        })
     }
     fn tokens(&mut self, text: &str) -> Result<Vec<u32>, EraseError> {
         let e = self.model.tokenizer.encode(text);

@@ -44,7 +44,9 @@ pub fn normalize_paths(paths: &[String]) -> Vec<(String, String)> {
     });
     let first_dirs: Vec<&str> = clean.iter().filter_map(|p| p.split_once('/').map(|(a, _)| a)).collect();
     let shared_prefix = match first_dirs.first() {
-        Some(first) if !top_level_component && first_dirs.len() == clean.len() && first_dirs.iter().all(|d| d == first) => {
+        Some(first)
+            if !top_level_component && first_dirs.len() == clean.len() && first_dirs.iter().all(|d| d == first) =>
+        {
             Some(format!("{first}/"))
         }
         _ => None,

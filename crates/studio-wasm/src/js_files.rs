@@ -38,7 +38,9 @@ impl JsFiles {
     /// The file at `path`, not copied.
     fn file(&self, path: &str) -> Result<Option<JsFile>, LoadError> {
         let Some((_, key)) = self.paths.iter().find(|(p, _)| p == path) else { return Ok(None) };
-        JsFile::of(self.map.get(&JsValue::from_str(key)), path).map(Some).map_err(|e| LoadError::Unsupported(e.to_string()))
+        JsFile::of(self.map.get(&JsValue::from_str(key)), path)
+            .map(Some)
+            .map_err(|e| LoadError::Unsupported(e.to_string()))
     }
 }
 
@@ -57,7 +59,9 @@ impl JsFile {
         } else if value.is_instance_of::<web_sys::Blob>() {
             Ok(Self::Blob(value.unchecked_into()))
         } else {
-            Err(StudioError::File(format!("`{path}` was handed over as something else than a file or bytes (File, Blob or Uint8Array)")))
+            Err(StudioError::File(format!(
+                "`{path}` was handed over as something else than a file or bytes (File, Blob or Uint8Array)"
+            )))
         }
     }
 
@@ -72,13 +76,22 @@ impl JsFile {
     fn read(&self, begin: usize, end: usize) -> Result<Vec<u8>, String> {
         match self {
             Self::Bytes(a) => {
-                let (b, e) = (u32::try_from(begin).map_err(|_| "offset beyond 4 GB")?, u32::try_from(end).map_err(|_| "offset beyond 4 GB")?);
+                let (b, e) = (
+                    u32::try_from(begin).map_err(|_| "offset beyond 4 GB")?,
+                    u32::try_from(end).map_err(|_| "offset beyond 4 GB")?,
+                );
                 Ok(a.subarray(b, e).to_vec())
             }
             Self::Blob(blob) => {
-                let part = blob.slice_with_f64_and_f64(begin as f64, end as f64).map_err(|e| format!("could not slice the file: {e:?}"))?;
-                let reader = web_sys::FileReaderSync::new().map_err(|_| "this browser cannot read files synchronously in a worker (FileReaderSync)".to_owned())?;
-                let buf = reader.read_as_array_buffer(&part).map_err(|e| format!("could not read the file (was it moved or changed on disk?): {e:?}"))?;
+                let part = blob
+                    .slice_with_f64_and_f64(begin as f64, end as f64)
+                    .map_err(|e| format!("could not slice the file: {e:?}"))?;
+                let reader = web_sys::FileReaderSync::new().map_err(|_| {
+                    "this browser cannot read files synchronously in a worker (FileReaderSync)".to_owned()
+                })?;
+                let buf = reader
+                    .read_as_array_buffer(&part)
+                    .map_err(|e| format!("could not read the file (was it moved or changed on disk?): {e:?}"))?;
                 Ok(js_sys::Uint8Array::new(&buf).to_vec())
             }
         }
@@ -127,13 +140,18 @@ pub(crate) async fn read_all(data: &JsValue, file: &str) -> Result<Vec<u8>, Stud
             let mut out = Vec::with_capacity(len);
             while out.len() < len {
                 let end = (out.len() + SLICE).min(len);
-                let part = blob.slice_with_f64_and_f64(out.len() as f64, end as f64).map_err(|e| StudioError::File(format!("{file}: could not slice the file: {e:?}")))?;
-                let buf = JsFuture::from(part.array_buffer())
-                    .await
-                    .map_err(|e| StudioError::File(format!("could not read {file} (was it moved or changed on disk?): {e:?}")))?;
+                let part = blob
+                    .slice_with_f64_and_f64(out.len() as f64, end as f64)
+                    .map_err(|e| StudioError::File(format!("{file}: could not slice the file: {e:?}")))?;
+                let buf = JsFuture::from(part.array_buffer()).await.map_err(|e| {
+                    StudioError::File(format!("could not read {file} (was it moved or changed on disk?): {e:?}"))
+                })?;
                 let part = js_sys::Uint8Array::new(&buf);
                 if part.length() == 0 {
-                    return Err(StudioError::File(format!("{file} ended after {} of {len} bytes (was it changed on disk?)", out.len())));
+                    return Err(StudioError::File(format!(
+                        "{file} ended after {} of {len} bytes (was it changed on disk?)",
+                        out.len()
+                    )));
                 }
                 let at = out.len();
                 out.resize(at + part.length() as usize, 0);

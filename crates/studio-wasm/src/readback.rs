@@ -52,7 +52,10 @@ pub async fn encode(model: &StableDiffusion, prompt: &str) -> Result<TokenEmbedd
 }
 
 /// Encodes `prompts` (each once) with asynchronous read-backs.
-pub async fn encode_all<'a>(model: &StableDiffusion, prompts: impl IntoIterator<Item = &'a String>) -> Result<PrecomputedEncoder, StudioError> {
+pub async fn encode_all<'a>(
+    model: &StableDiffusion,
+    prompts: impl IntoIterator<Item = &'a String>,
+) -> Result<PrecomputedEncoder, StudioError> {
     let mut known: HashMap<String, TokenEmbeddings> = HashMap::new();
     for p in prompts {
         if !known.contains_key(p) {

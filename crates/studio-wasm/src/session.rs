@@ -142,7 +142,10 @@ impl Inner {
     }
 
     /// The model and its entries, for changing its weights: refused while a generation holds it.
-    fn with_model_mut<T>(&self, f: impl FnOnce(&mut StableDiffusion, &mut Variants) -> Result<T, StudioError>) -> Result<T, StudioError> {
+    fn with_model_mut<T>(
+        &self,
+        f: impl FnOnce(&mut StableDiffusion, &mut Variants) -> Result<T, StudioError>,
+    ) -> Result<T, StudioError> {
         self.idle(StudioError::Busy)?;
         let mut slot = self.model.borrow_mut();
         let rc = slot.as_mut().ok_or(StudioError::NoModel)?;
@@ -156,7 +159,13 @@ impl Inner {
     }
 
     /// Keeps an entry made by `f` and returns its info.
-    fn add(&self, f: impl FnOnce(&mut diffusion::unet_2d_condition::UNet2DConditionModel, &mut Variants) -> Result<EntryInfo, StudioError>) -> Result<EntryInfo, StudioError> {
+    fn add(
+        &self,
+        f: impl FnOnce(
+            &mut diffusion::unet_2d_condition::UNet2DConditionModel,
+            &mut Variants,
+        ) -> Result<EntryInfo, StudioError>,
+    ) -> Result<EntryInfo, StudioError> {
         self.with_model_mut(|m, v| f(&mut m.unet, v))
     }
 
@@ -200,7 +209,8 @@ impl Inner {
             }
             EntryRequest::Steer(r) => (self.add(|unet, v| Ok(v.add_steering(unet, id, r)?.clone()))?, 0.0),
             EntryRequest::FitEraser(r) => {
-                let file = format!("{}-{}.safetensors", r.method, file_slug(r.concepts.first().map_or("", String::as_str)));
+                let file =
+                    format!("{}-{}.safetensors", r.method, file_slug(r.concepts.first().map_or("", String::as_str)));
                 let (eraser, bytes) = steering::fit_eraser(&*self.model()?, &r).await?;
                 let ms = now_ms() - t0;
                 (self.add(|unet, v| Ok(v.add_steerer(unet, id, Steerer::Eraser { eraser, file, bytes })?.clone()))?, ms)
@@ -228,7 +238,11 @@ async fn prepare_adapters(inner: &Rc<Inner>, prompt: &str) -> Result<Vec<(String
         return Ok(vec![]);
     }
     let needed = inner.variants.borrow().adapters.prompts_to_encode(prompt);
-    let mut enc = if needed.is_empty() { erasure::text::PrecomputedEncoder(Default::default()) } else { encode_all(&*inner.model()?, &needed).await? };
+    let mut enc = if needed.is_empty() {
+        erasure::text::PrecomputedEncoder(Default::default())
+    } else {
+        encode_all(&*inner.model()?, &needed).await?
+    };
     let perms = inner.with_model_mut(|m, v| v.adapters.prepare(m, prompt, &mut enc))?;
     Ok(perms.into_iter().map(|p| (p.id, p.value)).collect())
 }
@@ -328,13 +342,22 @@ impl Session {
     /// `on_preview({step, width, height, rgba})` every `previewEvery` steps. Resolves to
     /// `{status: 'done', width, height, rgba: Uint8ClampedArray, timing, promptTruncated,
     /// steering, permeabilities}` or `{status: 'cancelled', step, total}`.
-    pub fn generate(&self, params: String, on_progress: Option<js_sys::Function>, on_preview: Option<js_sys::Function>) -> js_sys::Promise {
+    pub fn generate(
+        &self,
+        params: String,
+        on_progress: Option<js_sys::Function>,
+        on_preview: Option<js_sys::Function>,
+    ) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             inner.idle(StudioError::BusyGenerating).map_err(js_err)?;
             let mut params = StudioParams::from_json(&params).map_err(js_err)?;
             if params.steering.is_some() {
-                return Err(js_err(StudioError::Params("a run's steering comes from its variant: add the steering as an entry and name it in setVariant".into())).into());
+                return Err(js_err(StudioError::Params(
+                    "a run's steering comes from its variant: add the steering as an entry and name it in setVariant"
+                        .into(),
+                ))
+                .into());
             }
             params.steering = inner.variants.borrow().steering_now().cloned();
             let perms = prepare_adapters(&inner, &params.prompt).await.map_err(js_err)?;

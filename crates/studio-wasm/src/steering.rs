@@ -33,7 +33,10 @@ pub use erasure::request::{EraserFitRequest, RingABellRequest};
 /// Fits the eraser of `req` on `model`'s text encoder, exactly as `studio fit-eraser` does
 /// (crates/cli/src/steering_args.rs `fit_eraser`), and returns it with its file bytes. Every
 /// read-back is asynchronous.
-pub async fn fit_eraser(model: &StableDiffusion, req: &EraserFitRequest) -> Result<(LinearEraser, Vec<u8>), StudioError> {
+pub async fn fit_eraser(
+    model: &StableDiffusion,
+    req: &EraserFitRequest,
+) -> Result<(LinearEraser, Vec<u8>), StudioError> {
     let fit = req.to_config()?;
     let mut enc = encode_all(model, fit.concepts.iter().chain(&fit.others)).await?;
     let (fitted, _) = fit.run(&mut enc)?;
@@ -59,7 +62,10 @@ pub fn read_eraser(model: &StableDiffusion, file: &str, bytes: Vec<u8>) -> Resul
 /// Computes the Ring-A-Bell concept vector of `req` on `model`, exactly as `studio generate
 /// --ring-a-bell` does (`ring_a_bell::from_prompts`), and returns it with the parsed pairs. Every
 /// read-back is asynchronous.
-pub async fn fit_ring_a_bell(model: &StableDiffusion, req: &RingABellRequest) -> Result<(RingABell, Vec<(String, String)>), StudioError> {
+pub async fn fit_ring_a_bell(
+    model: &StableDiffusion,
+    req: &RingABellRequest,
+) -> Result<(RingABell, Vec<(String, String)>), StudioError> {
     let fit = req.to_config()?;
     let mut enc = encode_all(model, fit.pairs.iter().flat_map(|(a, b)| [a, b])).await?;
     let probe = fit.run(&mut enc)?;
@@ -155,16 +161,24 @@ impl SteeringStore {
     fn find_eraser(&self, id: &str) -> Result<(LinearEraser, String), RequestError> {
         match self.entries.get(id) {
             Some(Steerer::Eraser { eraser, file, .. }) => Ok((eraser.clone(), file.clone())),
-            Some(_) => Err(RequestError::Invalid(format!("`{id}` is a Ring-A-Bell probe, not an eraser: pass it as ringABell"))),
-            None => Err(RequestError::Invalid(format!("no eraser `{id}` in this session (a model load drops them): fit or load it again"))),
+            Some(_) => Err(RequestError::Invalid(format!(
+                "`{id}` is a Ring-A-Bell probe, not an eraser: pass it as ringABell"
+            ))),
+            None => Err(RequestError::Invalid(format!(
+                "no eraser `{id}` in this session (a model load drops them): fit or load it again"
+            ))),
         }
     }
 
     fn find_ring_a_bell(&self, id: &str) -> Result<RingABell, RequestError> {
         match self.entries.get(id) {
             Some(Steerer::RingABell { probe, .. }) => Ok(probe.clone()),
-            Some(_) => Err(RequestError::Invalid(format!("`{id}` is an eraser, not a Ring-A-Bell probe: pass it as eraser"))),
-            None => Err(RequestError::Invalid(format!("no Ring-A-Bell probe `{id}` in this session (a model load drops them): add it again"))),
+            Some(_) => {
+                Err(RequestError::Invalid(format!("`{id}` is an eraser, not a Ring-A-Bell probe: pass it as eraser")))
+            }
+            None => Err(RequestError::Invalid(format!(
+                "no Ring-A-Bell probe `{id}` in this session (a model load drops them): add it again"
+            ))),
         }
     }
 

@@ -87,7 +87,11 @@ impl EntryInfo {
             concepts: a.prompts,
             guides: vec![],
             preserve: vec![],
-            hyperparameters: BTreeMap::from([("scale".into(), json!(a.scale)), ("rank".into(), json!(a.rank)), ("layers".into(), json!(a.layers))]),
+            hyperparameters: BTreeMap::from([
+                ("scale".into(), json!(a.scale)),
+                ("rank".into(), json!(a.rank)),
+                ("layers".into(), json!(a.layers)),
+            ]),
             tensors: a.modules,
             values: a.values,
             base_model: String::new(),
@@ -105,7 +109,11 @@ impl EntryInfo {
         hyperparameters.insert("rank".into(), json!(s.rank));
         hyperparameters.insert("dText".into(), json!(s.d_text));
         hyperparameters.insert("others".into(), json!(s.others));
-        let tensors: Vec<String> = if probe { vec![] } else { ["proj_left", "proj_right"].into_iter().chain(leace.then_some("bias")).map(str::to_owned).collect() };
+        let tensors: Vec<String> = if probe {
+            vec![]
+        } else {
+            ["proj_left", "proj_right"].into_iter().chain(leace.then_some("bias")).map(str::to_owned).collect()
+        };
         Self {
             id: s.id,
             kind: s.kind,
@@ -138,8 +146,18 @@ impl EntryInfo {
             ),
             None => {
                 let preset = req.sld.clone().unwrap_or_default();
-                let concept = req.sld_concept.as_deref().map(str::trim).filter(|c| !c.is_empty()).unwrap_or("the official unsafe-concept list");
-                ("sld", format!("SLD {preset}"), vec![concept.to_owned()], BTreeMap::from([("preset".into(), json!(preset))]))
+                let concept = req
+                    .sld_concept
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or("the official unsafe-concept list");
+                (
+                    "sld",
+                    format!("SLD {preset}"),
+                    vec![concept.to_owned()],
+                    BTreeMap::from([("preset".into(), json!(preset))]),
+                )
             }
         };
         Self {
@@ -236,7 +254,14 @@ impl Variants {
 
     /// Keeps a parsed edit (checked against `unet`) under `id`, off. `warning`: the base-model
     /// check's, made by the caller (it reads tensors back).
-    pub fn add_edit(&mut self, unet: &mut UNet2DConditionModel, id: &str, file: &str, edit: Edit, warning: Option<String>) -> Result<&EntryInfo, StudioError> {
+    pub fn add_edit(
+        &mut self,
+        unet: &mut UNet2DConditionModel,
+        id: &str,
+        file: &str,
+        edit: Edit,
+        warning: Option<String>,
+    ) -> Result<&EntryInfo, StudioError> {
         self.take_id(unet, id)?;
         let info = EntryInfo::edit(EditInfo::of(id, file, &edit, warning));
         let Self { edits, adapters, .. } = self;
@@ -246,7 +271,13 @@ impl Variants {
 
     /// Keeps a parsed adapter under `id`, off, after checking that it attaches to `unet` (it is
     /// attached and detached again).
-    pub fn add_adapter(&mut self, unet: &mut UNet2DConditionModel, id: &str, parsed: Parsed, scale: f32) -> Result<&EntryInfo, StudioError> {
+    pub fn add_adapter(
+        &mut self,
+        unet: &mut UNet2DConditionModel,
+        id: &str,
+        parsed: Parsed,
+        scale: f32,
+    ) -> Result<&EntryInfo, StudioError> {
         self.take_id(unet, id)?;
         let attached = self.adapters.active();
         let info = self.adapters.attach(unet, id, parsed.clone(), scale)?;
@@ -256,7 +287,12 @@ impl Variants {
     }
 
     /// Keeps SLD or SAFREE settings under `id` (checked now: a bad preset or α is refused).
-    pub fn add_steering(&mut self, unet: &mut UNet2DConditionModel, id: &str, req: SteeringRequest) -> Result<&EntryInfo, StudioError> {
+    pub fn add_steering(
+        &mut self,
+        unet: &mut UNet2DConditionModel,
+        id: &str,
+        req: SteeringRequest,
+    ) -> Result<&EntryInfo, StudioError> {
         if req.eraser.is_some() || req.ring_a_bell.is_some() || (req.sld.is_some() == req.safree.is_some()) {
             return Err(StudioError::Params("a steering entry holds SLD or SAFREE settings (one of the two); erasers and probes are fitted or added as files".into()));
         }
@@ -267,7 +303,12 @@ impl Variants {
     }
 
     /// Keeps an eraser or a Ring-A-Bell probe under `id`.
-    pub fn add_steerer(&mut self, unet: &mut UNet2DConditionModel, id: &str, s: Steerer) -> Result<&EntryInfo, StudioError> {
+    pub fn add_steerer(
+        &mut self,
+        unet: &mut UNet2DConditionModel,
+        id: &str,
+        s: Steerer,
+    ) -> Result<&EntryInfo, StudioError> {
         self.take_id(unet, id)?;
         let req = match &s {
             Steerer::Eraser { .. } => SteeringRequest { eraser: Some(id.into()), ..Default::default() },
@@ -311,9 +352,16 @@ impl Variants {
 
     /// The file of an edit or an eraser entry, with its name, for export.
     pub fn export(&self, id: &str) -> Result<(String, Vec<u8>), StudioError> {
-        let entry = self.entries.get(id).ok_or_else(|| StudioError::Params(format!("no entry `{id}` in this session (a model load drops them)")))?;
+        let entry = self
+            .entries
+            .get(id)
+            .ok_or_else(|| StudioError::Params(format!("no entry `{id}` in this session (a model load drops them)")))?;
         let bytes = match &entry.kept {
-            Kept::Edit => self.edits.get(id).map(Edit::to_safetensors).ok_or_else(|| StudioError::Params(format!("edit `{id}` is gone")))?,
+            Kept::Edit => self
+                .edits
+                .get(id)
+                .map(Edit::to_safetensors)
+                .ok_or_else(|| StudioError::Params(format!("edit `{id}` is gone")))?,
             Kept::Steering(r) if r.eraser.is_some() => self.steering.export(id)?,
             _ => return Err(StudioError::Params(format!("{} is not a file the studio can export", entry.info.file))),
         };
@@ -325,9 +373,13 @@ impl Variants {
     /// changing only what differs (see the module docs), and keeps its steering for the run.
     pub fn set_variant(&mut self, unet: &mut UNet2DConditionModel, ids: &[String]) -> Result<(), StudioError> {
         if let Some(id) = ids.iter().find(|id| !self.entries.contains_key(*id)) {
-            return Err(StudioError::Params(format!("variant entry `{id}` is not loaded any more (a model load drops them): add it again")));
+            return Err(StudioError::Params(format!(
+                "variant entry `{id}` is not loaded any more (a model load drops them): add it again"
+            )));
         }
-        let of = |want: fn(&Kept) -> bool| -> Vec<String> { ids.iter().filter(|id| want(&self.entries[*id].kept)).cloned().collect() };
+        let of = |want: fn(&Kept) -> bool| -> Vec<String> {
+            ids.iter().filter(|id| want(&self.entries[*id].kept)).cloned().collect()
+        };
         let edits = of(|k| matches!(k, Kept::Edit));
         let adapters = of(|k| matches!(k, Kept::Adapter { .. }));
         let steering = of(|k| matches!(k, Kept::Steering(_)));
@@ -354,7 +406,8 @@ impl Variants {
                 (run.sld, run.sld_concept) = (r.sld.clone(), r.sld_concept.clone());
             }
             if r.safree.is_some() {
-                (run.safree, run.safree_alpha, run.safree_all_steps, run.safree_artist) = (r.safree.clone(), r.safree_alpha, r.safree_all_steps, r.safree_artist);
+                (run.safree, run.safree_alpha, run.safree_all_steps, run.safree_artist) =
+                    (r.safree.clone(), r.safree_alpha, r.safree_all_steps, r.safree_artist);
             }
             run.eraser = r.eraser.clone().or(run.eraser);
             run.ring_a_bell = r.ring_a_bell.clone().or(run.ring_a_bell);

@@ -48,9 +48,11 @@ pub(crate) async fn init_webgpu(tasks_max: Option<u32>, want_f16: bool) -> Resul
         options = options.tasks_max(n as usize);
     }
     let (device, setup) = options.init_with_setup_async().await.map_err(|e| match e {
-        burn::tensor::wgpu::WgpuInitError::AdapterUnavailable { .. } => "the browser offers no WebGPU adapter (WebGPU may be \
+        burn::tensor::wgpu::WgpuInitError::AdapterUnavailable { .. } => {
+            "the browser offers no WebGPU adapter (WebGPU may be \
              switched off, or blocked for this GPU: see chrome://gpu)"
-            .to_string(),
+                .to_string()
+        }
         e => e.to_string(),
     })?;
     let info = setup.adapter.get_info();
@@ -58,11 +60,13 @@ pub(crate) async fn init_webgpu(tasks_max: Option<u32>, want_f16: bool) -> Resul
     let shader_f16 = setup.adapter.features().contains(burn::tensor::wgpu::wgpu::Features::SHADER_F16);
     let mut device = device;
     // f16 only where burn agrees the device runs it (its check looks at the same feature).
-    let f16 = want_f16 && shader_f16 && diffusion::nn::compute_in_f16(&mut device).map_err(|e| format!("could not switch WebGPU to f16: {e}"))?;
+    let f16 = want_f16
+        && shader_f16
+        && diffusion::nn::compute_in_f16(&mut device).map_err(|e| format!("could not switch WebGPU to f16: {e}"))?;
     let gpu = Rc::new(Gpu {
         device,
         adapter: if info.name.is_empty() { format!("{:?}", info.backend) } else { info.name.clone() },
-        max_storage_buffer: limits.max_storage_buffer_binding_size as u64,
+        max_storage_buffer: limits.max_storage_buffer_binding_size,
         shader_f16,
         f16,
         f16_requested: want_f16,

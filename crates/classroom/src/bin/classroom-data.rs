@@ -40,8 +40,7 @@ impl Args {
     }
 }
 
-const USAGE: &str =
-    "usage: classroom-data --n N --seed S --out DIR [--split train|heldout] [--size 64|128] [--preview FILE.png] [--threads T]";
+const USAGE: &str = "usage: classroom-data --n N --seed S --out DIR [--split train|heldout] [--size 64|128] [--preview FILE.png] [--threads T]";
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
@@ -95,10 +94,8 @@ fn names<T: Copy>(all: &[T], f: impl Fn(T) -> &'static str) -> Value {
 fn batch(args: &Args, range: std::ops::Range<u64>) -> Result<(Vec<u8>, String), String> {
     let len = (range.end - range.start) as usize;
     let per = len.div_ceil(args.threads).max(1);
-    let chunks: Vec<std::ops::Range<u64>> = (0..len)
-        .step_by(per)
-        .map(|s| range.start + s as u64..range.start + ((s + per).min(len)) as u64)
-        .collect();
+    let chunks: Vec<std::ops::Range<u64>> =
+        (0..len).step_by(per).map(|s| range.start + s as u64..range.start + ((s + per).min(len)) as u64).collect();
     let results: Vec<Result<(Vec<u8>, String), String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .iter()

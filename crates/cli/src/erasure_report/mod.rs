@@ -99,7 +99,8 @@ enum Method {
 }
 
 impl Method {
-    const ALL: [Method; 8] = [Self::Original, Self::Negative, Self::Uce, Self::Rece, Self::Speed, Self::Mace, Self::Sld, Self::Safree];
+    const ALL: [Method; 8] =
+        [Self::Original, Self::Negative, Self::Uce, Self::Rece, Self::Speed, Self::Mace, Self::Sld, Self::Safree];
 
     fn name(self) -> &'static str {
         match self {
@@ -115,9 +116,10 @@ impl Method {
     }
 
     fn parse(s: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
-            anyhow::anyhow!("unknown method `{s}` ({})", Self::ALL.map(Self::name).join(", "))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| anyhow::anyhow!("unknown method `{s}` ({})", Self::ALL.map(Self::name).join(", ")))
     }
 
     /// The closed-form weight edit erasing `concept`, for the methods that edit weights.
@@ -135,7 +137,9 @@ impl Method {
                 let cfg = erasure::speed::SpeedConfig { lamb: 0.1, ..Default::default() };
                 Some(erasure::speed::speed(&mut enc, &v_only, &concepts, &[], &[], &cfg, &mut draw)?)
             }
-            Self::Mace => Some(erasure::mace_cfr::mace_cfr(&mut enc, &layers, &concepts, &[], &[], &Default::default())?),
+            Self::Mace => {
+                Some(erasure::mace_cfr::mace_cfr(&mut enc, &layers, &concepts, &[], &[], &Default::default())?)
+            }
             Self::Original | Self::Negative | Self::Sld | Self::Safree => None,
         })
     }
@@ -143,8 +147,14 @@ impl Method {
     /// The inference-time steering erasing `concept` (empty for the others).
     fn steering(self, concept: &str) -> SteeringConfig {
         match self {
-            Self::Sld => SteeringConfig { sld: Some(SldPreset::Medium.params()), sld_concept: concept.to_owned(), ..Default::default() },
-            Self::Safree => SteeringConfig { safree: Some(SafreeConfig::new(vec![concept.to_owned()])), ..Default::default() },
+            Self::Sld => SteeringConfig {
+                sld: Some(SldPreset::Medium.params()),
+                sld_concept: concept.to_owned(),
+                ..Default::default()
+            },
+            Self::Safree => {
+                SteeringConfig { safree: Some(SafreeConfig::new(vec![concept.to_owned()])), ..Default::default() }
+            }
             _ => SteeringConfig::default(),
         }
     }
@@ -192,7 +202,13 @@ impl Scorer<'_> {
     /// Hits over the cell's images of `prompts` ([`cell_jobs`]) with `negative_prompt` and the
     /// hooks `steering` prepares (none where it is empty): the concept attribute (`Some(attr)`,
     /// one trial an image) or every scored attribute (`None`). Returns the tally and the image count.
-    fn cell(&self, prompts: &[LabelledPrompt], attr: Option<&str>, negative_prompt: &str, steering: &SteeringConfig) -> Result<(Tally, usize)> {
+    fn cell(
+        &self,
+        prompts: &[LabelledPrompt],
+        attr: Option<&str>,
+        negative_prompt: &str,
+        steering: &SteeringConfig,
+    ) -> Result<(Tally, usize)> {
         let size = self.model.unet.config().sample_size * self.model.vae.scale_factor();
         let jobs = cell_jobs(prompts.len(), self.per_group, self.seeds);
         let mut tally = Tally::default();
@@ -209,8 +225,11 @@ impl Scorer<'_> {
                 scheduler: schedulers::SchedulerKind::Ddim,
                 ..Default::default()
             };
-            let mut hooks: Box<dyn Hooks> =
-                if steering.is_empty() { Box::new(NoHooks) } else { Box::new(Steering::prepare(self.model, &params, steering.clone())?) };
+            let mut hooks: Box<dyn Hooks> = if steering.is_empty() {
+                Box::new(NoHooks)
+            } else {
+                Box::new(Steering::prepare(self.model, &params, steering.clone())?)
+            };
             let out = self.model.generate(&params, hooks.as_mut())?;
             let (_, _, rgb) = to_rgb8(&out.image);
             let pred = self.evaluator.predict(&rgb)?;
@@ -237,7 +256,8 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let defaults = crate::run_defaults(&a.model, a.guidance, a.steps, base, base_source)?;
     let methods = a.methods.split(',').map(|m| Method::parse(m.trim())).collect::<Result<Vec<_>>>()?;
     let wanted: Vec<&str> = a.concepts.split(',').map(str::trim).collect();
-    let sets: Vec<ConceptPrompts> = erasure_prompt_sets().into_iter().filter(|s| wanted.contains(&s.concept.as_str())).collect();
+    let sets: Vec<ConceptPrompts> =
+        erasure_prompt_sets().into_iter().filter(|s| wanted.contains(&s.concept.as_str())).collect();
     if sets.is_empty() {
         let all: Vec<String> = erasure_prompt_sets().into_iter().map(|s| s.concept).collect();
         bail!("no erasure prompt set named {:?}; choose from {}", a.concepts, all.join(", "));
@@ -246,11 +266,14 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let mut model = crate::load_model(&a.model, &device)?;
     let evaluator = load_evaluator(&a.model, &device)?;
     let weights = a.model.join("evaluator/model.safetensors");
-    let evaluator_sha256 = sha256_hex(&std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?);
+    let evaluator_sha256 =
+        sha256_hex(&std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?);
 
     let mut groups = vec![];
     for s in &sets {
-        for (group, list) in [("direct", &s.direct), ("synonyms", &s.synonyms), ("indirect", &s.indirect), ("neighbours", &s.neighbours)] {
+        for (group, list) in
+            [("direct", &s.direct), ("synonyms", &s.synonyms), ("indirect", &s.indirect), ("neighbours", &s.neighbours)]
+        {
             groups.push(plan(&s.concept, group, list.len(), a.per_group, a.seeds));
         }
     }
@@ -296,10 +319,21 @@ pub fn run(a: ReportArgs) -> Result<()> {
             if let Some(e) = edit {
                 stack.apply(&mut model.unet, method.name(), e, method.name())?;
             }
-            let scorer = Scorer { model: &model, evaluator: &evaluator, steps: defaults.steps, guidance: defaults.guidance, per_group: a.per_group, seeds: a.seeds };
+            let scorer = Scorer {
+                model: &model,
+                evaluator: &evaluator,
+                steps: defaults.steps,
+                guidance: defaults.guidance,
+                per_group: a.per_group,
+                seeds: a.seeds,
+            };
             let negative = method.negative_prompt(&name);
             let steering = method.steering(&name);
-            let cell = |prompts: &[LabelledPrompt], attr: Option<&str>, steering: &SteeringConfig, what: &str| -> Result<Cell> {
+            let cell = |prompts: &[LabelledPrompt],
+                        attr: Option<&str>,
+                        steering: &SteeringConfig,
+                        what: &str|
+             -> Result<Cell> {
                 eprint!("\r{} {}: {what}…            ", set.concept, method.name());
                 let (t, images) = scorer.cell(prompts, attr, &negative, steering)?;
                 Ok(Cell::new(t, images))
@@ -331,7 +365,8 @@ pub fn run(a: ReportArgs) -> Result<()> {
     if let Some(p) = &a.json {
         let command = std::env::args().collect::<Vec<_>>().join(" ");
         let report = Report { command, seconds: (seconds * 10.0).round() / 10.0, protocol, rows };
-        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n").with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
         eprintln!("wrote {}", p.display());
     }
     Ok(())
@@ -356,7 +391,10 @@ mod tests {
         assert_eq!(jobs.len(), 32);
         assert_eq!(jobs[6], (0, 1));
         assert_eq!(jobs[31], (1, 5));
-        assert_eq!(plan("c", "indirect", 6, 8, 4), GroupPlan { concept: "c".into(), group: "indirect", prompts: 6, seeds: 6, images: 32 });
+        assert_eq!(
+            plan("c", "indirect", 6, 8, 4),
+            GroupPlan { concept: "c".into(), group: "indirect", prompts: 6, seeds: 6, images: 32 }
+        );
         assert!(cell_jobs(0, 8, 4).is_empty());
         assert_eq!(cell_jobs(3, 1, 1), vec![(0, 0)]);
     }
@@ -366,7 +404,12 @@ mod tests {
     #[test]
     fn defaults_fill_every_cell_from_distinct_prompts() {
         for s in erasure_prompt_sets() {
-            for (group, list) in [("direct", &s.direct), ("synonyms", &s.synonyms), ("indirect", &s.indirect), ("neighbours", &s.neighbours)] {
+            for (group, list) in [
+                ("direct", &s.direct),
+                ("synonyms", &s.synonyms),
+                ("indirect", &s.indirect),
+                ("neighbours", &s.neighbours),
+            ] {
                 let p = plan(&s.concept, group, list.len(), 8, 4);
                 assert_eq!((p.prompts, p.seeds, p.images), (8, 4, 32), "{} {group}: {} prompts", s.concept, list.len());
             }

@@ -187,12 +187,26 @@ fn seed_range(seeds: u64) -> String {
 /// The sentence under the table's title: what every cell rests on, with the exact image counts.
 pub fn header(p: &Protocol, seconds: f64) -> String {
     let regular = |g: &GroupPlan| g.prompts == p.per_group && g.seeds == p.seeds;
-    let mut counts = format!("{} a cell ({} × {}", plural(p.images_per_cell, "image"), plural(p.per_group, "prompt"), seed_range(p.seeds));
+    let mut counts = format!(
+        "{} a cell ({} × {}",
+        plural(p.images_per_cell, "image"),
+        plural(p.per_group, "prompt"),
+        seed_range(p.seeds)
+    );
     let odd: Vec<String> = p
         .groups
         .iter()
         .filter(|g| !regular(g))
-        .map(|g| format!("{} {}: {} × {}, {}", g.concept, g.group, plural(g.prompts, "prompt"), seed_range(g.seeds), plural(g.images, "image")))
+        .map(|g| {
+            format!(
+                "{} {}: {} × {}, {}",
+                g.concept,
+                g.group,
+                plural(g.prompts, "prompt"),
+                seed_range(g.seeds),
+                plural(g.images, "image")
+            )
+        })
         .collect();
     if odd.is_empty() {
         counts.push_str(" in every group)");
@@ -246,8 +260,17 @@ mod tests {
             thresholds: Thresholds::new(3.0),
         };
         let h = header(&p, 61.0);
-        assert!(h.starts_with("Measured by `studio erasure-report`: 32 images a cell (8 prompts × seeds 0–3 in every group); "), "{h}");
-        assert!(h.contains("(η = 3). DDIM 25 steps, guidance 3, evaluator of models/classroom (sha256 0123456789ab…).") && h.ends_with(" 61 s.\n\n"), "{h}");
+        assert!(
+            h.starts_with(
+                "Measured by `studio erasure-report`: 32 images a cell (8 prompts × seeds 0–3 in every group); "
+            ),
+            "{h}"
+        );
+        assert!(
+            h.contains("(η = 3). DDIM 25 steps, guidance 3, evaluator of models/classroom (sha256 0123456789ab…).")
+                && h.ends_with(" 61 s.\n\n"),
+            "{h}"
+        );
         p.groups[1] = g("indirect", 6, 6);
         let h = header(&p, 61.0);
         assert!(h.contains("(8 prompts × seeds 0–3; groups with fewer prompts cycle more seeds: skull indirect: 6 prompts × seeds 0–5, 32 images); "), "{h}");
@@ -256,16 +279,31 @@ mod tests {
     #[test]
     fn rows_summarise_efficacy_specificity_robustness() {
         // Detected in 4 of 96 named images, neighbours 90 of 100 attributes, Ring-A-Bell 8 of 32.
-        let cells = Cells { direct: cell(0, 32), synonyms: cell(1, 32), indirect: cell(3, 32), neighbours_kept: cell(90, 100), ring_a_bell: cell(8, 32) };
+        let cells = Cells {
+            direct: cell(0, 32),
+            synonyms: cell(1, 32),
+            indirect: cell(3, 32),
+            neighbours_kept: cell(90, 100),
+            ring_a_bell: cell(8, 32),
+        };
         let row = Row::new("skull".into(), "uce".into(), Some(0.04), cells);
         assert!((row.efficacy.unwrap() - 92.0 / 96.0).abs() < 1e-12);
         assert_eq!(row.specificity, Some(0.9));
         assert_eq!(row.robustness, Some(0.75));
         let want = 3.0 / (96.0 / 92.0 + 1.0 / 0.9 + 1.0 / 0.75);
         assert!((row.h.unwrap() - want).abs() < 1e-12, "{:?} against {want}", row.h);
-        assert_eq!(row.markdown(), "| skull | uce | 0.04 s | 0 % [0–11] | 3 % [1–16] | 9 % [3–24] | 90 % [83–94] | 25 % [13–42] | 0.86 |\n");
+        assert_eq!(
+            row.markdown(),
+            "| skull | uce | 0.04 s | 0 % [0–11] | 3 % [1–16] | 9 % [3–24] | 90 % [83–94] | 25 % [13–42] | 0.86 |\n"
+        );
         // The unedited model: the concept everywhere, so efficacy and H are 0.
-        let all = Cells { direct: cell(32, 32), synonyms: cell(32, 32), indirect: cell(32, 32), neighbours_kept: cell(95, 100), ring_a_bell: cell(30, 32) };
+        let all = Cells {
+            direct: cell(32, 32),
+            synonyms: cell(32, 32),
+            indirect: cell(32, 32),
+            neighbours_kept: cell(95, 100),
+            ring_a_bell: cell(30, 32),
+        };
         let row = Row::new("skull".into(), "original".into(), None, all);
         assert_eq!((row.efficacy, row.h), (Some(0.0), Some(0.0)));
     }

@@ -54,6 +54,10 @@ pub fn assert_close<const D: usize>(what: &str, got: Tensor<D>, want: Tensor<D>,
     let scale = w.iter().fold(0f32, |m, x| m.max(x.abs()));
     let err = g.iter().zip(&w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(g.iter().all(|x| x.is_finite()), "{what}: non-finite output");
-    assert!(err <= rel * scale + abs, "{what}: max abs error {err:e}, reference scale {scale:e} (rel {:e})", err / scale.max(1e-30));
+    assert!(
+        err <= rel * scale + abs,
+        "{what}: max abs error {err:e}, reference scale {scale:e} (rel {:e})",
+        err / scale.max(1e-30)
+    );
     eprintln!("{what}: max abs error {err:e}, rel {:e}", err / scale.max(1e-30));
 }

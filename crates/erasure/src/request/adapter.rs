@@ -81,7 +81,10 @@ impl AdapterFile {
                 let dropped = if lora_unet_only { lora.text_encoder.len() } else { 0 };
                 Ok((Parsed::Lora(if dropped > 0 { lora.without_text_encoder() } else { lora }), dropped))
             }
-            _ => Err(invalid(format!("`{}` holds no kohya adapter tensors (`lora_unet_…`): it is not an SPM or LoRA file", self.file))),
+            _ => Err(invalid(format!(
+                "`{}` holds no kohya adapter tensors (`lora_unet_…`): it is not an SPM or LoRA file",
+                self.file
+            ))),
         }
     }
 }
@@ -92,7 +95,9 @@ impl AdapterFile {
 /// `proj_left` and `proj_right`) or `edit` (anything else, including a header that cannot be
 /// read: the edit parser then names the problem).
 pub fn file_kind(bytes: &[u8]) -> &'static str {
-    let Some(n) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize) else { return "edit" };
+    let Some(n) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize) else {
+        return "edit";
+    };
     let Some(header) = n.checked_add(8).and_then(|end| bytes.get(8..end)) else { return "edit" };
     let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(header) else { return "edit" };
     let format = map.get("__metadata__").and_then(|m| m.get("format")).and_then(|f| f.as_str());

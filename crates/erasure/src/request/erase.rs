@@ -45,7 +45,10 @@ impl EraseMethod {
 impl std::str::FromStr for EraseMethod {
     type Err = RequestError;
     fn from_str(s: &str) -> Result<Self, RequestError> {
-        Self::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| invalid(format!("unknown method `{s}`: use uce, time, rece, speed or mace")))
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| invalid(format!("unknown method `{s}`: use uce, time, rece, speed or mace")))
     }
 }
 
@@ -69,8 +72,20 @@ pub fn parse_concept_type(s: &str) -> Result<ConceptType, RequestError> {
 
 /// The hyper-parameters a request may give, by the CLI's names (`--erase-scale` is `erase_scale`).
 pub const PARAMS: &[&str] = &[
-    "lamb", "erase_scale", "preserve_scale", "tokens", "epochs", "gamma", "with_to_k", "augment", "concept_type", "retain_scale", "threshold",
-    "aug_num", "filter", "seed",
+    "lamb",
+    "erase_scale",
+    "preserve_scale",
+    "tokens",
+    "epochs",
+    "gamma",
+    "with_to_k",
+    "augment",
+    "concept_type",
+    "retain_scale",
+    "threshold",
+    "aug_num",
+    "filter",
+    "seed",
 ];
 
 /// Every method's options; `None`: the method's default. Which method reads which is listed at
@@ -117,25 +132,38 @@ impl EraseOptions {
         let f64 = |k: &str| -> Result<Option<f64>, RequestError> {
             match params.get(k) {
                 None => Ok(None),
-                Some(v) => v.as_f64().filter(|x| x.is_finite()).map(Some).ok_or_else(|| invalid(format!("hyper-parameter `{k}` must be a number (got {v})"))),
+                Some(v) => v
+                    .as_f64()
+                    .filter(|x| x.is_finite())
+                    .map(Some)
+                    .ok_or_else(|| invalid(format!("hyper-parameter `{k}` must be a number (got {v})"))),
             }
         };
         let u64 = |k: &str| -> Result<Option<u64>, RequestError> {
             match params.get(k) {
                 None => Ok(None),
-                Some(v) => v.as_u64().map(Some).ok_or_else(|| invalid(format!("hyper-parameter `{k}` must be a whole number (got {v})"))),
+                Some(v) => v
+                    .as_u64()
+                    .map(Some)
+                    .ok_or_else(|| invalid(format!("hyper-parameter `{k}` must be a whole number (got {v})"))),
             }
         };
         let bool = |k: &str| -> Result<Option<bool>, RequestError> {
             match params.get(k) {
                 None => Ok(None),
-                Some(v) => v.as_bool().map(Some).ok_or_else(|| invalid(format!("hyper-parameter `{k}` must be true or false (got {v})"))),
+                Some(v) => v
+                    .as_bool()
+                    .map(Some)
+                    .ok_or_else(|| invalid(format!("hyper-parameter `{k}` must be true or false (got {v})"))),
             }
         };
         let choice = |k: &str, names: &str| -> Result<Option<&str>, RequestError> {
             match params.get(k) {
                 None => Ok(None),
-                Some(v) => v.as_str().map(Some).ok_or_else(|| invalid(format!("hyper-parameter `{k}` must be {names} (got {v})"))),
+                Some(v) => v
+                    .as_str()
+                    .map(Some)
+                    .ok_or_else(|| invalid(format!("hyper-parameter `{k}` must be {names} (got {v})"))),
             }
         };
         Ok(Self {
@@ -253,7 +281,10 @@ impl EraseRequest {
             }
             EraseMethod::Time => {
                 let d = TimeConfig::default();
-                MethodConfig::Time(TimeConfig { augment: o.augment.unwrap_or(d.augment), lamb: o.lamb.unwrap_or(d.lamb) })
+                MethodConfig::Time(TimeConfig {
+                    augment: o.augment.unwrap_or(d.augment),
+                    lamb: o.lamb.unwrap_or(d.lamb),
+                })
             }
             EraseMethod::Rece => {
                 let mut cfg = ReceConfig::default();

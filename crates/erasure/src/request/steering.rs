@@ -86,7 +86,8 @@ impl SteeringRequest {
             return Err(invalid("--sld-concept needs --sld weak|medium|strong|max"));
         }
         if let Some(list) = &self.safree {
-            config.safree = Some(SafreeConfig::from_flags(list, self.safree_alpha, self.safree_all_steps, self.safree_artist)?);
+            config.safree =
+                Some(SafreeConfig::from_flags(list, self.safree_alpha, self.safree_all_steps, self.safree_artist)?);
         }
         if let Some(name) = &self.eraser {
             let (eraser, file) = sources.eraser(name)?;
@@ -153,10 +154,16 @@ impl EraserFitRequest {
         let concepts = prompt_list(&self.concepts, "concept")?;
         let others = prompt_list(&self.others, "other")?;
         if method == EraserMethod::Leace && (self.iterations.is_some() || self.min_accuracy.is_some()) {
-            return Err(invalid("iterations and min_accuracy are INLP's settings: LEACE has none (choose INLP, or leave them out)"));
+            return Err(invalid(
+                "iterations and min_accuracy are INLP's settings: LEACE has none (choose INLP, or leave them out)",
+            ));
         }
         let d = InlpConfig::default();
-        let inlp = InlpConfig { iterations: self.iterations.unwrap_or(d.iterations), min_accuracy: self.min_accuracy.unwrap_or(d.min_accuracy), ..d };
+        let inlp = InlpConfig {
+            iterations: self.iterations.unwrap_or(d.iterations),
+            min_accuracy: self.min_accuracy.unwrap_or(d.min_accuracy),
+            ..d
+        };
         Ok(EraserFit { method, concepts, others, inlp })
     }
 }
@@ -165,7 +172,9 @@ impl EraserFit {
     /// Fits the eraser on `enc`'s embeddings of the prompts; INLP's report with it.
     pub fn run(&self, enc: &mut dyn PromptEncoder) -> Result<(LinearEraser, Option<InlpReport>), RequestError> {
         Ok(match self.method {
-            EraserMethod::Leace => (crate::leace::fit_prompts(enc, &self.concepts, &self.others, LeaceConfig::default())?, None),
+            EraserMethod::Leace => {
+                (crate::leace::fit_prompts(enc, &self.concepts, &self.others, LeaceConfig::default())?, None)
+            }
             EraserMethod::Inlp => {
                 let (e, report) = crate::inlp::fit_prompts(enc, &self.concepts, &self.others, self.inlp)?;
                 (e, Some(report))

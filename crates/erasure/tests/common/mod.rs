@@ -35,5 +35,6 @@ pub fn load(name: &str) -> StableDiffusion {
 
 pub fn reference(file: &str) -> SafetensorsBytes {
     let p = root().join("tests/fixtures/reference").join(file);
-    SafetensorsBytes::parse(file, std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).expect("reference parses")
+    SafetensorsBytes::parse(file, std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .expect("reference parses")
 }

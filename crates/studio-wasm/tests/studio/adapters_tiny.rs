@@ -16,7 +16,8 @@ use std::path::Path;
 use studio_wasm::adapters::{self, SessionAdapters, file_kind};
 
 const SPM_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/reference/spm");
-const EDIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/browser/fixtures/tiny-sd1-mid-to_v-x3.safetensors");
+const EDIT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/browser/fixtures/tiny-sd1-mid-to_v-x3.safetensors");
 const PROMPT: &str = "a photo of mickey on the beach";
 
 fn bytes(name: &str) -> Vec<u8> {
@@ -27,8 +28,12 @@ fn bytes(name: &str) -> Vec<u8> {
 fn weights(unet: &mut UNet2DConditionModel) -> BTreeMap<String, Vec<u32>> {
     let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
     let mut out = BTreeMap::new();
-    unet.for_each_linear(&mut |n, l| drop(out.insert(n.to_owned(), bits(l.weight.clone().into_data().try_to_vec::<f32>().unwrap()))));
-    unet.for_each_conv_mut(&mut |n, c| drop(out.insert(n.to_owned(), bits(c.weight.clone().into_data().try_to_vec::<f32>().unwrap()))));
+    unet.for_each_linear(&mut |n, l| {
+        drop(out.insert(n.to_owned(), bits(l.weight.clone().into_data().try_to_vec::<f32>().unwrap())))
+    });
+    unet.for_each_conv_mut(&mut |n, c| {
+        drop(out.insert(n.to_owned(), bits(c.weight.clone().into_data().try_to_vec::<f32>().unwrap())))
+    });
     out
 }
 
@@ -56,7 +61,14 @@ fn spm_with_ft_equals_the_cli_path_and_detach_restores_bit_for_bit() {
     // The CLI: AdapterStack::prepare with the model's own (synchronous) encoder.
     let mut cli = load();
     let mut stack = AdapterStack::new();
-    stack.attach_spm(&mut cli.unet, "a", Spm::parse("sd1_spm_a.safetensors", bytes("sd1_spm_a.safetensors")).unwrap(), 1.0).unwrap();
+    stack
+        .attach_spm(
+            &mut cli.unet,
+            "a",
+            Spm::parse("sd1_spm_a.safetensors", bytes("sd1_spm_a.safetensors")).unwrap(),
+            1.0,
+        )
+        .unwrap();
     let want: Vec<f64> = stack.prepare(&mut cli, PROMPT, true).unwrap().into_iter().map(|p| p.value).collect();
     let w_cli = weights(&mut cli.unet);
 
@@ -86,7 +98,11 @@ fn spm_with_ft_equals_the_cli_path_and_detach_restores_bit_for_bit() {
     a.suspended(&mut sd.unet, |unet| edits.apply(unet, "e", edit, "edit").map_err(Into::into)).unwrap();
     assert_eq!(a.active(), ["a"]);
     assert_ne!(weights(&mut sd.unet), w_spm, "the edit changed nothing");
-    a.suspended(&mut sd.unet, |unet| Ok(edits.revert_all(unet))).unwrap();
+    a.suspended(&mut sd.unet, |unet| {
+        edits.revert_all(unet);
+        Ok(())
+    })
+    .unwrap();
     prepare_like_the_browser(&mut a, &mut sd, PROMPT);
     assert_eq!(weights(&mut sd.unet), w_spm, "SPM after an edit came and went");
     assert!(a.detach(&mut sd.unet, "a"));

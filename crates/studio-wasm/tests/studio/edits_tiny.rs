@@ -39,7 +39,12 @@ fn scaled_to_v(scale: f32, base_model: &str) -> (Vec<u8>, Vec<f32>) {
     let (w0, shape) = st.f32(TO_V).unwrap();
     let edit = Edit {
         tensors: vec![EditTensor { name: TO_V.into(), shape, data: w0.iter().map(|v| v * scale).collect() }],
-        meta: EditMeta { method: "test".into(), concepts: vec!["star".into()], base_model: base_model.into(), ..Default::default() },
+        meta: EditMeta {
+            method: "test".into(),
+            concepts: vec!["star".into()],
+            base_model: base_model.into(),
+            ..Default::default()
+        },
     };
     (edit.to_safetensors(), w0)
 }
@@ -53,7 +58,10 @@ fn an_edit_changes_the_image_and_reverting_restores_it_bit_for_bit() {
     let (bytes, w0) = scaled_to_v(3.0, "");
     let edit = edits::parse_and_check(&model.unet, "star.safetensors", bytes).unwrap();
     let info = EditInfo::of("e1", "star.safetensors", &edit, None);
-    assert_eq!((info.method.as_str(), info.tensors.as_slice(), info.values), ("test", [TO_V.to_string()].as_slice(), w0.len()));
+    assert_eq!(
+        (info.method.as_str(), info.tensors.as_slice(), info.values),
+        ("test", [TO_V.to_string()].as_slice(), w0.len())
+    );
     assert_eq!(stack.apply(&mut model.unet, "e1", edit, "star.safetensors").unwrap(), 1);
     assert_eq!(stack.active(), vec!["e1"]);
     let edited = image(&model);
@@ -76,7 +84,9 @@ fn an_edit_changes_the_image_and_reverting_restores_it_bit_for_bit() {
 fn a_bad_file_is_refused_and_leaves_the_model_as_it_was() {
     let model = load();
     let original = image(&model);
-    let msg = edits::parse_and_check(&model.unet, "junk.safetensors", b"not a safetensors file".to_vec()).unwrap_err().to_string();
+    let msg = edits::parse_and_check(&model.unet, "junk.safetensors", b"not a safetensors file".to_vec())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("junk.safetensors"), "{msg}");
 
     let wrong = Edit {
@@ -98,7 +108,11 @@ fn a_file_made_for_other_weights_applies_with_a_warning() {
     let (bytes, _) = scaled_to_v(2.0, &here);
     let edit = edits::parse_and_check(&model.unet, "a.safetensors", bytes).unwrap();
     let originals = edits::originals(&stack, &model.unet, &edit);
-    assert_eq!(block_on(edits::base_warning(&edit, originals)).unwrap(), None, "the fingerprint of these weights must match");
+    assert_eq!(
+        block_on(edits::base_warning(&edit, originals)).unwrap(),
+        None,
+        "the fingerprint of these weights must match"
+    );
 
     let (bytes, _) = scaled_to_v(2.0, "00000000deadbeef");
     let edit = edits::parse_and_check(&model.unet, "b.safetensors", bytes).unwrap();

@@ -10,7 +10,6 @@ use std::path::Path;
 use studio_wasm::engine::{self, Host, Outcome, Progress, StudioParams};
 use studio_wasm::files::{MapFiles, check_components};
 
-
 /// The fixture as the folder picker hands it over: every path starts with the folder's name.
 fn fixture_files() -> Vec<(String, Vec<u8>)> {
     let mut v = vec![];
@@ -78,7 +77,9 @@ fn studio_loop_equals_the_pipeline_and_cancels_between_steps() {
     for scheduler in ["ddim", "euler-a"] {
         let p = params(scheduler);
         let mut host = TestHost { steps_seen: vec![], cancel_after: None, yields: 0, previews: vec![] };
-        let Outcome::Done(img) = block_on(engine::generate(&model, &p, &mut host)).unwrap() else { panic!("cancelled") };
+        let Outcome::Done(img) = block_on(engine::generate(&model, &p, &mut host)).unwrap() else {
+            panic!("cancelled")
+        };
         assert_eq!(host.steps_seen, vec![1, 2, 3]);
         assert_eq!(host.yields, 4, "one yield after set-up and one after each step");
         assert_eq!((img.width, img.height, img.rgba.len()), (16, 16, 16 * 16 * 4));
@@ -107,7 +108,9 @@ fn previews_decode_the_current_latents_and_leave_the_image_unchanged() {
     let model = StableDiffusion::load(&mut files, &device).unwrap();
     let plain = params("euler-a");
     let mut host = TestHost { steps_seen: vec![], cancel_after: None, yields: 0, previews: vec![] };
-    let Outcome::Done(reference) = block_on(engine::generate(&model, &plain, &mut host)).unwrap() else { panic!("cancelled") };
+    let Outcome::Done(reference) = block_on(engine::generate(&model, &plain, &mut host)).unwrap() else {
+        panic!("cancelled")
+    };
     assert!(host.previews.is_empty(), "previews are off by default");
     assert_eq!(reference.timing.previews, 0);
 
@@ -132,7 +135,13 @@ fn a_missing_component_and_a_corrupt_file_are_named() {
 
     let corrupt: Vec<_> = fixture_files()
         .into_iter()
-        .map(|(p, b)| if p.ends_with("unet/diffusion_pytorch_model.safetensors") { (p, b[..b.len() / 2].to_vec()) } else { (p, b) })
+        .map(|(p, b)| {
+            if p.ends_with("unet/diffusion_pytorch_model.safetensors") {
+                (p, b[..b.len() / 2].to_vec())
+            } else {
+                (p, b)
+            }
+        })
         .collect();
     let mut files = MapFiles::new(corrupt);
     let msg = StableDiffusion::load(&mut files, &device()).err().expect("a truncated UNet must not load").to_string();
@@ -151,16 +160,33 @@ fn steering_with_async_readback_equals_the_cli_path() {
     let model = StableDiffusion::load(&mut files, &device).unwrap();
     let cases = [
         SteeringRequest { safree: Some("red star; crimson".into()), ..Default::default() },
-        SteeringRequest { safree: Some("red star".into()), safree_all_steps: true, safree_alpha: Some(-0.5), ..Default::default() },
-        SteeringRequest { safree: Some("red star".into()), sld: Some("strong".into()), sld_concept: Some("red".into()), ..Default::default() },
+        SteeringRequest {
+            safree: Some("red star".into()),
+            safree_all_steps: true,
+            safree_alpha: Some(-0.5),
+            ..Default::default()
+        },
+        SteeringRequest {
+            safree: Some("red star".into()),
+            sld: Some("strong".into()),
+            sld_concept: Some("red".into()),
+            ..Default::default()
+        },
     ];
     let plain = model.generate(&params("ddim").to_generate_params().unwrap(), &mut NoHooks).unwrap();
     for req in cases {
         let p = StudioParams { steering: Some(req.clone()), ..params("ddim") };
         let mut host = TestHost { steps_seen: vec![], cancel_after: None, yields: 0, previews: vec![] };
-        let Outcome::Done(img) = block_on(engine::generate(&model, &p, &mut host)).unwrap() else { panic!("cancelled") };
+        let Outcome::Done(img) = block_on(engine::generate(&model, &p, &mut host)).unwrap() else {
+            panic!("cancelled")
+        };
         let gp = p.to_generate_params().unwrap();
-        let mut steering = Steering::prepare(&model, &gp, studio_wasm::steering::SteeringStore::default().config(&req).unwrap().unwrap()).unwrap();
+        let mut steering = Steering::prepare(
+            &model,
+            &gp,
+            studio_wasm::steering::SteeringStore::default().config(&req).unwrap().unwrap(),
+        )
+        .unwrap();
         let reference = model.generate(&gp, &mut steering).unwrap();
         let (_, _, rgb) = pipeline::generate::to_rgb8(&reference.image);
         let ours: Vec<u8> = img.rgba.chunks_exact(4).flat_map(|px| [px[0], px[1], px[2]]).collect();
@@ -168,10 +194,16 @@ fn steering_with_async_readback_equals_the_cli_path() {
         assert_ne!(rgb, pipeline::generate::to_rgb8(&plain.image).2, "{req:?}: steering changed nothing");
         let note = img.steering.expect("a SAFREE note");
         let s = steering.report.safree.as_ref().unwrap();
-        assert!(note.starts_with(&format!("SAFREE: {} of {} tokens are triggers", s.triggers.len(), s.real_tokens)), "{note}");
+        assert!(
+            note.starts_with(&format!("SAFREE: {} of {} tokens are triggers", s.triggers.len(), s.real_tokens)),
+            "{note}"
+        );
     }
     // Bad SAFREE settings are refused before anything runs.
-    let bad = StudioParams { steering: Some(SteeringRequest { safree: Some(" ; ".into()), ..Default::default() }), ..params("ddim") };
+    let bad = StudioParams {
+        steering: Some(SteeringRequest { safree: Some(" ; ".into()), ..Default::default() }),
+        ..params("ddim")
+    };
     let mut host = TestHost { steps_seen: vec![], cancel_after: None, yields: 0, previews: vec![] };
     let e = block_on(engine::generate(&model, &bad, &mut host)).err().unwrap().to_string();
     assert!(e.contains("at least one keyword"), "{e}");

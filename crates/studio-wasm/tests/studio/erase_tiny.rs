@@ -40,11 +40,23 @@ fn every_method_equals_the_native_path() {
     let cfg = erasure::uce::UceConfig { lamb: 0.3, ..Default::default() };
     same(&ours, &native(&|e| erasure::uce::uce(e, &kv, &c, &g, &p, &cfg).unwrap()), "UCE");
 
-    let ours = block_on(compute(&model, &req(r#"{"method":"time","concepts":["a star"],"guides":["a blue star"],"params":{"augment":true}}"#))).unwrap();
+    let ours = block_on(compute(
+        &model,
+        &req(r#"{"method":"time","concepts":["a star"],"guides":["a blue star"],"params":{"augment":true}}"#),
+    ))
+    .unwrap();
     let cfg = erasure::time::TimeConfig { augment: true, ..Default::default() };
-    same(&ours, &native(&|e| erasure::time::time(e, &v_only, &s(&["a star"]), &s(&["a blue star"]), &cfg).unwrap()), "TIME (augmented)");
+    same(
+        &ours,
+        &native(&|e| erasure::time::time(e, &v_only, &s(&["a star"]), &s(&["a blue star"]), &cfg).unwrap()),
+        "TIME (augmented)",
+    );
 
-    let ours = block_on(compute(&model, &req(r#"{"method":"rece","concepts":["a red star"],"preserve":["a green square"],"params":{"epochs":2}}"#))).unwrap();
+    let ours = block_on(compute(
+        &model,
+        &req(r#"{"method":"rece","concepts":["a red star"],"preserve":["a green square"],"params":{"epochs":2}}"#),
+    ))
+    .unwrap();
     let cfg = erasure::rece::ReceConfig { epochs: 2, ..Default::default() };
     same(&ours, &native(&|e| erasure::rece::rece(e, &kv, &c, &[], &p, &cfg).unwrap().0), "RECE");
 
@@ -59,7 +71,11 @@ fn every_method_equals_the_native_path() {
     });
     same(&ours, &reference, "SPEED");
 
-    let ours = block_on(compute(&model, &req(r#"{"method":"mace","concepts":["a red star"],"preserve":["a green square"],"params":{"augment":true}}"#))).unwrap();
+    let ours = block_on(compute(
+        &model,
+        &req(r#"{"method":"mace","concepts":["a red star"],"preserve":["a green square"],"params":{"augment":true}}"#),
+    ))
+    .unwrap();
     let cfg = erasure::mace_cfr::MaceConfig { augment: true, ..Default::default() };
     same(&ours, &native(&|e| erasure::mace_cfr::mace_cfr(e, &kv, &c, &[], &p, &cfg).unwrap()), "MACE (augmented)");
 }
@@ -73,8 +89,14 @@ fn bad_requests_say_what_to_change() {
     };
     assert!(err(r#"{"method":"uce","concepts":[]}"#).contains("no concepts to erase"));
     assert!(err(r#"{"method":"esd","concepts":["x"]}"#).contains("unknown method `esd`"));
-    assert!(err(r#"{"method":"uce","concepts":["x"],"params":{"lambda":1}}"#).contains("unknown hyper-parameter `lambda`"));
+    assert!(
+        err(r#"{"method":"uce","concepts":["x"],"params":{"lambda":1}}"#).contains("unknown hyper-parameter `lambda`")
+    );
     assert!(err(r#"{"method":"uce","concepts":["x"],"params":{"lamb":"big"}}"#).contains("`lamb` must be a number"));
     assert!(err(r#"{"method":"uce","concepts":["a","b"],"guides":["x","y","z"]}"#).contains("guide"));
-    assert!(err(r#"{"method":"uce","concepts":["x"],"params":{"lamb":0}}"#).contains("λ"), "{}", err(r#"{"method":"uce","concepts":["x"],"params":{"lamb":0}}"#));
+    assert!(
+        err(r#"{"method":"uce","concepts":["x"],"params":{"lamb":0}}"#).contains("λ"),
+        "{}",
+        err(r#"{"method":"uce","concepts":["x"],"params":{"lamb":0}}"#)
+    );
 }

@@ -5,8 +5,10 @@ use studio_wasm::engine::StudioParams;
 use studio_wasm::files::{check_components, list_dir, normalize_paths};
 
 fn params() -> StudioParams {
-    StudioParams::from_json(r#"{"prompt":"a red star","steps":3,"guidance":7.5,"width":16,"height":16,"seed":7,"scheduler":"euler-a"}"#)
-        .unwrap()
+    StudioParams::from_json(
+        r#"{"prompt":"a red star","steps":3,"guidance":7.5,"width":16,"height":16,"seed":7,"scheduler":"euler-a"}"#,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -19,7 +21,12 @@ fn parses_worker_json_with_defaults() {
     assert_eq!(g.scheduler, SchedulerKind::EulerAncestral);
     assert_eq!((g.steps, g.width, g.height, g.seed), (3, 16, 16, 7));
     // Unknown fields are a protocol mismatch between worker and wasm, not something to ignore.
-    assert!(StudioParams::from_json(r#"{"prompt":"","steps":1,"guidance":1,"width":8,"height":8,"seed":0,"scheduler":"ddim","x":1}"#).is_err());
+    assert!(
+        StudioParams::from_json(
+            r#"{"prompt":"","steps":1,"guidance":1,"width":8,"height":8,"seed":0,"scheduler":"ddim","x":1}"#
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -39,7 +46,6 @@ fn rejects_bad_values_with_a_reason() {
     assert!(p.to_generate_params().unwrap_err().to_string().contains("width must be between 1 and 2048"));
 }
 
-
 #[test]
 fn lists_only_direct_children() {
     let paths = ["unet/config.json", "unet/a.safetensors", "unet/sub/x", "unetx/y", "model_index.json"];
@@ -51,7 +57,8 @@ fn lists_only_direct_children() {
 
 #[test]
 fn strips_the_picked_folder_name_only_when_shared() {
-    let picked: Vec<String> = ["sd/unet/config.json", "sd/vae/config.json", "sd\\tokenizer\\vocab.json"].map(String::from).to_vec();
+    let picked: Vec<String> =
+        ["sd/unet/config.json", "sd/vae/config.json", "sd\\tokenizer\\vocab.json"].map(String::from).to_vec();
     let n: Vec<String> = normalize_paths(&picked).into_iter().map(|(p, _)| p).collect();
     assert_eq!(n, vec!["unet/config.json", "vae/config.json", "tokenizer/vocab.json"]);
     let plain: Vec<String> = ["unet/config.json", "./vae/config.json"].map(String::from).to_vec();

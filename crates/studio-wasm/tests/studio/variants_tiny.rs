@@ -15,15 +15,20 @@ use studio_wasm::adapters;
 use studio_wasm::erase::{EraseRequest, compute};
 use studio_wasm::variants::{EntryRequest, Variants, file_slug};
 
-const EDIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/browser/fixtures/tiny-sd1-mid-to_v-x3.safetensors");
+const EDIT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/browser/fixtures/tiny-sd1-mid-to_v-x3.safetensors");
 const SPM_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/reference/spm");
 
 /// Every Linear / Conv weight of the UNet, as bits.
 fn weights(unet: &mut UNet2DConditionModel) -> BTreeMap<String, Vec<u32>> {
     let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
     let mut out = BTreeMap::new();
-    unet.for_each_linear(&mut |n, l| drop(out.insert(n.to_owned(), bits(l.weight.clone().into_data().try_to_vec::<f32>().unwrap()))));
-    unet.for_each_conv_mut(&mut |n, c| drop(out.insert(n.to_owned(), bits(c.weight.clone().into_data().try_to_vec::<f32>().unwrap()))));
+    unet.for_each_linear(&mut |n, l| {
+        drop(out.insert(n.to_owned(), bits(l.weight.clone().into_data().try_to_vec::<f32>().unwrap())))
+    });
+    unet.for_each_conv_mut(&mut |n, c| {
+        drop(out.insert(n.to_owned(), bits(c.weight.clone().into_data().try_to_vec::<f32>().unwrap())))
+    });
     out
 }
 
@@ -41,7 +46,12 @@ fn uce(model: &pipeline::model::StableDiffusion) -> Edit {
 }
 
 fn spm() -> adapters::Parsed {
-    adapters::parse("sd1_spm_a.safetensors", std::fs::read(Path::new(SPM_DIR).join("sd1_spm_a.safetensors")).unwrap(), "auto").unwrap()
+    adapters::parse(
+        "sd1_spm_a.safetensors",
+        std::fs::read(Path::new(SPM_DIR).join("sd1_spm_a.safetensors")).unwrap(),
+        "auto",
+    )
+    .unwrap()
 }
 
 #[test]
@@ -113,17 +123,27 @@ fn steering_entries_combine_and_of_two_of_a_kind_the_last_wins() {
     let mut sd = load();
     let mut v = Variants::new();
     let sld = |p: &str| SteeringRequest { sld: Some(p.into()), ..Default::default() };
-    let safree = SteeringRequest { safree: Some("skull;pirate flag".into()), safree_alpha: Some(0.05), ..Default::default() };
+    let safree =
+        SteeringRequest { safree: Some("skull;pirate flag".into()), safree_alpha: Some(0.05), ..Default::default() };
     let info = v.add_steering(&mut sd.unet, "s1", sld("weak")).unwrap().clone();
-    assert_eq!((info.kind, info.file.as_str(), info.concepts.as_slice()), ("sld", "SLD weak", &["the official unsafe-concept list".to_string()][..]));
+    assert_eq!(
+        (info.kind, info.file.as_str(), info.concepts.as_slice()),
+        ("sld", "SLD weak", &["the official unsafe-concept list".to_string()][..])
+    );
     v.add_steering(&mut sd.unet, "s2", sld("max")).unwrap();
     let info = v.add_steering(&mut sd.unet, "s3", safree.clone()).unwrap().clone();
-    assert_eq!((info.kind, info.concepts.len(), &info.hyperparameters["alpha"]), ("safree", 2, &serde_json::json!(0.05)));
+    assert_eq!(
+        (info.kind, info.concepts.len(), &info.hyperparameters["alpha"]),
+        ("safree", 2, &serde_json::json!(0.05))
+    );
     assert!(!info.exportable);
 
     v.set_variant(&mut sd.unet, &ids(&["s1", "s3", "s2"])).unwrap();
     let run = v.steering_now().unwrap();
-    assert_eq!((run.sld.as_deref(), run.safree.as_deref(), run.safree_alpha), (Some("max"), Some("skull;pirate flag"), Some(0.05)));
+    assert_eq!(
+        (run.sld.as_deref(), run.safree.as_deref(), run.safree_alpha),
+        (Some("max"), Some("skull;pirate flag"), Some(0.05))
+    );
     v.set_variant(&mut sd.unet, &ids(&["s2", "s1"])).unwrap();
     assert_eq!(v.steering_now().unwrap().sld.as_deref(), Some("weak"));
     assert_eq!(v.steering_now().unwrap().safree, None);
@@ -159,11 +179,17 @@ fn edits_export_as_their_file_and_steering_does_not() {
 
 #[test]
 fn entry_requests_parse_as_the_page_writes_them() {
-    let erase = EntryRequest::from_json(r#"{"kind":"erase","method":"uce","concepts":["skull"],"guides":[],"preserve":[],"params":{"lamb":0.5}}"#).unwrap();
+    let erase = EntryRequest::from_json(
+        r#"{"kind":"erase","method":"uce","concepts":["skull"],"guides":[],"preserve":[],"params":{"lamb":0.5}}"#,
+    )
+    .unwrap();
     assert!(matches!(erase, EntryRequest::Erase(r) if r.concepts == ["skull"]));
     let steer = EntryRequest::from_json(r#"{"kind":"steer","sld":"medium","sldConcept":"skull"}"#).unwrap();
     assert!(matches!(steer, EntryRequest::Steer(r) if r.sld_concept.as_deref() == Some("skull")));
-    let fit = EntryRequest::from_json(r#"{"kind":"fit-eraser","method":"inlp","concepts":["a skull"],"others":["a star"],"iterations":3}"#).unwrap();
+    let fit = EntryRequest::from_json(
+        r#"{"kind":"fit-eraser","method":"inlp","concepts":["a skull"],"others":["a star"],"iterations":3}"#,
+    )
+    .unwrap();
     assert!(matches!(fit, EntryRequest::FitEraser(r) if r.iterations == Some(3)));
     let rab = EntryRequest::from_json(r#"{"kind":"ring-a-bell","pairs":"a skull|a star","eta":3}"#).unwrap();
     assert!(matches!(rab, EntryRequest::RingABell(r) if r.eta == Some(3.0)));
@@ -211,7 +237,21 @@ fn erasers_and_probes_as_rows() {
     assert_eq!((probe.tensors.len(), probe.values, probe.exportable), (0, 0, false));
     // The page reads these names (web/protocol.ts EntryInfo).
     let json = serde_json::to_value(&leace).unwrap();
-    for key in ["id", "kind", "file", "method", "concepts", "guides", "preserve", "hyperparameters", "tensors", "values", "baseModel", "warning", "exportable"] {
+    for key in [
+        "id",
+        "kind",
+        "file",
+        "method",
+        "concepts",
+        "guides",
+        "preserve",
+        "hyperparameters",
+        "tensors",
+        "values",
+        "baseModel",
+        "warning",
+        "exportable",
+    ] {
         assert!(json.get(key).is_some(), "EntryInfo has no `{key}`");
     }
 }
