@@ -23,10 +23,7 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WB_VERSION"
   cargo install wasm-bindgen-cli --version "=$WB_VERSION" --force
 fi
 
-if [ ! -x node_modules/.bin/vite ] || [ ! -x node_modules/.bin/wasm-opt ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  step "npm ci"
-  npm ci --no-audit --no-fund
-fi
+bash scripts/npm-deps.sh
 
 step "cargo rustc -p studio-wasm --crate-type cdylib (wasm32, release)"
 # The crate is an rlib for native builds; the browser needs the cdylib (see its Cargo.toml).

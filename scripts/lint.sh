@@ -19,6 +19,7 @@ step "cargo clippy (studio-wasm on wasm32, warnings denied)"
 cargo clippy -p studio-wasm --target wasm32-unknown-unknown --locked -- -D warnings
 
 step "tsc --noEmit, import circles, copies"
+bash scripts/npm-deps.sh
 node_modules/.bin/tsc --noEmit -p tsconfig.json
 node scripts/check-import-cycles.mjs web crates/studio-wasm
 node scripts/check-copies.mjs crates web

@@ -16,4 +16,5 @@ pub mod resnet;
 pub mod transformer_2d;
 pub mod unet_2d_blocks;
 pub mod unet_2d_condition;
+pub mod unet_2d_condition_config;
 pub mod vae;
