@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The page's npm packages (package-lock.json), installed when missing or stale. Called by
-# build-web.sh and lint.sh.
+# build-web.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x node_modules/.bin/vite ] || [ ! -x node_modules/.bin/tsc ] || [ ! -x node_modules/.bin/wasm-opt ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
