@@ -4,14 +4,13 @@
 //! tiny SD-1 fixture; edits changing under attached adapters and detaching restore the weights
 //! bit for bit; bad files are refused with the file named and the model unchanged.
 
-use crate::common::{block_on, load};
-use diffusion::unet_2d_condition::UNet2DConditionModel;
+use crate::common::{block_on, load, weights};
 use erasure::adapters::AdapterStack;
 use erasure::spm::Spm;
 use erasure::text::PrecomputedEncoder;
 use erasure::{Edit, EditStack};
 use pipeline::model::StableDiffusion;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use studio_wasm::adapters::{self, SessionAdapters, file_kind};
 
@@ -22,19 +21,6 @@ const PROMPT: &str = "a photo of mickey on the beach";
 
 fn bytes(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(SPM_DIR).join(name)).unwrap()
-}
-
-/// Every Linear / Conv weight of the UNet, as bits.
-fn weights(unet: &mut UNet2DConditionModel) -> BTreeMap<String, Vec<u32>> {
-    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
-    let mut out = BTreeMap::new();
-    unet.for_each_linear(&mut |n, l| {
-        drop(out.insert(n.to_owned(), bits(l.weight.clone().into_data().try_to_vec::<f32>().unwrap())))
-    });
-    unet.for_each_conv_mut(&mut |n, c| {
-        drop(out.insert(n.to_owned(), bits(c.weight.clone().into_data().try_to_vec::<f32>().unwrap())))
-    });
-    out
 }
 
 /// The studio's FT path: the prompts it asks for, encoded asynchronously, then `prepare`.

@@ -2,7 +2,9 @@
 //! hands files over, loaded on ndarray, and a poll loop for the session's futures.
 
 use burn::tensor::Device;
+use diffusion::unet_2d_condition::UNet2DConditionModel;
 use pipeline::model::StableDiffusion;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::pin::pin;
@@ -56,4 +58,17 @@ impl Host for Quiet {
     fn cancel_requested(&self) -> bool {
         false
     }
+}
+
+/// Every Linear / Conv weight of the UNet, as bits.
+pub fn weights(unet: &mut UNet2DConditionModel) -> BTreeMap<String, Vec<u32>> {
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    let mut out = BTreeMap::new();
+    unet.for_each_linear(&mut |n, l| {
+        drop(out.insert(n.to_owned(), bits(l.weight.clone().into_data().try_to_vec::<f32>().unwrap())))
+    });
+    unet.for_each_conv_mut(&mut |n, c| {
+        drop(out.insert(n.to_owned(), bits(c.weight.clone().into_data().try_to_vec::<f32>().unwrap())))
+    });
+    out
 }

@@ -5,8 +5,7 @@
 //! the variant's steering entries; entry requests parse as the page writes them; bad ids and
 //! requests are refused with the model unchanged.
 
-use crate::common::{block_on, load};
-use diffusion::unet_2d_condition::UNet2DConditionModel;
+use crate::common::{block_on, load, weights};
 use erasure::request::SteeringRequest;
 use erasure::{Edit, EditStack};
 use std::collections::BTreeMap;
@@ -18,19 +17,6 @@ use studio_wasm::variants::{EntryRequest, Variants, file_slug};
 const EDIT: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/browser/fixtures/tiny-sd1-mid-to_v-x3.safetensors");
 const SPM_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/reference/spm");
-
-/// Every Linear / Conv weight of the UNet, as bits.
-fn weights(unet: &mut UNet2DConditionModel) -> BTreeMap<String, Vec<u32>> {
-    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
-    let mut out = BTreeMap::new();
-    unet.for_each_linear(&mut |n, l| {
-        drop(out.insert(n.to_owned(), bits(l.weight.clone().into_data().try_to_vec::<f32>().unwrap())))
-    });
-    unet.for_each_conv_mut(&mut |n, c| {
-        drop(out.insert(n.to_owned(), bits(c.weight.clone().into_data().try_to_vec::<f32>().unwrap())))
-    });
-    out
-}
 
 fn ids(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
