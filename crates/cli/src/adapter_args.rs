@@ -67,6 +67,14 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 /// `None` when no adapter was asked for.
 pub fn attach(args: &AdapterArgs, model: &mut StableDiffusion, prompt: &str) -> Result<Option<AdapterStack>> {
     let req = args.request()?;
+    let Some(mut stack) = attach_files(&req, model)? else { return Ok(None) };
+    prepare(&mut stack, model, prompt, req.facilitated_transport, true)?;
+    Ok(Some(stack))
+}
+
+/// Reads and attaches the request's files (saying what each is); `None` when it has none.
+/// The SPMs apply fully until [`prepare`] sets their permeability for a prompt.
+pub fn attach_files(req: &AdapterRequest, model: &mut StableDiffusion) -> Result<Option<AdapterStack>> {
     if req.files.is_empty() {
         return Ok(None);
     }
@@ -89,8 +97,22 @@ pub fn attach(args: &AdapterArgs, model: &mut StableDiffusion, prompt: &str) -> 
             }
         }
     }
-    let ft = req.facilitated_transport;
+    Ok(Some(stack))
+}
+
+/// Sets each SPM's Facilitated Transport permeability for `prompt` (1 with `ft` off); with
+/// `verbose`, says what it set.
+pub fn prepare(
+    stack: &mut AdapterStack,
+    model: &mut StableDiffusion,
+    prompt: &str,
+    ft: bool,
+    verbose: bool,
+) -> Result<()> {
     let perms = stack.prepare(model, prompt, ft)?;
+    if !verbose {
+        return Ok(());
+    }
     for p in &perms {
         if !ft {
             eprintln!("spm {}: Facilitated Transport off, permeability 1", p.id);
@@ -107,7 +129,7 @@ pub fn attach(args: &AdapterArgs, model: &mut StableDiffusion, prompt: &str) -> 
             );
         }
     }
-    Ok(Some(stack))
+    Ok(())
 }
 
 #[cfg(test)]

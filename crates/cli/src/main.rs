@@ -1,6 +1,7 @@
 //! `studio`: the native command line of Erasure Studio (batch work, parity checks, benchmarks).
 
 mod adapter_args;
+mod batch;
 mod bench;
 mod bench_erase;
 mod classroom_tokenizer;
@@ -8,6 +9,8 @@ mod erase;
 mod erasure_report;
 mod eval_classroom;
 mod fs_files;
+mod merge;
+mod shard;
 mod steering_args;
 
 use anyhow::{Context, Result, bail};
@@ -50,6 +53,10 @@ enum Command {
     Erase(erase::EraseArgs),
     /// Prompt adherence of a classroom model (with optional edits), scored by its evaluator CNN.
     EvalClassroom(eval_classroom::EvalArgs),
+    /// A prompt file × variants → images and a JSONL manifest; sharded (--shard K/N) and resumable.
+    Batch(batch::BatchArgs),
+    /// Join the shards of `batch` or `erasure-report` into what one process writes.
+    Merge(merge::MergeArgs),
     /// Write the classroom model's tokenizer: CLIP's BPE cut, closed under every world word's merges.
     ClassroomTokenizer(classroom_tokenizer::TokenizerArgs),
 }
@@ -225,7 +232,7 @@ pub fn classroom_base(model: &Path) -> (ModelDefaults, &'static str) {
 /// `auto` picks `studio.json`'s `scheduler` when the folder has one, else the scheduler class
 /// named in `scheduler/scheduler_config.json`, as diffusers' `from_pretrained` does; a class we
 /// do not implement falls back to DDIM with a warning.
-fn scheduler_kind(name: &str, model: &std::path::Path) -> Result<schedulers::SchedulerKind> {
+pub fn scheduler_kind(name: &str, model: &std::path::Path) -> Result<schedulers::SchedulerKind> {
     if name != "auto" {
         return name.parse().map_err(|e| anyhow::anyhow!("{e}"));
     }
@@ -370,6 +377,8 @@ fn main() {
         Command::BenchErase(a) => bench_erase::run(a),
         Command::EvalClassroom(a) => eval_classroom::run(a),
         Command::ClassroomTokenizer(a) => classroom_tokenizer::run(a),
+        Command::Batch(a) => batch::run(a),
+        Command::Merge(a) => merge::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

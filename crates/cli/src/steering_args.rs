@@ -62,8 +62,8 @@ impl From<&SteeringArgs> for SteeringRequest {
 
 /// What the flags name: an eraser file, read here, and Ring-A-Bell pairs, encoded with the
 /// model's text encoder.
-struct CliSources<'a> {
-    model: &'a StableDiffusion,
+pub struct CliSources<'a> {
+    pub model: &'a StableDiffusion,
 }
 
 impl SteeringSources for CliSources<'_> {

@@ -75,8 +75,9 @@ fn a_tiny_report_has_intervals_and_h_in_every_row() {
 
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
-    assert!(rows[0]["edit_seconds"].is_null(), "the unedited model has no edit: {}", rows[0]);
-    assert!(f(&rows[1]["edit_seconds"]) > 0.0);
+    // No timings in the document (it must be the same bytes when merged from shards).
+    assert!(rows[0].get("edit_seconds").is_none() && v.get("seconds").is_none(), "{}", rows[0]);
+    assert_eq!(p["model_sha256"].as_str().map(str::len), Some(64));
     for row in rows {
         let cells = row["cells"].as_object().unwrap();
         assert_eq!(cells.len(), 5);

@@ -28,6 +28,7 @@ mod report;
 mod stats;
 
 use crate::eval_classroom::load_evaluator;
+use crate::shard::{Shard, ShardLog};
 use anyhow::{Context, Result, bail};
 use classroom::prompts::{ConceptKind, ConceptPrompts, LabelledPrompt, erasure_prompt_sets};
 use classroom::scoring::score_image;
@@ -39,7 +40,8 @@ use erasure::{Edit, EditStack, ring_a_bell};
 use pipeline::{GenerateParams, Hooks, NoHooks, StableDiffusion, to_rgb8};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
-use report::{Cell, Cells, GroupPlan, Protocol, Report, Row, TABLE_HEAD, Thresholds};
+use report::{Cell, Cells, GroupPlan, Row, TABLE_HEAD, Thresholds};
+pub use report::{Protocol, Report};
 use sha2::{Digest, Sha256};
 use stats::Tally;
 use std::path::PathBuf;
@@ -75,6 +77,14 @@ pub struct ReportArgs {
     pub json: Option<PathBuf>,
     #[arg(long, default_value = "ndarray")]
     pub device: String,
+    /// Shard K of N (0-based) of the report's images: writes WORK/shards/K-of-N.jsonl (needs
+    /// --work); `studio merge WORK` joins the shards into WORK/report.json and WORK/report.md.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// The folder of a sharded or resumable run: each image's score is recorded in
+    /// WORK/shards/ as it is made, so a rerun skips it. Without --shard: one shard, merged at the end.
+    #[arg(long)]
+    pub work: Option<PathBuf>,
 }
 
 fn attribute(kind: &ConceptKind) -> &'static str {
@@ -177,70 +187,65 @@ fn cell_jobs(len: usize, per_group: usize, seeds: u64) -> Vec<(usize, u64)> {
     (0..per_group * seeds as usize).map(|k| (k % m, (k / m) as u64)).collect()
 }
 
-fn plan(concept: &str, group: &'static str, len: usize, per_group: usize, seeds: u64) -> GroupPlan {
+fn plan(concept: &str, group: &str, len: usize, per_group: usize, seeds: u64) -> GroupPlan {
     let jobs = cell_jobs(len, per_group, seeds);
     GroupPlan {
         concept: concept.to_owned(),
-        group,
+        group: group.to_owned(),
         prompts: per_group.min(len),
         seeds: jobs.iter().map(|&(_, s)| s + 1).max().unwrap_or(0),
         images: jobs.len(),
     }
 }
 
-/// Generates and scores the images of one cell.
+/// Generates and scores one image.
 struct Scorer<'a> {
     model: &'a StableDiffusion,
     evaluator: &'a classroom::evaluator::Evaluator,
     steps: usize,
     guidance: f64,
-    per_group: usize,
-    seeds: u64,
 }
 
 impl Scorer<'_> {
-    /// Hits over the cell's images of `prompts` ([`cell_jobs`]) with `negative_prompt` and the
-    /// hooks `steering` prepares (none where it is empty): the concept attribute (`Some(attr)`,
-    /// one trial an image) or every scored attribute (`None`). Returns the tally and the image count.
-    fn cell(
+    /// The hits of one image of `prompt` with `seed`, `negative_prompt` and the hooks `steering`
+    /// prepares (none where it is empty): the concept attribute (`Some(attr)`, one trial) or every
+    /// scored attribute (`None`).
+    fn image(
         &self,
-        prompts: &[LabelledPrompt],
+        prompt: &LabelledPrompt,
+        seed: u64,
         attr: Option<&str>,
         negative_prompt: &str,
         steering: &SteeringConfig,
-    ) -> Result<(Tally, usize)> {
+    ) -> Result<Tally> {
         let size = self.model.unet.config().sample_size * self.model.vae.scale_factor();
-        let jobs = cell_jobs(prompts.len(), self.per_group, self.seeds);
+        let params = GenerateParams {
+            prompt: prompt.text.clone(),
+            negative_prompt: negative_prompt.to_owned(),
+            steps: self.steps,
+            guidance: self.guidance,
+            height: size,
+            width: size,
+            seed,
+            scheduler: schedulers::SchedulerKind::Ddim,
+            ..Default::default()
+        };
+        let mut hooks: Box<dyn Hooks> = if steering.is_empty() {
+            Box::new(NoHooks)
+        } else {
+            Box::new(Steering::prepare(self.model, &params, steering.clone())?)
+        };
+        let out = self.model.generate(&params, hooks.as_mut())?;
+        let (_, _, rgb) = to_rgb8(&out.image);
+        let pred = self.evaluator.predict(&rgb)?;
+        let Some(pred) = pred.first() else { bail!("the evaluator returned nothing") };
         let mut tally = Tally::default();
-        for &(i, seed) in &jobs {
-            let p = &prompts[i];
-            let params = GenerateParams {
-                prompt: p.text.clone(),
-                negative_prompt: negative_prompt.to_owned(),
-                steps: self.steps,
-                guidance: self.guidance,
-                height: size,
-                width: size,
-                seed,
-                scheduler: schedulers::SchedulerKind::Ddim,
-                ..Default::default()
-            };
-            let mut hooks: Box<dyn Hooks> = if steering.is_empty() {
-                Box::new(NoHooks)
-            } else {
-                Box::new(Steering::prepare(self.model, &params, steering.clone())?)
-            };
-            let out = self.model.generate(&params, hooks.as_mut())?;
-            let (_, _, rgb) = to_rgb8(&out.image);
-            let pred = self.evaluator.predict(&rgb)?;
-            let Some(pred) = pred.first() else { bail!("the evaluator returned nothing") };
-            for (k, hit) in score_image(&pred.classes(), &p.labels) {
-                if attr.is_none_or(|a| a == k) {
-                    tally.add(hit);
-                }
+        for (k, hit) in score_image(&pred.classes(), &prompt.labels) {
+            if attr.is_none_or(|a| a == k) {
+                tally.add(hit);
             }
         }
-        Ok((tally, jobs.len()))
+        Ok(tally)
     }
 }
 
@@ -248,10 +253,105 @@ fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The five cells of a row, in job order, with their prompt group.
+const CELLS: [&str; 5] = ["direct", "synonyms", "indirect", "neighbours_kept", "ring_a_bell"];
+
+/// One image of the report: which row and cell it counts in, its prompt and seed.
+struct Unit<'a> {
+    set: usize,
+    method: usize,
+    cell: usize,
+    k: usize,
+    prompt: &'a LabelledPrompt,
+    seed: u64,
+}
+
+/// Every image of the report in job order: concept, method, cell (`CELLS`), then the cell's
+/// images ([`cell_jobs`]).
+fn units<'a>(sets: &'a [ConceptPrompts], methods: usize, per_group: usize, seeds: u64) -> Vec<Unit<'a>> {
+    let mut out = vec![];
+    for (si, s) in sets.iter().enumerate() {
+        let lists = [&s.direct, &s.synonyms, &s.indirect, &s.neighbours, &s.direct];
+        for m in 0..methods {
+            for (cell, list) in lists.iter().enumerate() {
+                for (k, (i, seed)) in cell_jobs(list.len(), per_group, seeds).into_iter().enumerate() {
+                    out.push(Unit { set: si, method: m, cell, k, prompt: &list[i], seed });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The report from every image's score (`entries`: job → {concept, method, cell, hits, n}):
+/// one row per concept × method of `protocol`, each cell the sum of its images' tallies. The
+/// unsharded run and `studio merge` both build it here, so their files are the same bytes.
+pub fn build(protocol: Protocol, entries: &[(u64, serde_json::Value)]) -> Result<Report> {
+    let mut rows = vec![];
+    for concept in &protocol.concepts {
+        for method in &protocol.methods {
+            let mut cells = [(Tally::default(), 0usize); 5];
+            for (j, e) in entries {
+                if e["concept"] != concept.as_str() || e["method"] != method.as_str() {
+                    continue;
+                }
+                let cell = CELLS
+                    .iter()
+                    .position(|c| e["cell"] == *c)
+                    .with_context(|| format!("job {j}: unknown cell {}", e["cell"]))?;
+                let (hits, n) = (e["hits"].as_u64(), e["n"].as_u64());
+                let (Some(hits), Some(n)) = (hits, n) else { bail!("job {j}: no hits/n in {e}") };
+                cells[cell].0.hits += hits as usize;
+                cells[cell].0.n += n as usize;
+                cells[cell].1 += 1;
+            }
+            let c = |i: usize| Cell::new(cells[i].0, cells[i].1);
+            let cells =
+                Cells { direct: c(0), synonyms: c(1), indirect: c(2), neighbours_kept: c(3), ring_a_bell: c(4) };
+            rows.push(Row::new(concept.clone(), method.clone(), cells));
+        }
+    }
+    Ok(Report { protocol, rows })
+}
+
+/// The Markdown of a report: the protocol sentence and the table.
+pub fn markdown(r: &Report) -> String {
+    let mut text = report::header(&r.protocol);
+    text.push_str(TABLE_HEAD);
+    for row in &r.rows {
+        text.push_str(&row.markdown());
+    }
+    text
+}
+
+fn json_text(r: &Report) -> Result<String> {
+    Ok(serde_json::to_string_pretty(r)? + "\n")
+}
+
+/// `studio merge` of erasure-report shards: `out/report.json` and `out/report.md`.
+pub fn write_merged(
+    out: &std::path::Path,
+    protocol: &serde_json::Value,
+    entries: &[(u64, serde_json::Value)],
+) -> Result<()> {
+    let protocol: Protocol = serde_json::from_value(protocol.clone()).context("the shards' protocol")?;
+    let report = build(protocol, entries)?;
+    let (json, md) = (out.join("report.json"), out.join("report.md"));
+    std::fs::write(&json, json_text(&report)?).with_context(|| format!("writing {}", json.display()))?;
+    std::fs::write(&md, markdown(&report)).with_context(|| format!("writing {}", md.display()))?;
+    eprintln!("merged {} image score(s) into {} and {}", entries.len(), json.display(), md.display());
+    Ok(())
+}
+
 pub fn run(a: ReportArgs) -> Result<()> {
     if a.seeds == 0 || a.per_group == 0 {
         bail!("--seeds and --per-group must be at least 1");
     }
+    let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
+    if shard.is_some() && a.work.is_none() {
+        bail!("--shard needs --work DIR: the folder where each shard records its images' scores for `studio merge`");
+    }
+    let shard = shard.unwrap_or(Shard::ALL);
     let (base, base_source) = crate::classroom_base(&a.model);
     let defaults = crate::run_defaults(&a.model, a.guidance, a.steps, base, base_source)?;
     let methods = a.methods.split(',').map(|m| Method::parse(m.trim())).collect::<Result<Vec<_>>>()?;
@@ -279,6 +379,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
     }
     let protocol = Protocol {
         model: a.model.display().to_string(),
+        model_sha256: crate::batch::model_sha256(&a.model)?,
         concepts: sets.iter().map(|s| s.concept.clone()).collect(),
         methods: methods.iter().map(|m| m.name().to_owned()).collect(),
         seeds: a.seeds,
@@ -287,86 +388,106 @@ pub fn run(a: ReportArgs) -> Result<()> {
         groups,
         steps: defaults.steps,
         guidance: defaults.guidance,
-        scheduler: "ddim",
+        scheduler: "ddim".into(),
         evaluator_sha256,
         thresholds: Thresholds::new(ring_a_bell::DEFAULT_ETA),
     };
+    let units = units(&sets, methods.len(), a.per_group, a.seeds);
+    let jobs = units.len() as u64;
+    let protocol_json = serde_json::to_value(&protocol)?;
+    let mut log = match &a.work {
+        Some(dir) => Some(ShardLog::open(
+            dir,
+            shard,
+            &crate::shard::header("erasure-report", shard, jobs, &protocol_json),
+            |_, e| e["hits"].is_u64() && e["n"].is_u64(),
+        )?),
+        None => None,
+    };
+    let mut entries: Vec<(u64, serde_json::Value)> =
+        log.as_ref().map(|l| l.done.iter().map(|(j, e)| (*j, e.clone())).collect()).unwrap_or_default();
+    let todo: Vec<u64> = (0..jobs).filter(|j| shard.owns(*j) && !entries.iter().any(|(d, _)| d == j)).collect();
     eprintln!(
-        "erasure-report: {} concept(s) × {} method(s) × 5 cells × {} image(s), DDIM, {}",
+        "erasure-report: {} concept(s) × {} method(s) × 5 cells × {} image(s), DDIM, {}; shard {shard}: {} to make, {} done",
         sets.len(),
         methods.len(),
         protocol.images_per_cell,
-        defaults.note
+        defaults.note,
+        todo.len(),
+        entries.len()
     );
 
     let start = Instant::now();
-    let mut rows = vec![];
-    for set in &sets {
-        let attr = attribute(&set.kind);
-        let name = set.erase.clone();
-        // The Ring-A-Bell probe: the concept in a few contexts minus the same contexts without
-        // it. No method edits the text encoder, so one probe serves every method.
-        // Its words are world words (classroom::vocabulary), so the tokenizer splits them as SD does.
-        let contexts = classroom::vocabulary::RING_A_BELL_CONTEXTS;
-        let pairs: Vec<(String, String)> =
-            contexts.iter().map(|c| (c.replace("{}", &name), c.replace("{}", "").trim().to_owned())).collect();
-        let probe = ring_a_bell::from_prompts(&mut ModelEncoder::new(&model), &pairs, ring_a_bell::DEFAULT_ETA)?;
-        for &method in &methods {
+    // The Ring-A-Bell probe of each concept: the concept in a few contexts minus the same
+    // contexts without it. No method edits the text encoder, so one probe serves every method.
+    // Its words are world words (classroom::vocabulary), so the tokenizer splits them as SD does.
+    let mut probes: Vec<Option<ring_a_bell::RingABell>> = vec![None; sets.len()];
+    let mut current: Option<(usize, usize, EditStack, SteeringConfig, SteeringConfig)> = None;
+    for (done, &j) in todo.iter().enumerate() {
+        let u = &units[j as usize];
+        let (set, method) = (&sets[u.set], methods[u.method]);
+        if probes[u.set].is_none() {
+            let contexts = classroom::vocabulary::RING_A_BELL_CONTEXTS;
+            let pairs: Vec<(String, String)> =
+                contexts.iter().map(|c| (c.replace("{}", &set.erase), c.replace("{}", "").trim().to_owned())).collect();
+            probes[u.set] =
+                Some(ring_a_bell::from_prompts(&mut ModelEncoder::new(&model), &pairs, ring_a_bell::DEFAULT_ETA)?);
+        }
+        if current.as_ref().map(|c| (c.0, c.1)) != Some((u.set, u.method)) {
+            if let Some((.., mut stack, _, _)) = current.take() {
+                stack.revert_all(&mut model.unet);
+            }
             let mut stack = EditStack::new();
             let t0 = Instant::now();
-            let edit = method.edit(&model, &name)?;
-            let edit_seconds = edit.as_ref().map(|_| t0.elapsed().as_secs_f64());
-            if let Some(e) = edit {
+            if let Some(e) = method.edit(&model, &set.erase)? {
                 stack.apply(&mut model.unet, method.name(), e, method.name())?;
+                eprintln!("\r{} {}: edit computed in {:.2} s", set.concept, method.name(), t0.elapsed().as_secs_f64());
             }
-            let scorer = Scorer {
-                model: &model,
-                evaluator: &evaluator,
-                steps: defaults.steps,
-                guidance: defaults.guidance,
-                per_group: a.per_group,
-                seeds: a.seeds,
-            };
-            let negative = method.negative_prompt(&name);
-            let steering = method.steering(&name);
-            let cell = |prompts: &[LabelledPrompt],
-                        attr: Option<&str>,
-                        steering: &SteeringConfig,
-                        what: &str|
-             -> Result<Cell> {
-                eprint!("\r{} {}: {what}…            ", set.concept, method.name());
-                let (t, images) = scorer.cell(prompts, attr, &negative, steering)?;
-                Ok(Cell::new(t, images))
-            };
-            let attacked = SteeringConfig { ring_a_bell: Some(probe.clone()), ..steering.clone() };
-            let cells = Cells {
-                direct: cell(&set.direct, Some(attr), &steering, "direct")?,
-                synonyms: cell(&set.synonyms, Some(attr), &steering, "synonyms")?,
-                indirect: cell(&set.indirect, Some(attr), &steering, "indirect")?,
-                neighbours_kept: cell(&set.neighbours, None, &steering, "neighbours")?,
-                ring_a_bell: cell(&set.direct, Some(attr), &attacked, "Ring-A-Bell")?,
-            };
-            stack.revert_all(&mut model.unet);
-            let row = Row::new(set.concept.clone(), method.name().to_owned(), edit_seconds, cells);
-            eprint!("\r{}", row.markdown());
-            rows.push(row);
+            let steering = method.steering(&set.erase);
+            let attacked = SteeringConfig { ring_a_bell: probes[u.set].clone(), ..steering.clone() };
+            current = Some((u.set, u.method, stack, steering, attacked));
         }
+        let Some((.., steering, attacked)) = current.as_ref() else { unreachable!("set above") };
+        let scorer =
+            Scorer { model: &model, evaluator: &evaluator, steps: defaults.steps, guidance: defaults.guidance };
+        let cell = CELLS[u.cell];
+        let attr = (cell != "neighbours_kept").then(|| attribute(&set.kind));
+        let steer = if cell == "ring_a_bell" { attacked } else { steering };
+        eprint!("\r{} {}: {cell} {}/{}…            ", set.concept, method.name(), done + 1, todo.len());
+        let t = scorer.image(u.prompt, u.seed, attr, &method.negative_prompt(&set.erase), steer)?;
+        let entry = serde_json::json!({
+            "concept": set.concept, "method": method.name(), "cell": cell, "k": u.k, "hits": t.hits, "n": t.n,
+        });
+        if let Some(log) = log.as_mut() {
+            log.append(j, entry.clone())?;
+        }
+        entries.push((j, entry));
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let mut text = report::header(&protocol, seconds);
-    text.push_str(TABLE_HEAD);
-    for r in &rows {
-        text.push_str(&r.markdown());
+    if let Some((.., mut stack, _, _)) = current.take() {
+        stack.revert_all(&mut model.unet);
     }
+    entries.sort_by_key(|e| e.0);
+    eprintln!(
+        "\rerasure-report: shard {shard}: {} image(s) in {:.1} s                    ",
+        todo.len(),
+        start.elapsed().as_secs_f64()
+    );
+    if shard != Shard::ALL {
+        let dir = a.work.as_ref().map(|d| d.display().to_string()).unwrap_or_default();
+        eprintln!("when every shard is done: studio merge {dir}");
+        return Ok(());
+    }
+    let report = build(protocol, &entries)?;
+    let text = markdown(&report);
     println!("{text}");
+    if let Some(dir) = &a.work {
+        write_merged(dir, &protocol_json, &entries)?;
+    }
     if let Some(p) = &a.out {
         std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?;
     }
     if let Some(p) = &a.json {
-        let command = std::env::args().collect::<Vec<_>>().join(" ");
-        let report = Report { command, seconds: (seconds * 10.0).round() / 10.0, protocol, rows };
-        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
-            .with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, json_text(&report)?).with_context(|| format!("writing {}", p.display()))?;
         eprintln!("wrote {}", p.display());
     }
     Ok(())
@@ -393,7 +514,7 @@ mod tests {
         assert_eq!(jobs[31], (1, 5));
         assert_eq!(
             plan("c", "indirect", 6, 8, 4),
-            GroupPlan { concept: "c".into(), group: "indirect", prompts: 6, seeds: 6, images: 32 }
+            GroupPlan { concept: "c".into(), group: "indirect".into(), prompts: 6, seeds: 6, images: 32 }
         );
         assert!(cell_jobs(0, 8, 4).is_empty());
         assert_eq!(cell_jobs(3, 1, 1), vec![(0, 0)]);
