@@ -330,3 +330,43 @@ fn variants_file_images_equal_generate() {
     assert!(manifest.lines().nth(1).unwrap().contains("\"negative_prompt\":\"skull\""), "{manifest}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// UnlearnCanvas' evaluation grid: `--template` over `--fill` files, the first fill slowest.
+#[test]
+fn a_template_grid_names_rows_as_unlearncanvas() {
+    let dir = temp("grid");
+    std::fs::write(dir.join("styles.txt"), "Crayon\nStriped_Pattern\n").unwrap();
+    std::fs::write(dir.join("class.txt"), "skull\n").unwrap();
+    let out = dir.join("out");
+    let style = format!("style={}", dir.join("styles.txt").display());
+    let object = format!("object={}", dir.join("class.txt").display());
+    let m = model();
+    let t = "A {object} image in {style} style.";
+    let args = [
+        "batch",
+        "--model",
+        &m,
+        "--template",
+        t,
+        "--fill",
+        &style,
+        "--fill",
+        &object,
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        "1",
+    ];
+    ok(&args);
+    let manifest = std::fs::read_to_string(out.join("manifest.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = manifest.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (&rows[1]["id"], &rows[1]["prompt"]),
+        (&"Striped_Pattern_skull".into(), &"A skull image in Striped Pattern style.".into())
+    );
+    let (fine, log) =
+        studio(&["batch", "--model", &m, "--template", "A {thing}", "--fill", &style, "--out", out.to_str().unwrap()]);
+    assert!(!fine && log.contains("--fill style=…: the template has no {style}"), "{log}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -30,8 +30,16 @@ pub struct BatchArgs {
     /// Prompts: CSV with a header (I2P, ESD/UCE layouts: prompt, sd_seed / evaluation_seed,
     /// sd_guidance_scale / evaluation_guidance, case_number, negative_prompt), JSONL with the same
     /// keys, or text with one prompt a line (UnlearnCanvas' prompt files).
-    #[arg(long)]
-    pub prompts: PathBuf,
+    #[arg(long, required_unless_present = "template", conflicts_with = "template")]
+    pub prompts: Option<PathBuf>,
+    /// Instead of a prompt file: a template whose {NAME}s are filled from --fill NAME=FILE files
+    /// (one value a line), every combination, the first fill slowest — UnlearnCanvas' evaluation:
+    /// --template "A {object} image in {style} style." --fill style=styles.txt --fill object=class.txt
+    #[arg(long, requires = "fill")]
+    pub template: Option<String>,
+    /// A template's values: NAME=FILE (one value a line; `_` becomes a space in the prompt).
+    #[arg(long, value_name = "NAME=FILE")]
+    pub fill: Vec<String>,
     /// The output folder: images/, shards/, manifest.jsonl, summary.json.
     #[arg(long)]
     pub out: PathBuf,
@@ -193,12 +201,37 @@ fn verified(out: &Path, expected: &Value, recorded: &Value) -> bool {
     std::fs::read(out.join(image)).is_ok_and(|b| sha.as_str() == Some(sha256_hex(&b).as_str()))
 }
 
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// The rows of `--prompts FILE` or of `--template … --fill …`, and what the protocol records of
+/// them (file names and SHA-256, not paths: shards on other machines see other paths).
+fn prompt_rows(a: &BatchArgs) -> Result<(Vec<PromptRow>, Value)> {
+    if let Some(path) = &a.prompts {
+        let bytes = std::fs::read(path).with_context(|| format!("reading the prompt file {}", path.display()))?;
+        return Ok((prompt_file::read(path)?, json!({ "file": file_name(path), "sha256": sha256_hex(&bytes) })));
+    }
+    let template = a.template.clone().unwrap_or_default();
+    let mut fills = vec![];
+    let mut record = vec![];
+    for f in &a.fill {
+        let Some((name, file)) = f.split_once('=') else { bail!("--fill `{f}`: use NAME=FILE") };
+        let path = Path::new(file);
+        let text = std::fs::read_to_string(path).with_context(|| format!("--fill {name}: reading {file}"))?;
+        record.push(json!({ "name": name, "file": file_name(path), "sha256": sha256_hex(text.as_bytes()) }));
+        fills.push((name.to_owned(), prompt_file::values(&text)));
+    }
+    let rows = prompt_file::grid(&template, &fills).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((rows, json!({ "template": template, "fills": record })))
+}
+
 pub fn run(a: BatchArgs) -> Result<()> {
     let shard = a.shard.as_deref().map(Shard::parse).transpose()?.unwrap_or(Shard::ALL);
     if a.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    let mut rows = prompt_file::read(&a.prompts)?;
+    let (mut rows, prompts_protocol) = prompt_rows(&a)?;
     if let Some(n) = a.limit {
         if n == 0 {
             bail!("--limit must be at least 1");
@@ -208,7 +241,6 @@ pub fn run(a: BatchArgs) -> Result<()> {
     let variants = variant::read(a.variants.as_deref(), &a.variant)?;
     let defaults = crate::run_defaults(&a.model, a.guidance, a.steps, ModelDefaults::default(), "diffusers' default")?;
     let scheduler = crate::scheduler_kind(&a.scheduler, &a.model)?;
-    let prompts_bytes = std::fs::read(&a.prompts).with_context(|| format!("reading {}", a.prompts.display()))?;
     let device = crate::device_with_dtype(&a.device, &a.dtype)?;
     let mut model = crate::load_model(&a.model, &device)?;
     let default_size = model.unet.config().sample_size * model.vae.scale_factor();
@@ -232,11 +264,8 @@ pub fn run(a: BatchArgs) -> Result<()> {
     let jobs = plan.jobs();
     let protocol = json!({
         "model_sha256": plan.model_sha256,
-        "prompts": {
-            "file": a.prompts.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-            "sha256": sha256_hex(&prompts_bytes),
-            "rows": plan.rows.len(),
-        },
+        "prompts": prompts_protocol,
+        "rows": plan.rows.len(),
         "variants": plan.variants.iter().map(|v| json!({ "sha256": v.sha256, "identity": v.identity })).collect::<Vec<_>>(),
         "seeds_per_prompt": plan.seeds,
         "default_seed": plan.default_seed,

@@ -6,6 +6,13 @@
 //! - **text** (any other extension): one prompt a line, as UnlearnCanvas' `sd_prompt_<Object>.txt`
 //!   anchor prompts and `class.txt`; blank lines and lines starting with `#` are skipped.
 //!
+//! - **a grid** ([`grid`]): `--template "A {object} image in {style} style." --fill style=styles.txt
+//!   --fill object=class.txt`, every combination of the fill files' lines, as UnlearnCanvas'
+//!   evaluation (`machine_unlearning/evaluation/sampling_unlearned_models/*.py`: for each theme, for
+//!   each class, `f"A {object_class} image in {test_theme.replace('_', ' ')} style."`): the first
+//!   fill varies slowest, `_` in a value is a space in the prompt, and the row's id is the values
+//!   joined by `_` (their `{theme}_{class}` file names).
+//!
 //! Recognised columns (others, such as I2P's `categories` or `lexica_url`, are ignored): the
 //! prompt `prompt`; the seed `seed` | `evaluation_seed` | `sd_seed`; the guidance scale
 //! `guidance` | `guidance_scale` | `evaluation_guidance` | `sd_guidance_scale`; the negative prompt
@@ -169,6 +176,52 @@ fn parse_lines(text: &str) -> Vec<PromptRow> {
         .collect()
 }
 
+/// The rows of a template over the cartesian product of `fills` ((name, values) in order; the
+/// first varies slowest). Errors name a placeholder without a fill or a fill without a placeholder.
+pub fn grid(template: &str, fills: &[(String, Vec<String>)]) -> Result<Vec<PromptRow>, String> {
+    for (name, values) in fills {
+        if !template.contains(&format!("{{{name}}}")) {
+            return Err(format!("--fill {name}=…: the template has no {{{name}}}"));
+        }
+        if values.is_empty() {
+            return Err(format!("--fill {name}=…: the file has no values"));
+        }
+    }
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .map(|c| open + c)
+            .ok_or_else(|| format!("the template `{template}` has a `{{` without `}}`"))?;
+        let name = &rest[open + 1..close];
+        if !fills.iter().any(|(n, _)| n == name) {
+            return Err(format!("the template's {{{name}}} has no --fill {name}=FILE"));
+        }
+        rest = &rest[close + 1..];
+    }
+    let total: usize = fills.iter().map(|(_, v)| v.len()).product();
+    let mut rows = Vec::with_capacity(total);
+    for i in 0..total {
+        let (mut prompt, mut ids, mut rem) = (template.to_owned(), vec![], i);
+        let mut picks = vec![""; fills.len()];
+        for (f, (_, values)) in fills.iter().enumerate().rev() {
+            picks[f] = &values[rem % values.len()];
+            rem /= values.len();
+        }
+        for ((name, _), value) in fills.iter().zip(&picks) {
+            prompt = prompt.replace(&format!("{{{name}}}"), &value.replace('_', " "));
+            ids.push(*value);
+        }
+        rows.push(PromptRow { id: ids.join("_"), prompt, negative_prompt: None, seed: None, guidance: None });
+    }
+    Ok(rows)
+}
+
+/// The values of a fill file: one a line, as [`parse_lines`] reads prompts.
+pub fn values(text: &str) -> Vec<String> {
+    parse_lines(text).into_iter().map(|r| r.prompt).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +264,30 @@ mod tests {
             rows.iter().map(|r| r.prompt.as_str()).collect::<Vec<_>>(),
             ["A cat on a sofa.", "Two cats playing."]
         );
+    }
+
+    #[test]
+    fn unlearncanvas_grid() {
+        let fills = vec![
+            ("style".to_owned(), vec!["Van_Gogh".to_owned(), "Crayon".to_owned()]),
+            ("object".to_owned(), vec!["Cats".to_owned(), "Dogs".to_owned(), "Towers".to_owned()]),
+        ];
+        let rows = grid("A {object} image in {style} style.", &fills).unwrap();
+        assert_eq!(rows.len(), 6);
+        assert_eq!(
+            (rows[0].id.as_str(), rows[0].prompt.as_str()),
+            ("Van_Gogh_Cats", "A Cats image in Van Gogh style.")
+        );
+        assert_eq!(
+            (rows[5].id.as_str(), rows[5].prompt.as_str()),
+            ("Crayon_Towers", "A Towers image in Crayon style.")
+        );
+        assert_eq!(grid("A {thing}", &fills[..1]).unwrap_err(), "--fill style=…: the template has no {style}");
+        assert_eq!(
+            grid("A {object} in {style}", &fills[..1]).unwrap_err(),
+            "the template's {object} has no --fill object=FILE"
+        );
+        assert_eq!(values("# styles\nA\n\nB\n"), ["A", "B"]);
     }
 
     #[test]
