@@ -17,6 +17,7 @@ pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 skip() {
   printf '\n!!!!!!!!\nSKIPPED: the Slurm test needs slurmctld, slurmd, munged and sbatch (%s)\n!!!!!!!!\n\n' "$*"
+  [ "$failures" = 0 ] || { echo "FAIL: $failures check(s) failed before the skip"; exit 1; }
   exit 0
 }
 
