@@ -96,11 +96,11 @@ cleanup() {
   [ -z "$step" ] || kill "$step" 2>/dev/null
   cd / # out of $T, so that this shell is not one of the leftovers
   export -n STUDIO_SLURM_TEST # nor the commands below
-  [ "$rc" = 0 ] && [ "$failures" = 0 ] || dump_logs
+  if [ "$rc" != 0 ] || [ "$failures" != 0 ]; then dump_logs; fi
   if [ ${#daemons[@]} -ge 2 ] && kill -0 "${daemons[1]}" 2>/dev/null; then
     # Our controller only (SLURM_CONF is ours): cancel what is left, so slurmstepd ends its jobs.
-    ids="$(squeue -h -o %A 2>/dev/null)"
-    [ -z "$ids" ] || scancel $ids
+    mapfile -t ids < <(squeue -h -o %A 2>/dev/null)
+    [ ${#ids[@]} = 0 ] || scancel "${ids[@]}"
     # Let the slurmstepds finish (they report to slurmd) before slurmd goes.
     for _ in $(seq 40); do [ -z "$(squeue -h 2>/dev/null)$(stepds)" ] && break; sleep 0.25; done
   fi
@@ -114,6 +114,10 @@ cleanup() {
     echo "teardown: killing stray $(cat /proc/"$pid"/comm 2>/dev/null) ($pid)"
     kill -9 "$pid" 2>/dev/null
   done
+  # An exited slurmstepd stays a zombie until init reaps it (this VM's init takes ~0.3 s); wait
+  # for that, so that `pgrep slurm` right after the test shows nothing (a zombie has no cwd to
+  # tell whose it is, so any slurmstepd counts: 2 s at most).
+  for _ in $(seq 20); do grep -qs '^slurmstepd$' /proc/[0-9]*/comm || break; sleep 0.1; done
   rm -rf "$T"
   exit "$rc"
 }
@@ -122,7 +126,11 @@ trap 'echo "FAIL: interrupted"; exit 130' INT TERM
 
 # Two free ports below Linux's ephemeral range (32768+), far from Slurm's defaults 6817/6818.
 port_free() {
-  if command -v ss >/dev/null; then [ -z "$(ss -Hltn "sport = :$1")" ]; else ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; fi
+  if command -v ss >/dev/null; then
+    [ -z "$(ss -Hltn "sport = :$1")" ]
+  elif (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    return 1
+  fi
 }
 free_port() {
   local p
@@ -141,8 +149,10 @@ node=studio-node
 echo "== munged"
 dd if=/dev/urandom of="$T/munge/key" bs=1024 count=1 status=none
 chmod 400 "$T/munge/key"
+# Each daemon in its own session (setsid, which does not fork here, so $! stays its pid): a TERM to
+# this script's process group (timeout, CI) must leave them up for the teardown to cancel the jobs.
 # -F (foreground, so that $! is its pid) logs to stderr.
-munged -F --key-file="$T/munge/key" --socket="$T/munge/sock" --pid-file="$T/munge/pid" \
+setsid munged -F --key-file="$T/munge/key" --socket="$T/munge/sock" --pid-file="$T/munge/pid" \
   --seed-file="$T/munge/seed" >"$T/log/munged.log" 2>&1 &
 daemons+=($!)
 for _ in $(seq 40); do munge -n -S "$T/munge/sock" >/dev/null 2>&1 && break; sleep 0.25; done
@@ -199,10 +209,10 @@ export SLURM_CONF="$T/slurm.conf"
 echo "== slurmctld (port $ctld_port), slurmd (port $slurmd_port)"
 # -D: in the foreground (its pid is $!), logging to stderr (no log file: it would be a second copy).
 # Started in $T: slurmstepd inherits slurmd's working directory, which is how teardown knows ours.
-(cd "$T" && exec slurmctld -D >"$T/log/slurmctld.log" 2>&1) &
+(cd "$T" && exec setsid slurmctld -D >"$T/log/slurmctld.log" 2>&1) &
 daemons+=($!)
 # -N: the node's name in slurm.conf, not the hostname.
-(cd "$T" && exec slurmd -D -N "$node" >"$T/log/slurmd.log" 2>&1) &
+(cd "$T" && exec setsid slurmd -D -N "$node" >"$T/log/slurmd.log" 2>&1) &
 daemons+=($!)
 for _ in $(seq 60); do
   [ "$(sinfo -h -n "$node" -o %T 2>/dev/null)" = idle ] && break
@@ -256,6 +266,7 @@ else
 fi
 
 echo "== (c) studio erasure-report, unsharded and as 2 Slurm shards + merge"
+# shellcheck disable=SC2054 # the commas are studio's list syntax
 report=(erasure-report --model "$model" --concepts skull --methods original,uce --seeds 1 --per-group 2 --steps 4)
 t=$SECONDS
 if run "$STUDIO" "${report[@]}" --json report.json --out report.md; then

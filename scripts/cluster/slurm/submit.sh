@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$shards" ] || die "--shards N is required ($usage)"
-[[ "$shards" =~ ^[0-9]+$ ]] && [ "$shards" -ge 1 ] || die "--shards must be a whole number ≥ 1, not '$shards'"
+if ! [[ "$shards" =~ ^[0-9]+$ ]] || [ "$shards" -lt 1 ]; then die "--shards must be a whole number ≥ 1, not '$shards'"; fi
 [ $# -ge 1 ] || die "no studio command after -- ($usage)"
 sub="$1"
 case "$sub" in
