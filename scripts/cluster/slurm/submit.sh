@@ -90,9 +90,10 @@ while :; do
     COMPLETED) echo "merged into $out"; exit 0 ;;
     *)
       echo "submit.sh: the merge job $merge_id ended $state ($(grep -o 'Reason=[^ ]*' <<<"$line")); the shards:" >&2
-      scontrol show job -o "$array_id" | grep -o 'ArrayTaskId=[^ ]*\|JobState=[^ ]*\|ExitCode=[^ ]*' | paste - - - >&2 || true
+      # " ExitCode=", not DerivedExitCode.
+      scontrol show job -o "$array_id" | grep -oE '(ArrayTaskId|JobState| ExitCode)=[^ ]*' | paste - - - >&2 || true
       echo "logs: $logs" >&2
-      code="$(grep -o 'ExitCode=[0-9]*' <<<"$line" | cut -d= -f2)"
+      code="$(grep -oE ' ExitCode=[0-9]+' <<<"$line" | cut -d= -f2)"
       exit "$([ "${code:-0}" -gt 0 ] && echo "$code" || echo 1)"
       ;;
   esac
