@@ -77,10 +77,16 @@ echo "array job $array_id ($shards shards of studio $sub), merge job $merge_id; 
 
 # "2 COMPLETED 1 RUNNING": -r lists every array task, -t all the finished ones too.
 tasks() { squeue -h -r -t all -j "$1" -o %T 2>/dev/null | sort | uniq -c | xargs; }
-last=""
+last="" misses=0
 while :; do
-  line="$(scontrol show job -o "$merge_id" 2>/dev/null)" ||
-    die "the merge job $merge_id is gone from the controller (MinJobAge?): see $logs/merge-$merge_id.out"
+  # A controller that restarts or is busy fails a few polls; a job it has forgotten fails them all.
+  if ! line="$(scontrol show job -o "$merge_id" 2>&1)"; then
+    misses=$((misses + 1))
+    [ "$misses" -lt 5 ] || die "scontrol cannot show the merge job $merge_id ($line): see $logs/merge-$merge_id.out"
+    sleep "${SUBMIT_POLL_S:-5}"
+    continue
+  fi
+  misses=0
   state="$(grep -o 'JobState=[A-Z_]*' <<<"$line" | cut -d= -f2)"
   now="merge $state, shards: $(tasks "$array_id")"
   [ "$now" = "$last" ] || echo "$(date +%T) $now"
