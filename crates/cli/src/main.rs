@@ -151,6 +151,43 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<StableDiffusion> {
     StableDiffusion::load(&mut files, device).with_context(|| format!("loading {}", dir.display()))
 }
 
+/// The first weight of the model folder that is NaN or infinite ("unet/…safetensors: tensor `x`
+/// holds NaN"), for the message of a run that produced non-finite values.
+pub fn non_finite_weight(dir: &Path) -> Option<String> {
+    for component in ["text_encoder", "unet", "vae"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(component)) else { continue };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            .collect();
+        files.sort();
+        for f in files {
+            let name = format!("{component}/{}", f.file_name()?.to_string_lossy());
+            let Ok(file) =
+                std::fs::read(&f).map_err(|_| ()).and_then(|b| SafetensorsBytes::parse(&name, b).map_err(|_| ()))
+            else {
+                continue;
+            };
+            if let Some((tensor, x)) = file.first_non_finite() {
+                let what = if x.is_nan() { "NaN" } else { "an infinite value" };
+                return Some(format!(
+                    "{name}: tensor `{tensor}` holds {what}: the weights are damaged, download them again"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// A generation error, with the damaged weight named when the run produced NaN or infinities.
+pub fn explain(dir: &Path, e: pipeline::GenerateError) -> anyhow::Error {
+    let not_finite = matches!(e, pipeline::GenerateError::NotFinite(_));
+    match not_finite.then(|| non_finite_weight(dir)).flatten() {
+        Some(why) => anyhow::anyhow!("{e}: {why}"),
+        None => e.into(),
+    }
+}
+
 fn read_latents(path: &PathBuf) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let file = SafetensorsBytes::parse(&path.display().to_string(), bytes)?;
@@ -206,10 +243,26 @@ pub fn run_defaults(
         Some(s) => (s, "--steps".to_owned()),
         None => (resolved.num_inference_steps, from_file(set.num_inference_steps.is_some())),
     };
-    if steps == 0 || !guidance.is_finite() {
-        bail!("--steps must be at least 1 and --guidance a finite number");
+    use erasure::request::limits::{MAX_GUIDANCE, MAX_STEPS};
+    if steps == 0 || steps > MAX_STEPS {
+        bail!("steps {steps} (from {s_src}): give 1 to {MAX_STEPS}, the studio's limit");
+    }
+    if !(0.0..=MAX_GUIDANCE).contains(&guidance) {
+        bail!("guidance {guidance} (from {g_src}): give a number from 0 to {MAX_GUIDANCE}");
     }
     Ok(RunDefaults { guidance, steps, note: format!("guidance {guidance} ({g_src}), {steps} steps ({s_src})") })
+}
+
+/// Refuses an image size the studio does not run: zero, above `MAX_SIDE`, or not a multiple of
+/// the VAE's factor (before any work, so a huge size cannot exhaust memory).
+pub fn check_size(height: usize, width: usize, factor: usize) -> Result<()> {
+    use erasure::request::limits::MAX_SIDE;
+    for (flag, v) in [("--height", height), ("--width", width)] {
+        if v == 0 || v > MAX_SIDE || !v.is_multiple_of(factor) {
+            bail!("{flag} {v}: give a multiple of {factor} (this model's VAE factor) from {factor} to {MAX_SIDE}");
+        }
+    }
+    Ok(())
 }
 
 /// What the classroom commands (`eval-classroom`, `erasure-report`) fall back to for a folder
@@ -258,6 +311,8 @@ fn generate(a: GenerateArgs) -> Result<()> {
     let mut model = load_model(&a.model, &device)?;
     let _edits = erase::apply_edits(&mut model, &a.edits)?;
     let default_size = model.unet.config().sample_size * model.vae.scale_factor();
+    let factor = model.vae.scale_factor();
+    check_size(a.height.unwrap_or(default_size), a.width.unwrap_or(default_size), factor)?;
     let params = GenerateParams {
         prompt: a.prompt,
         negative_prompt: a.negative_prompt,
@@ -279,7 +334,13 @@ fn generate(a: GenerateArgs) -> Result<()> {
         }
     }
     let start = std::time::Instant::now();
-    let out = steering_args::generate(&a.steering, &model, &params, &mut Progress)?;
+    let out =
+        steering_args::generate(&a.steering, &model, &params, &mut Progress).map_err(|e| match e
+            .downcast::<pipeline::GenerateError>()
+        {
+            Ok(g) => explain(&a.model, g),
+            Err(e) => e,
+        })?;
     eprintln!("\rgenerated {}×{} in {:.2} s", params.width, params.height, start.elapsed().as_secs_f64());
     if out.prompt_truncated {
         eprintln!("warning: the prompt is longer than 77 tokens and was truncated");

@@ -270,7 +270,7 @@ fn bad_inputs_give_clear_errors() {
         studio(&["batch", "--model", &m, "--prompts", p, "--out", &o, "--variant", "a=missing.safetensors"]);
     assert!(!fine && log.contains("variant `a`: reading its edit missing.safetensors"), "{log}");
     let (fine, log) = studio(&["batch", "--model", &m, "--prompts", p, "--out", &o, "--width", "61"]);
-    assert!(!fine && log.contains("multiples of the VAE's factor"), "{log}");
+    assert!(!fine && log.contains("--width 61: give a multiple of"), "{log}");
     let (fine, log) = studio(&["merge", &o]);
     assert!(!fine && log.contains("no shard files in"), "{log}");
     // An incomplete shard is named with the command that completes it.

@@ -110,8 +110,9 @@ impl Default for AutoencoderKLConfig {
 impl AutoencoderKLConfig {
     /// Parses and checks a `vae/config.json`.
     pub fn from_json(json: &str) -> Result<Self, LoadError> {
-        let config: Self = serde_json::from_str(json)
-            .map_err(|e| LoadError::Config { file: "vae/config.json".into(), reason: e.to_string() })?;
+        let err = |reason: String| LoadError::Config { file: "vae/config.json".into(), reason };
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| err(e.to_string()))?;
+        let config: Self = crate::config_json::from_value(value).map_err(err)?;
         config.validate()?;
         Ok(config)
     }

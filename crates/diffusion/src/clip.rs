@@ -112,7 +112,7 @@ impl CLIPTextConfig {
         if let Some(text) = value.get_mut("text_config").filter(|t| t.is_object()) {
             value = text.take();
         }
-        let config: Self = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+        let config: Self = crate::config_json::from_value(value).map_err(err)?;
         config.validate().map_err(err)?;
         Ok(config)
     }

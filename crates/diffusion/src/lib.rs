@@ -2,6 +2,7 @@
 //!
 //! Core crate: takes bytes, returns tensors; no file system, network or printing.
 
+pub mod config_json;
 pub mod error;
 pub mod nn;
 pub mod safetensors_file;

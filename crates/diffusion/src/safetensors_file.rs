@@ -125,8 +125,13 @@ pub fn parse_header(bytes: &[u8], file_len: usize, file: &str) -> Result<Header,
             .and_then(|a| Some((a[0].as_u64()? as usize, a[1].as_u64()? as usize)))
             .ok_or_else(|| err(format!("tensor `{name}` has malformed data_offsets")))?;
         let dtype = Dtype::parse(dtype);
-        let numel: usize = shape.iter().product();
-        if offs.1 < offs.0 || offs.1 - offs.0 != numel * dtype.size() && dtype != Dtype::Other {
+        let bytes_needed = shape.iter().try_fold(dtype.size(), |acc, &d| acc.checked_mul(d));
+        let Some(bytes_needed) = bytes_needed else {
+            return Err(err(format!(
+                "tensor `{name}` has shape {shape:?}, whose size overflows: the header is corrupt"
+            )));
+        };
+        if offs.1 < offs.0 || offs.1 - offs.0 != bytes_needed && dtype != Dtype::Other {
             return Err(err(format!("tensor `{name}` with shape {shape:?} does not match its byte range {offs:?}")));
         }
         if offs.1 > data_len {
@@ -136,6 +141,16 @@ pub fn parse_header(bytes: &[u8], file_len: usize, file: &str) -> Result<Header,
             )));
         }
         header.tensors.insert(name.clone(), TensorInfo { dtype, shape, begin: offs.0, end: offs.1 });
+    }
+    // The format stores tensors back to back; two byte ranges sharing bytes mean a corrupt or
+    // crafted header (writing one tensor would change the other).
+    let mut ranges: Vec<(&String, &TensorInfo)> = header.tensors.iter().filter(|(_, t)| t.end > t.begin).collect();
+    ranges.sort_by_key(|(_, t)| (t.begin, t.end));
+    if let Some(w) = ranges.windows(2).find(|w| w[1].1.begin < w[0].1.end) {
+        return Err(err(format!(
+            "tensors `{}` (bytes {}..{}) and `{}` (bytes {}..{}) overlap: the header is corrupt",
+            w[0].0, w[0].1.begin, w[0].1.end, w[1].0, w[1].1.begin, w[1].1.end
+        )));
     }
     Ok(header)
 }
@@ -175,6 +190,15 @@ impl SafetensorsBytes {
     pub fn f32(&self, name: &str) -> Option<(Vec<f32>, Vec<usize>)> {
         let (info, raw) = self.raw(name)?;
         Some((to_f32(info.dtype, raw)?, info.shape.clone()))
+    }
+
+    /// The first float tensor (in name order) holding a NaN or an infinity, with that value:
+    /// what a run that produced NaN looks for to name the culprit.
+    pub fn first_non_finite(&self) -> Option<(String, f32)> {
+        self.header.tensors.keys().find_map(|name| {
+            let (v, _) = self.f32(name)?;
+            v.into_iter().find(|x| !x.is_finite()).map(|x| (name.clone(), x))
+        })
     }
 }
 

@@ -261,7 +261,7 @@ impl UNet2DConditionConfig {
                     .into(),
             ));
         }
-        let config: Self = serde_json::from_value(value).map_err(|e| config_err(e.to_string()))?;
+        let config: Self = crate::config_json::from_value(value).map_err(config_err)?;
         config.validate()?;
         Ok(config)
     }
@@ -377,11 +377,15 @@ impl UNet2DConditionConfig {
         };
         for (i, &c) in self.block_out_channels.iter().enumerate() {
             if c == 0 || c % g != 0 {
-                return unsupported(format!("block width {c} is not a positive multiple of `norm_num_groups` {g}"));
+                return unsupported(format!(
+                    "`block_out_channels` entry {i} is {c}, not a positive multiple of `norm_num_groups` {g}"
+                ));
             }
             let h = self.heads(i);
             if h == 0 || h > c {
-                return unsupported(format!("{h} attention heads for block {i} of width {c}"));
+                return unsupported(format!(
+                    "{h} attention heads for block {i} of width {c} (from `num_attention_heads`, else `attention_head_dim`): give 1 to {c}"
+                ));
             }
             if self.layers_per_block.at(i) == 0 {
                 return unsupported(format!("`layers_per_block` of block {i} is 0"));

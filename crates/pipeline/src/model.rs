@@ -102,7 +102,7 @@ impl StableDiffusion {
         let unet_config = UNet2DConditionConfig::from_json(&read_text(files, "unet/config.json", "unet")?)?;
         if unet_config.cross_attention_dim != te_config.hidden_size {
             return Err(LoadError::Unsupported(format!(
-                "the UNet expects text embeddings {} wide but the text encoder makes {}: unet/ and text_encoder/ come from different models",
+                "the UNet expects text embeddings {} wide (`cross_attention_dim` in unet/config.json) but the text encoder makes {} (`hidden_size` in text_encoder/config.json): unet/ and text_encoder/ come from different models",
                 unet_config.cross_attention_dim, te_config.hidden_size
             )));
         }
@@ -136,14 +136,36 @@ impl StableDiffusion {
 pub fn load_tokenizer(files: &mut dyn ModelFiles) -> Result<ClipTokenizer, LoadError> {
     let vocab = files.read("tokenizer/vocab.json")?;
     let merges = files.read("tokenizer/merges.txt")?;
-    let as_text = |b: Option<Vec<u8>>| b.and_then(|b| String::from_utf8(b).ok());
-    let tok = match (as_text(vocab), as_text(merges)) {
+    let config_err = |file: &str, reason: String| LoadError::Config { file: file.into(), reason };
+    let as_text = |name: &str, b: Option<Vec<u8>>| -> Result<Option<String>, LoadError> {
+        b.map(|b| String::from_utf8(b).map_err(|_| config_err(name, "not UTF-8 text: the file is damaged".into())))
+            .transpose()
+    };
+    let vocab = as_text("tokenizer/vocab.json", vocab)?;
+    let merges = as_text("tokenizer/merges.txt", merges)?;
+    let tok = match (vocab, merges) {
         (Some(v), Some(m)) => {
-            let special = as_text(files.read("tokenizer/special_tokens_map.json")?);
-            let config = as_text(files.read("tokenizer/tokenizer_config.json")?);
+            let special =
+                as_text("tokenizer/special_tokens_map.json", files.read("tokenizer/special_tokens_map.json")?)?;
+            let config = as_text("tokenizer/tokenizer_config.json", files.read("tokenizer/tokenizer_config.json")?)?;
             ClipTokenizer::from_files(&v, &m, special.as_deref(), config.as_deref())
         }
-        _ => ClipTokenizer::builtin(),
+        // A folder without a tokenizer gets CLIP's (every SD 1.x/2.x model uses it).
+        (None, None) => ClipTokenizer::builtin(),
+        (Some(_), None) => {
+            return Err(config_err(
+                "tokenizer/merges.txt",
+                "is missing but tokenizer/vocab.json is there: the tokenizer needs both (download the folder again)"
+                    .into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(config_err(
+                "tokenizer/vocab.json",
+                "is missing but tokenizer/merges.txt is there: the tokenizer needs both (download the folder again)"
+                    .into(),
+            ));
+        }
     };
-    tok.map_err(|e| LoadError::Config { file: "tokenizer/".into(), reason: e.to_string() })
+    tok.map_err(|e| config_err("tokenizer/", e.to_string()))
 }

@@ -287,7 +287,7 @@ pub(crate) fn check_steps(steps: usize, num_train_timesteps: usize) -> Result<()
         return Err(SchedulerError::Steps {
             steps,
             reason: format!(
-                "the model was trained with only {num_train_timesteps} timesteps; ask for at most that many"
+                "the model was trained with only {num_train_timesteps} timesteps (`num_train_timesteps` in scheduler/scheduler_config.json); ask for at most that many"
             ),
         });
     }

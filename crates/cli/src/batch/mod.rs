@@ -256,11 +256,7 @@ pub fn run(a: BatchArgs) -> Result<()> {
         width: a.width.unwrap_or(default_size),
         model_sha256: model_sha256(&a.model)?,
     };
-    let factor = model.vae.scale_factor();
-    if !plan.height.is_multiple_of(factor) || !plan.width.is_multiple_of(factor) || plan.height == 0 || plan.width == 0
-    {
-        bail!("--height and --width must be positive multiples of the VAE's factor {factor}");
-    }
+    crate::check_size(plan.height, plan.width, model.vae.scale_factor())?;
     let jobs = plan.jobs();
     let protocol = json!({
         "model_sha256": plan.model_sha256,
@@ -313,7 +309,7 @@ pub fn run(a: BatchArgs) -> Result<()> {
             Some(cfg) => Box::new(Steering::prepare(&model, &params, cfg.clone())?),
             None => Box::new(NoHooks),
         };
-        let out = model.generate(&params, hooks.as_mut())?;
+        let out = model.generate(&params, hooks.as_mut()).map_err(|e| crate::explain(&a.model, e))?;
         let (h, w, rgb) = to_rgb8(&out.image);
         let mut png = std::io::Cursor::new(vec![]);
         image::RgbImage::from_raw(w as u32, h as u32, rgb)
