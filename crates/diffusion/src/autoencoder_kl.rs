@@ -209,6 +209,34 @@ pub struct AutoencoderKL {
 }
 
 impl AutoencoderKL {
+    /// The tensors whose shapes the config fixes ([`WeightLoader::check_anchors`]).
+    pub fn anchors(c: &AutoencoderKLConfig) -> Vec<crate::weights::Anchor> {
+        use crate::weights::Anchor;
+        let ch = &c.block_out_channels;
+        let (first, last) = (ch.first().copied().unwrap_or(0), ch.last().copied().unwrap_or(0));
+        let mut out = vec![
+            Anchor::new(
+                "encoder.conv_in.weight",
+                vec![first, c.in_channels, 3, 3],
+                "`block_out_channels` and `in_channels`",
+            ),
+            Anchor::new(
+                "decoder.conv_in.weight",
+                vec![last, c.latent_channels, 3, 3],
+                "`block_out_channels` and `latent_channels`",
+            ),
+        ];
+        let l = c.layers_per_block.saturating_sub(1);
+        for (i, &b) in ch.iter().enumerate() {
+            out.push(Anchor::new(
+                format!("encoder.down_blocks.{i}.resnets.{l}.conv2.weight"),
+                vec![b, b, 3, 3],
+                "`block_out_channels` and `layers_per_block`",
+            ));
+        }
+        out
+    }
+
     /// Builds the model from `w` (keys as in a diffusers `vae/` safetensors file) and registers the
     /// old attention names as aliases on `w`. `config` must have passed
     /// [`AutoencoderKLConfig::validate`] (`from_json` does it). Problems with the weights are

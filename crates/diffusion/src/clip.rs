@@ -312,6 +312,29 @@ pub struct CLIPTextModel {
 pub type HiddenStateHook<'a> = dyn FnMut(usize, Tensor<3>) -> Tensor<3> + 'a;
 
 impl CLIPTextModel {
+    /// The tensors whose shapes the config fixes ([`WeightLoader::check_anchors`]).
+    pub fn anchors(c: &CLIPTextConfig) -> Vec<crate::weights::Anchor> {
+        use crate::weights::Anchor;
+        let last = c.num_hidden_layers.saturating_sub(1);
+        vec![
+            Anchor::new(
+                "text_model.embeddings.token_embedding.weight",
+                vec![c.vocab_size, c.hidden_size],
+                "`vocab_size` and `hidden_size`",
+            ),
+            Anchor::new(
+                "text_model.encoder.layers.0.mlp.fc1.weight",
+                vec![c.intermediate_size, c.hidden_size],
+                "`intermediate_size` and `hidden_size`",
+            ),
+            Anchor::new(
+                format!("text_model.encoder.layers.{last}.layer_norm1.weight"),
+                vec![c.hidden_size],
+                "`num_hidden_layers`",
+            ),
+        ]
+    }
+
     /// Loads `text_model.embeddings.{token,position}_embedding.weight`,
     /// `text_model.encoder.layers.{i}.{layer_norm1,self_attn.{q,k,v,out}_proj,layer_norm2,mlp.fc{1,2}}.*`
     /// and `text_model.final_layer_norm.*`, each also found without the `text_model.` prefix.

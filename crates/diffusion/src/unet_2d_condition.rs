@@ -41,6 +41,36 @@ pub struct UNet2DConditionModel {
 }
 
 impl UNet2DConditionModel {
+    /// The tensors whose shapes the config fixes ([`WeightLoader::check_anchors`]): `conv_in`,
+    /// the last resnet of every down block and the last transformer block of its first attention.
+    pub fn anchors(c: &UNet2DConditionConfig) -> Vec<crate::weights::Anchor> {
+        use crate::weights::Anchor;
+        let ch = &c.block_out_channels;
+        let k = c.conv_in_kernel;
+        let mut out = vec![Anchor::new(
+            "conv_in.weight",
+            vec![ch.first().copied().unwrap_or(0), c.in_channels, k, k],
+            "`block_out_channels`, `in_channels` and `conv_in_kernel`",
+        )];
+        for (i, &b) in ch.iter().enumerate() {
+            let last = c.layers_per_block.at(i).saturating_sub(1);
+            out.push(Anchor::new(
+                format!("down_blocks.{i}.resnets.{last}.conv2.weight"),
+                vec![b, b, 3, 3],
+                "`block_out_channels` and `layers_per_block`",
+            ));
+            if c.down_block_types.get(i).is_some_and(|t| t.contains("CrossAttn")) {
+                let t = c.transformer_layers_per_block.at(i).saturating_sub(1);
+                out.push(Anchor::new(
+                    format!("down_blocks.{i}.attentions.0.transformer_blocks.{t}.norm1.weight"),
+                    vec![b],
+                    "`block_out_channels` and `transformer_layers_per_block`",
+                ));
+            }
+        }
+        out
+    }
+
     /// Builds the model from `w` (keys as in a diffusers `unet/` safetensors file). `config` must
     /// have passed [`UNet2DConditionConfig::validate`] (`from_json` does it). Problems with the
     /// weights are collected in `w`: call `w.finish(..)` afterwards, or use [`Self::from_source`].

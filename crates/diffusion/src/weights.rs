@@ -70,6 +70,22 @@ impl RandomSource {
     }
 }
 
+/// A tensor whose shape follows from a config, checked before the model is built
+/// ([`WeightLoader::check_anchors`]).
+#[derive(Debug, Clone)]
+pub struct Anchor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// The config keys the shape comes from, for the message.
+    pub keys: &'static str,
+}
+
+impl Anchor {
+    pub fn new(name: impl Into<String>, shape: Vec<usize>, keys: &'static str) -> Self {
+        Self { name: name.into(), shape, keys }
+    }
+}
+
 /// Where the loader reads from: a real source, or random values for every requested name.
 // One per load: its size does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -127,6 +143,32 @@ impl<'a> WeightLoader<'a> {
     /// When a key containing `model_infix` is not in the file, also try it with `file_infix`.
     pub fn alias_infix(&mut self, model_infix: &str, file_infix: &str) {
         self.infix_aliases.push((model_infix.into(), file_infix.into()));
+    }
+
+    /// Before a model is built from its config: every anchor tensor must be in the file with the
+    /// shape the config implies. A model reads a placeholder of the config's shape for a missing
+    /// or mis-shaped tensor (to report every problem at once), so a config whose sizes are far
+    /// from the weights' (a hostile `hidden_size`, `block_out_channels` or layer count) would
+    /// otherwise allocate far more memory than the machine has before the problems are reported.
+    pub fn check_anchors(&self, anchors: &[Anchor]) -> Result<(), LoadError> {
+        let Backing::Source(source) = &self.backing else { return Ok(()) };
+        for a in anchors {
+            let found = self.candidates(&a.name).iter().find_map(|c| source.shape(c));
+            if found.as_deref() != Some(a.shape.as_slice()) {
+                let has = match found {
+                    Some(f) => format!("is {f:?} in the weights"),
+                    None => "is not in the weights".into(),
+                };
+                return Err(LoadError::Unsupported(format!(
+                    "{c}/config.json does not match {c}/'s weights: its {} make tensor `{}` {:?}, but it {has}; the config and the weights come from different models, or the config was edited",
+                    a.keys,
+                    a.name,
+                    a.shape,
+                    c = self.component,
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn candidates(&self, name: &str) -> Vec<String> {

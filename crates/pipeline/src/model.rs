@@ -86,6 +86,8 @@ impl StableDiffusion {
         let te_config = CLIPTextConfig::from_json(&read_text(files, "text_encoder/config.json", "text_encoder")?)?;
         let mut src = SafetensorsSource::from_weight_files(component_weights(files, "text_encoder")?);
         let mut w = WeightLoader::new(&mut src, device, "text_encoder");
+        w.alias_prefix("text_model.", "");
+        w.check_anchors(&CLIPTextModel::anchors(&te_config))?;
         let text_encoder = CLIPTextModel::load(&te_config, &mut w);
         w.finish(
             diffusion::clip::IGNORED_KEYS,
@@ -108,12 +110,14 @@ impl StableDiffusion {
         }
         let mut src = SafetensorsSource::from_weight_files(component_weights(files, "unet")?);
         let mut w = WeightLoader::new(&mut src, device, "unet");
+        w.check_anchors(&UNet2DConditionModel::anchors(&unet_config))?;
         let unet = UNet2DConditionModel::load(&unet_config, &mut w);
         w.finish(&[], "check that unet/ holds a UNet2DConditionModel matching its config.json")?;
 
         let vae_config = AutoencoderKLConfig::from_json(&read_text(files, "vae/config.json", "vae")?)?;
         let mut src = SafetensorsSource::from_weight_files(component_weights(files, "vae")?);
         let mut w = WeightLoader::new(&mut src, device, "vae");
+        w.check_anchors(&AutoencoderKL::anchors(&vae_config))?;
         let vae = AutoencoderKL::load(&vae_config, &mut w);
         w.finish(&[], "check that vae/ holds an AutoencoderKL matching its config.json")?;
 

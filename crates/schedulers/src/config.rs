@@ -158,10 +158,24 @@ impl BetaDefaults {
     pub const LCM: Self = Self { beta_start: 0.00085, beta_end: 0.012, beta_schedule: "scaled_linear" };
 }
 
+/// Most training timesteps a scheduler config may name.
+pub const MAX_TRAIN_TIMESTEPS: usize = 100_000;
+
 impl SchedulerConfig {
     /// Parses the text of a `scheduler_config.json`.
     pub fn from_json(text: &str) -> Result<Self, SchedulerError> {
-        serde_json::from_str(&quote_non_finite(text)).map_err(|e| SchedulerError::Config { reason: e.to_string() })
+        let config: Self = serde_json::from_str(&quote_non_finite(text))
+            .map_err(|e| SchedulerError::Config { reason: e.to_string() })?;
+        // The schedule is built as a table of this many betas: a hostile value would exhaust
+        // memory (found by the parser fuzzer). Diffusion models train with 1000.
+        if let Some(n) = config.num_train_timesteps.filter(|&n| n > MAX_TRAIN_TIMESTEPS) {
+            return Err(SchedulerError::Config {
+                reason: format!(
+                    "num_train_timesteps is {n}; the studio accepts at most {MAX_TRAIN_TIMESTEPS} (Stable Diffusion uses 1000)"
+                ),
+            });
+        }
+        Ok(config)
     }
 
     /// `num_train_timesteps`, 1000 when missing (every diffusers scheduler's default).
