@@ -151,27 +151,25 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<StableDiffusion> {
     StableDiffusion::load(&mut files, device).with_context(|| format!("loading {}", dir.display()))
 }
 
+/// Lower-case hex SHA-256 of `bytes` (the hashes in batch manifests, shard protocols and reports).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The first weight of the model folder that is NaN or infinite ("unet/…safetensors: tensor `x`
-/// holds NaN"), for the message of a run that produced non-finite values.
+/// holds NaN"), for the message of a run that produced non-finite values. It reads the files
+/// loading chose (`pipeline::model::component_weights`: not an unused `.fp16.` variant beside them).
 pub fn non_finite_weight(dir: &Path) -> Option<String> {
+    let mut files = FsFiles { root: dir.to_path_buf() };
     for component in ["text_encoder", "unet", "vae"] {
-        let Ok(entries) = std::fs::read_dir(dir.join(component)) else { continue };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-            .collect();
-        files.sort();
-        for f in files {
-            let name = format!("{component}/{}", f.file_name()?.to_string_lossy());
-            let Ok(file) =
-                std::fs::read(&f).map_err(|_| ()).and_then(|b| SafetensorsBytes::parse(&name, b).map_err(|_| ()))
-            else {
-                continue;
-            };
-            if let Some((tensor, x)) = file.first_non_finite() {
+        let Ok(weights) = pipeline::model::component_weights(&mut files, component) else { continue };
+        for mut f in weights {
+            if let Some((tensor, x)) = f.first_non_finite() {
                 let what = if x.is_nan() { "NaN" } else { "an infinite value" };
                 return Some(format!(
-                    "{name}: tensor `{tensor}` holds {what}: the weights are damaged, download them again"
+                    "{}: tensor `{tensor}` holds {what}: the weights are damaged, download them again",
+                    f.name()
                 ));
             }
         }
@@ -310,8 +308,8 @@ fn generate(a: GenerateArgs) -> Result<()> {
     let device = device_with_dtype(&a.device, &a.dtype)?;
     let mut model = load_model(&a.model, &device)?;
     let _edits = erase::apply_edits(&mut model, &a.edits)?;
-    let default_size = model.unet.config().sample_size * model.vae.scale_factor();
     let factor = model.vae.scale_factor();
+    let default_size = model.unet.config().sample_size * factor;
     check_size(a.height.unwrap_or(default_size), a.width.unwrap_or(default_size), factor)?;
     let params = GenerateParams {
         prompt: a.prompt,

@@ -8,7 +8,7 @@
 //! It refuses a missing or incomplete shard (naming the `--shard` to rerun), a shard given twice,
 //! shards of different runs (naming what differs in their protocols) and a mix of shard counts.
 
-use crate::shard::{Shard, differences, with_job};
+use crate::shard::{Shard, differences, with_job, write_whole};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -172,12 +172,6 @@ fn same(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn write(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
-}
-
 fn merge_batch(out: &Path, protocol: &Value, entries: &[(u64, &Value, &ShardFile)]) -> Result<()> {
     let mut manifest = String::new();
     let mut per_variant: BTreeMap<String, u64> = BTreeMap::new();
@@ -209,12 +203,12 @@ fn merge_batch(out: &Path, protocol: &Value, entries: &[(u64, &Value, &ShardFile
         "kind": "studio batch",
         "images": entries.len(),
         "manifest": "manifest.jsonl",
-        "manifest_sha256": crate::batch::variant::sha256_hex(manifest.as_bytes()),
+        "manifest_sha256": crate::sha256_hex(manifest.as_bytes()),
         "variants": variants,
         "protocol": protocol,
     });
-    write(&out.join("manifest.jsonl"), &manifest)?;
-    write(&out.join("summary.json"), &(serde_json::to_string_pretty(&summary)? + "\n"))?;
+    write_whole(&out.join("manifest.jsonl"), &manifest)?;
+    write_whole(&out.join("summary.json"), serde_json::to_string_pretty(&summary)? + "\n")?;
     eprintln!(
         "merged {} image(s) into {} and {}",
         entries.len(),

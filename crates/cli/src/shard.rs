@@ -69,6 +69,16 @@ impl std::fmt::Display for Shard {
     }
 }
 
+/// Writes `bytes` to `path` whole under `<name>.tmp`, then renames it: a process killed midway
+/// leaves no half-written file under the final name (shard files, images, merged outputs).
+pub fn write_whole(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
 /// The header line of a shard file.
 pub fn header(kind: &str, shard: Shard, jobs: u64, protocol: &Value) -> Value {
     json!({ "kind": kind, "shard": shard.to_string(), "jobs": jobs, "protocol": protocol })
@@ -157,9 +167,7 @@ impl ShardLog {
             text.push_str(&with_job(*job, entry).to_string());
             text.push('\n');
         }
-        let tmp = path.with_extension("jsonl.tmp");
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        write_whole(&path, text)?;
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)

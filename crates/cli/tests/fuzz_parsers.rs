@@ -33,7 +33,7 @@ fn safetensors(b: &[u8]) -> bool {
     for name in f.header.tensors.keys() {
         let _ = f.f32(name);
     }
-    let _ = f.first_non_finite();
+    let _ = diffusion::safetensors_file::WeightFile::InMemory(f).first_non_finite();
     true
 }
 
@@ -63,8 +63,15 @@ fn studio_json(b: &[u8]) -> bool {
     pipeline::StudioJson::parse("studio.json", b).is_ok()
 }
 
-const VOCAB: &str = "tests/fixtures/tiny-sd1/tokenizer/vocab.json";
-const MERGES: &str = "tests/fixtures/tiny-sd1/tokenizer/merges.txt";
+/// The tiny fixture's vocab.json and merges.txt, read once: the tokenizer targets mutate one and
+/// keep the other.
+fn tokenizer_files() -> &'static (String, String) {
+    static FILES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        let read = |p: &str| std::fs::read_to_string(root().join("tests/fixtures/tiny-sd1/tokenizer").join(p)).unwrap();
+        (read("vocab.json"), read("merges.txt"))
+    })
+}
 
 fn tokenize(t: pipeline::tokenizer::ClipTokenizer) {
     for s in ["a red skull on a striped background", "💀 <|endoftext|> ÄÖ 12,345", ""] {
@@ -73,26 +80,25 @@ fn tokenize(t: pipeline::tokenizer::ClipTokenizer) {
 }
 
 fn vocab(b: &[u8]) -> bool {
-    let merges = std::fs::read_to_string(root().join(MERGES)).unwrap();
-    let Ok(t) = pipeline::tokenizer::ClipTokenizer::from_files(&text(b), &merges, None, None) else { return false };
+    let (_, merges) = tokenizer_files();
+    let Ok(t) = pipeline::tokenizer::ClipTokenizer::from_files(&text(b), merges, None, None) else { return false };
     tokenize(t);
     true
 }
 
 fn merges(b: &[u8]) -> bool {
-    let vocab = std::fs::read_to_string(root().join(VOCAB)).unwrap();
-    let Ok(t) = pipeline::tokenizer::ClipTokenizer::from_files(&vocab, &text(b), None, None) else { return false };
+    let (vocab, _) = tokenizer_files();
+    let Ok(t) = pipeline::tokenizer::ClipTokenizer::from_files(vocab, &text(b), None, None) else { return false };
     tokenize(t);
     true
 }
 
 fn tokenizer_config(b: &[u8]) -> bool {
-    let (vocab, merges) =
-        (std::fs::read_to_string(root().join(VOCAB)).unwrap(), std::fs::read_to_string(root().join(MERGES)).unwrap());
+    let (vocab, merges) = tokenizer_files();
     let t = text(b);
     let mut any = false;
     for (special, config) in [(Some(t.as_str()), None), (None, Some(t.as_str()))] {
-        if let Ok(tok) = pipeline::tokenizer::ClipTokenizer::from_files(&vocab, &merges, special, config) {
+        if let Ok(tok) = pipeline::tokenizer::ClipTokenizer::from_files(vocab, merges, special, config) {
             tokenize(tok);
             any = true;
         }

@@ -312,6 +312,13 @@ pub struct CLIPTextModel {
 pub type HiddenStateHook<'a> = dyn FnMut(usize, Tensor<3>) -> Tensor<3> + 'a;
 
 impl CLIPTextModel {
+    /// The file names the model's keys are also found under: transformers' `CLIPTextModel` files
+    /// with or without the `text_model.` prefix. [`Self::load`] registers them; so must a caller
+    /// that checks [`Self::anchors`] first.
+    pub fn register_aliases(w: &mut WeightLoader) {
+        w.alias_prefix("text_model.", "");
+    }
+
     /// The tensors whose shapes the config fixes ([`WeightLoader::check_anchors`]).
     pub fn anchors(c: &CLIPTextConfig) -> Vec<crate::weights::Anchor> {
         use crate::weights::Anchor;
@@ -341,7 +348,7 @@ impl CLIPTextModel {
     /// Problems are collected in `w`; the caller reports them with
     /// `w.finish(IGNORED_KEYS, hint)`.
     pub fn load(config: &CLIPTextConfig, w: &mut WeightLoader) -> Self {
-        w.alias_prefix("text_model.", "");
+        Self::register_aliases(w);
         let c = config;
         let d = c.hidden_size;
         let embeddings = CLIPTextEmbeddings {

@@ -191,15 +191,6 @@ impl SafetensorsBytes {
         let (info, raw) = self.raw(name)?;
         Some((to_f32(info.dtype, raw)?, info.shape.clone()))
     }
-
-    /// The first float tensor (in name order) holding a NaN or an infinity, with that value:
-    /// what a run that produced NaN looks for to name the culprit.
-    pub fn first_non_finite(&self) -> Option<(String, f32)> {
-        self.header.tensors.keys().find_map(|name| {
-            let (v, _) = self.f32(name)?;
-            v.into_iter().find(|x| !x.is_finite()).map(|x| (name.clone(), x))
-        })
-    }
 }
 
 /// Byte ranges of a file that is not held in memory as a whole (the browser worker's buffer of a
@@ -257,6 +248,22 @@ impl WeightFile {
             Self::InMemory(f) => &f.header,
             Self::Ranged(f) => &f.header,
         }
+    }
+    /// The name it was opened under (e.g. `unet/diffusion_pytorch_model.safetensors`).
+    pub fn name(&self) -> &str {
+        match self {
+            Self::InMemory(f) => &f.name,
+            Self::Ranged(f) => &f.name,
+        }
+    }
+    /// The first float tensor (in name order) holding a NaN or an infinity, with that value:
+    /// what a run that produced NaN looks for to name the culprit. Unreadable tensors are skipped.
+    pub fn first_non_finite(&mut self) -> Option<(String, f32)> {
+        let names: Vec<String> = self.header().tensors.keys().cloned().collect();
+        names.into_iter().find_map(|name| {
+            let v = self.read_f32(&name).ok()?;
+            v.into_iter().find(|x| !x.is_finite()).map(|x| (name, x))
+        })
     }
     /// One tensor as f32.
     pub fn read_f32(&mut self, name: &str) -> Result<Vec<f32>, ReadError> {

@@ -136,8 +136,12 @@ impl<'a> WeightLoader<'a> {
     }
 
     /// When `model_prefix…` is not in the file, also try `file_prefix…` (`file_prefix` may be "").
+    /// Registering the same alias twice is a no-op.
     pub fn alias_prefix(&mut self, model_prefix: &str, file_prefix: &str) {
-        self.prefix_aliases.push((model_prefix.into(), file_prefix.into()));
+        let alias = (model_prefix.to_owned(), file_prefix.to_owned());
+        if !self.prefix_aliases.contains(&alias) {
+            self.prefix_aliases.push(alias);
+        }
     }
 
     /// When a key containing `model_infix` is not in the file, also try it with `file_infix`.

@@ -86,7 +86,7 @@ impl StableDiffusion {
         let te_config = CLIPTextConfig::from_json(&read_text(files, "text_encoder/config.json", "text_encoder")?)?;
         let mut src = SafetensorsSource::from_weight_files(component_weights(files, "text_encoder")?);
         let mut w = WeightLoader::new(&mut src, device, "text_encoder");
-        w.alias_prefix("text_model.", "");
+        CLIPTextModel::register_aliases(&mut w);
         w.check_anchors(&CLIPTextModel::anchors(&te_config))?;
         let text_encoder = CLIPTextModel::load(&te_config, &mut w);
         w.finish(

@@ -12,6 +12,7 @@ mod csv;
 pub mod prompt_file;
 pub mod variant;
 
+use crate::sha256_hex;
 use crate::shard::{Shard, ShardLog};
 use anyhow::{Context, Result, bail};
 use erasure::steering::Steering;
@@ -20,7 +21,7 @@ use prompt_file::PromptRow;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use variant::{Variant, sha256_hex};
+use variant::Variant;
 
 #[derive(clap::Args)]
 pub struct BatchArgs {
@@ -323,10 +324,8 @@ pub fn run(a: BatchArgs) -> Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        // Written whole, then renamed: a killed shard leaves no half image under the final name.
-        let tmp = path.with_extension("png.tmp");
-        std::fs::write(&tmp, &png).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        // A killed shard leaves no half image under the final name.
+        crate::shard::write_whole(&path, &png)?;
         entry["image_sha256"] = sha256_hex(&png).into();
         log.append(j, entry)?;
         made += 1;

@@ -19,6 +19,7 @@
 //! names, so the manifest says exactly what made each image.
 
 use crate::adapter_args::{self, AdapterArgs};
+use crate::sha256_hex;
 use crate::steering_args::CliSources;
 use anyhow::{Context, Result, bail};
 use erasure::EditStack;
@@ -28,7 +29,6 @@ use erasure::steering::SteeringConfig;
 use pipeline::StableDiffusion;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -64,26 +64,17 @@ pub struct Variant {
     pub sha256: String,
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn file_sha256(path: &Path, what: &str, variant: &str) -> Result<String> {
+fn file_sha256(path: impl AsRef<Path>, what: &str, variant: &str) -> Result<String> {
+    let path = path.as_ref();
     let bytes =
         std::fs::read(path).with_context(|| format!("variant `{variant}`: reading its {what} {}", path.display()))?;
     Ok(sha256_hex(&bytes))
 }
 
-/// `FILE[:SCALE]` split as `--spm/--lora` split it.
-fn file_part(arg: &str, base: &Path) -> (PathBuf, String) {
-    let joined = |p: &str| if Path::new(p).is_absolute() { PathBuf::from(p) } else { base.join(p) };
-    if joined(arg).is_file() {
-        return (joined(arg), String::new());
-    }
-    match arg.rsplit_once(':') {
-        Some((file, scale)) if scale.trim().parse::<f32>().is_ok() => (joined(file), format!(":{scale}")),
-        _ => (joined(arg), String::new()),
-    }
+/// A path of the variants file, relative to the file's folder unless absolute (an adapter's
+/// `:SCALE` suffix stays on it, for `adapter_args::parse_file_scale`).
+fn resolve(base: &Path, p: &str) -> String {
+    if Path::new(p).is_absolute() { p.to_owned() } else { base.join(p).display().to_string() }
 }
 
 impl Variant {
@@ -95,15 +86,15 @@ impl Variant {
         {
             bail!("variant name `{name}`: use letters, digits, `.`, `_` and `-` (it names the image folder)");
         }
-        let abs = |p: &str| if Path::new(p).is_absolute() { PathBuf::from(p) } else { base.join(p) };
         let mut edits = vec![];
         for e in &spec.edits {
-            edits.push(json!({ "file": e, "sha256": file_sha256(&abs(e), "edit", name)? }));
+            edits.push(json!({ "file": e, "sha256": file_sha256(resolve(base, e), "edit", name)? }));
         }
         let mut adapters = vec![];
         for (kind, list) in [("spm", &spec.spm), ("lora", &spec.lora)] {
             for a in list {
-                let (path, scale) = file_part(a, base);
+                let (path, scale) =
+                    adapter_args::parse_file_scale(&resolve(base, a)).with_context(|| format!("variant `{name}`"))?;
                 adapters.push(
                     json!({ "kind": kind, "file": a, "scale": scale, "sha256": file_sha256(&path, kind, name)? }),
                 );
@@ -111,7 +102,7 @@ impl Variant {
         }
         let mut steering = serde_json::to_value(&spec.steering)?;
         if let Some(e) = &spec.steering.eraser {
-            steering["eraserSha256"] = file_sha256(&abs(e), "eraser", name)?.into();
+            steering["eraserSha256"] = file_sha256(resolve(base, e), "eraser", name)?.into();
         }
         let identity = json!({
             "name": name,
@@ -127,26 +118,22 @@ impl Variant {
         Ok(Self { spec, base: base.to_path_buf(), identity, sha256 })
     }
 
-    fn path(&self, p: &str) -> String {
-        if Path::new(p).is_absolute() { p.to_owned() } else { self.base.join(p).display().to_string() }
-    }
-
     /// Applies the variant's edits and adapters to `model` and resolves its steering; undo with
     /// [`Applied::revert`].
     pub fn apply(&self, model: &mut StableDiffusion) -> Result<Applied> {
         let name = &self.spec.name;
-        let edits: Vec<PathBuf> = self.spec.edits.iter().map(|e| PathBuf::from(self.path(e))).collect();
+        let edits: Vec<PathBuf> = self.spec.edits.iter().map(|e| PathBuf::from(resolve(&self.base, e))).collect();
         let edits = crate::erase::apply_edits(model, &edits).with_context(|| format!("variant `{name}`"))?;
         let args = AdapterArgs {
-            spm: self.spec.spm.iter().map(|s| self.path(s)).collect(),
-            lora: self.spec.lora.iter().map(|s| self.path(s)).collect(),
+            spm: self.spec.spm.iter().map(|s| resolve(&self.base, s)).collect(),
+            lora: self.spec.lora.iter().map(|s| resolve(&self.base, s)).collect(),
             no_ft: self.spec.no_ft,
             lora_unet_only: self.spec.lora_unet_only,
         };
         let req = args.request()?;
         let adapters = adapter_args::attach_files(&req, model).with_context(|| format!("variant `{name}`"))?;
         let mut steering = self.spec.steering.clone();
-        steering.eraser = steering.eraser.as_deref().map(|e| self.path(e));
+        steering.eraser = steering.eraser.as_deref().map(|e| resolve(&self.base, e));
         steering.ring_a_bell_eta = self.spec.ring_a_bell_eta.or(Some(erasure::ring_a_bell::DEFAULT_ETA));
         let steering =
             steering.to_config(&mut CliSources { model }).map_err(|e| anyhow::anyhow!("variant `{name}`: {e}"))?;

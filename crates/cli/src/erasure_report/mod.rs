@@ -42,7 +42,6 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use report::{Cell, Cells, GroupPlan, Row, TABLE_HEAD, Thresholds};
 pub use report::{Protocol, Report};
-use sha2::{Digest, Sha256};
 use stats::Tally;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -249,10 +248,6 @@ impl Scorer<'_> {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The five cells of a row, in job order, with their prompt group.
 const CELLS: [&str; 5] = ["direct", "synonyms", "indirect", "neighbours_kept", "ring_a_bell"];
 
@@ -335,11 +330,15 @@ pub fn write_merged(
     entries: &[(u64, serde_json::Value)],
 ) -> Result<()> {
     let protocol: Protocol = serde_json::from_value(protocol.clone()).context("the shards' protocol")?;
-    let report = build(protocol, entries)?;
+    write_report_files(out, &build(protocol, entries)?, entries.len())
+}
+
+/// `out/report.json` and `out/report.md` of a built report.
+fn write_report_files(out: &std::path::Path, report: &Report, images: usize) -> Result<()> {
     let (json, md) = (out.join("report.json"), out.join("report.md"));
-    std::fs::write(&json, json_text(&report)?).with_context(|| format!("writing {}", json.display()))?;
-    std::fs::write(&md, markdown(&report)).with_context(|| format!("writing {}", md.display()))?;
-    eprintln!("merged {} image score(s) into {} and {}", entries.len(), json.display(), md.display());
+    std::fs::write(&json, json_text(report)?).with_context(|| format!("writing {}", json.display()))?;
+    std::fs::write(&md, markdown(report)).with_context(|| format!("writing {}", md.display()))?;
+    eprintln!("merged {images} image score(s) into {} and {}", json.display(), md.display());
     Ok(())
 }
 
@@ -367,7 +366,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let evaluator = load_evaluator(&a.model, &device)?;
     let weights = a.model.join("evaluator/model.safetensors");
     let evaluator_sha256 =
-        sha256_hex(&std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?);
+        crate::sha256_hex(&std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?);
 
     let mut groups = vec![];
     for s in &sets {
@@ -406,7 +405,8 @@ pub fn run(a: ReportArgs) -> Result<()> {
     };
     let mut entries: Vec<(u64, serde_json::Value)> =
         log.as_ref().map(|l| l.done.iter().map(|(j, e)| (*j, e.clone())).collect()).unwrap_or_default();
-    let todo: Vec<u64> = (0..jobs).filter(|j| shard.owns(*j) && !entries.iter().any(|(d, _)| d == j)).collect();
+    let done = |j: &u64| log.as_ref().is_some_and(|l| l.done.contains_key(j));
+    let todo: Vec<u64> = (0..jobs).filter(|j| shard.owns(*j) && !done(j)).collect();
     eprintln!(
         "erasure-report: {} concept(s) × {} method(s) × 5 cells × {} image(s), DDIM, {}; shard {shard}: {} to make, {} done",
         sets.len(),
@@ -481,7 +481,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let text = markdown(&report);
     println!("{text}");
     if let Some(dir) = &a.work {
-        write_merged(dir, &protocol_json, &entries)?;
+        write_report_files(dir, &report, entries.len())?;
     }
     if let Some(p) = &a.out {
         std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?;
@@ -551,6 +551,6 @@ mod tests {
 
     #[test]
     fn sha256_of_known_bytes() {
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(crate::sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }
