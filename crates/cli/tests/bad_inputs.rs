@@ -2,7 +2,10 @@
 //! case ends in exit status 1 (2 for clap's usage errors, 0 for the cases marked `ok`) with a message naming the file, tensor or field (the case's
 //! `expect` strings), never in a panic (status 101) or a signal. The hostile files are made here
 //! from the tiny fixture models by the case's mutations, so the corpus stays small in git; set
-//! `BAD_INPUTS_OUT=DIR` to keep every generated model folder (for trying them in the page).
+//! `BAD_INPUTS_OUT=DIR` to keep every generated model folder (for trying them in the page);
+//! with `BAD_INPUTS_BUILD_ONLY=1` as well, only the folders (`DIR/<case id>/`) and the argument
+//! cases' files (`DIR/_files/`) are written and no case is run: the browser tests
+//! (tests/browser/bad-inputs.mjs) try them in the page.
 
 use diffusion::safetensors_file::{Dtype, WriteTensor, serialize};
 use serde_json::Value;
@@ -231,6 +234,11 @@ fn every_bad_input_gives_a_clear_error_without_a_panic() {
     std::fs::create_dir_all(&tmp).unwrap();
     prepare(&tmp);
     let keep = std::env::var_os("BAD_INPUTS_OUT").map(PathBuf::from);
+    let build_only = keep.is_some() && std::env::var_os("BAD_INPUTS_BUILD_ONLY").is_some();
+    if let (Some(k), true) = (&keep, build_only) {
+        std::fs::create_dir_all(k).unwrap();
+        copy_dir(&tmp, &k.join("_files"));
+    }
     let long = long_prompt();
     let cases = corpus["cases"].as_array().unwrap();
     assert!(cases.len() >= 40, "the issue asks at least 40 cases");
@@ -250,6 +258,9 @@ fn every_bad_input_gives_a_clear_error_without_a_panic() {
             }
             dir
         };
+        if build_only {
+            continue;
+        }
         let fill = |a: &str| {
             a.replace("{model}", model.to_str().unwrap())
                 .replace("{tmp}", tmp.to_str().unwrap())

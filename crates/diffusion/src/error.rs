@@ -15,6 +15,8 @@ pub enum TensorProblem {
     Dtype { name: String, dtype: String },
     /// The tensor's bytes could not be read from the file.
     Unreadable { name: String, reason: String },
+    /// The tensor holds a NaN or an infinity (`value`, the first, at flat `index`).
+    NonFinite { name: String, file: String, index: usize, value: f32 },
 }
 
 /// Why a stored tensor could not be read as f32.
@@ -25,6 +27,8 @@ pub enum ReadError {
     Dtype(String),
     /// Its bytes could not be read (a ranged read failed).
     Io(String),
+    /// It holds a NaN or an infinity: `value`, the first, at flat `index`, in `file`.
+    NonFinite { file: String, index: usize, value: f32 },
 }
 
 impl std::fmt::Display for TensorProblem {
@@ -40,6 +44,13 @@ impl std::fmt::Display for TensorProblem {
             }
             Self::Unreadable { name, reason } => {
                 write!(f, "tensor `{name}` could not be read ({reason}); load the files again")
+            }
+            Self::NonFinite { name, file, index, value } => {
+                let what = if value.is_nan() { "NaN" } else { "an infinite value" };
+                write!(
+                    f,
+                    "tensor `{name}` in {file} holds {what} ({value} at index {index}): the file is damaged, or was saved after training diverged; get a good copy"
+                )
             }
         }
     }

@@ -53,7 +53,13 @@ impl TensorSource for SafetensorsSource {
         self.files.iter().find_map(|f| f.header().tensors.get(name).map(|t| t.shape.clone()))
     }
     fn read(&mut self, name: &str) -> Result<Vec<f32>, ReadError> {
-        self.find(name).ok_or(ReadError::Missing)?.read_f32(name)
+        let file = self.find(name).ok_or(ReadError::Missing)?;
+        let values = file.read_f32(name)?;
+        // A NaN or an infinity in a weight makes every image NaN: refused at load, named.
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Err(ReadError::NonFinite { file: file.name().to_owned(), index, value: values[index] });
+        }
+        Ok(values)
     }
 }
 
@@ -228,6 +234,9 @@ impl<'a> WeightLoader<'a> {
                     ReadError::Dtype(dtype) => TensorProblem::Dtype { name: key, dtype },
                     ReadError::Io(reason) => TensorProblem::Unreadable { name: key, reason },
                     ReadError::Missing => TensorProblem::Missing { name: key, expected: shape.to_vec() },
+                    ReadError::NonFinite { file, index, value } => {
+                        TensorProblem::NonFinite { name: key, file, index, value }
+                    }
                 });
                 vec![0.0; numel]
             }

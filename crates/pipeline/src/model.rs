@@ -74,9 +74,53 @@ pub fn component_weights(files: &mut dyn ModelFiles, component: &str) -> Result<
     Ok(out)
 }
 
+/// A model folder whose configs, tokenizer and weight headers have been read and checked
+/// against each other ([`StableDiffusion::check`]), before any weight is read or allocated.
+pub struct CheckedModel {
+    pub tokenizer: ClipTokenizer,
+    pub scheduler_config: SchedulerConfig,
+    pub text_encoder: (CLIPTextConfig, Vec<WeightFile>),
+    pub unet: (UNet2DConditionConfig, Vec<WeightFile>),
+    pub vae: (AutoencoderKLConfig, Vec<WeightFile>),
+}
+
+impl CheckedModel {
+    /// Every weight file of the three components, with its component.
+    pub fn weight_files(&self) -> impl Iterator<Item = (&'static str, &WeightFile)> {
+        let te = self.text_encoder.1.iter().map(|f| ("text_encoder", f));
+        let unet = self.unet.1.iter().map(|f| ("unet", f));
+        te.chain(unet).chain(self.vae.1.iter().map(|f| ("vae", f)))
+    }
+}
+
+/// The weight files of `component` as a loader's source, with the config's anchors checked.
+fn anchored(
+    files: Vec<WeightFile>,
+    device: &Device,
+    component: &str,
+    aliases: fn(&mut WeightLoader),
+    anchors: &[diffusion::weights::Anchor],
+) -> Result<Vec<WeightFile>, LoadError> {
+    let mut src = SafetensorsSource::from_weight_files(files);
+    let mut w = WeightLoader::new(&mut src, device, component);
+    aliases(&mut w);
+    w.check_anchors(anchors)?;
+    drop(w);
+    Ok(src.files)
+}
+
 impl StableDiffusion {
     /// Loads every component; all problems of one component are reported together.
     pub fn load(files: &mut dyn ModelFiles, device: &Device) -> Result<Self, LoadError> {
+        let checked = Self::check(files, device)?;
+        Self::build(checked, device)
+    }
+
+    /// Everything [`Self::load`] checks before it reads a weight: the tokenizer, the configs, the
+    /// weight files' headers (offsets, dtypes, sizes) and the tensors each config fixes
+    /// (anchors), and that the components fit each other. The browser checks a folder this way
+    /// before it drops the model it holds.
+    pub fn check(files: &mut dyn ModelFiles, device: &Device) -> Result<CheckedModel, LoadError> {
         let tokenizer = load_tokenizer(files)?;
         let scheduler_config =
             SchedulerConfig::from_json(&read_text(files, "scheduler/scheduler_config.json", "scheduler")?).map_err(
@@ -84,14 +128,12 @@ impl StableDiffusion {
             )?;
 
         let te_config = CLIPTextConfig::from_json(&read_text(files, "text_encoder/config.json", "text_encoder")?)?;
-        let mut src = SafetensorsSource::from_weight_files(component_weights(files, "text_encoder")?);
-        let mut w = WeightLoader::new(&mut src, device, "text_encoder");
-        CLIPTextModel::register_aliases(&mut w);
-        w.check_anchors(&CLIPTextModel::anchors(&te_config))?;
-        let text_encoder = CLIPTextModel::load(&te_config, &mut w);
-        w.finish(
-            diffusion::clip::IGNORED_KEYS,
-            "check that text_encoder/ holds a CLIPTextModel matching its config.json",
+        let te_files = anchored(
+            component_weights(files, "text_encoder")?,
+            device,
+            "text_encoder",
+            CLIPTextModel::register_aliases,
+            &CLIPTextModel::anchors(&te_config),
         )?;
         if tokenizer.vocab_size() > te_config.vocab_size {
             return Err(LoadError::Unsupported(format!(
@@ -108,17 +150,42 @@ impl StableDiffusion {
                 unet_config.cross_attention_dim, te_config.hidden_size
             )));
         }
-        let mut src = SafetensorsSource::from_weight_files(component_weights(files, "unet")?);
-        let mut w = WeightLoader::new(&mut src, device, "unet");
-        w.check_anchors(&UNet2DConditionModel::anchors(&unet_config))?;
-        let unet = UNet2DConditionModel::load(&unet_config, &mut w);
-        w.finish(&[], "check that unet/ holds a UNet2DConditionModel matching its config.json")?;
+        let unet_files =
+            anchored(component_weights(files, "unet")?, device, "unet", |_| {}, &UNet2DConditionModel::anchors(&unet_config))?;
 
         let vae_config = AutoencoderKLConfig::from_json(&read_text(files, "vae/config.json", "vae")?)?;
-        let mut src = SafetensorsSource::from_weight_files(component_weights(files, "vae")?);
+        let vae_files =
+            anchored(component_weights(files, "vae")?, device, "vae", |_| {}, &AutoencoderKL::anchors(&vae_config))?;
+
+        Ok(CheckedModel {
+            tokenizer,
+            scheduler_config,
+            text_encoder: (te_config, te_files),
+            unet: (unet_config, unet_files),
+            vae: (vae_config, vae_files),
+        })
+    }
+
+    /// Reads the weights of a checked folder onto `device`.
+    pub fn build(checked: CheckedModel, device: &Device) -> Result<Self, LoadError> {
+        let CheckedModel { tokenizer, scheduler_config, text_encoder: (te_config, te_files), unet, vae } = checked;
+        let mut src = SafetensorsSource::from_weight_files(te_files);
+        let mut w = WeightLoader::new(&mut src, device, "text_encoder");
+        CLIPTextModel::register_aliases(&mut w);
+        let text_encoder = CLIPTextModel::load(&te_config, &mut w);
+        w.finish(
+            diffusion::clip::IGNORED_KEYS,
+            "check that text_encoder/ holds a CLIPTextModel matching its config.json",
+        )?;
+
+        let mut src = SafetensorsSource::from_weight_files(unet.1);
+        let mut w = WeightLoader::new(&mut src, device, "unet");
+        let unet = UNet2DConditionModel::load(&unet.0, &mut w);
+        w.finish(&[], "check that unet/ holds a UNet2DConditionModel matching its config.json")?;
+
+        let mut src = SafetensorsSource::from_weight_files(vae.1);
         let mut w = WeightLoader::new(&mut src, device, "vae");
-        w.check_anchors(&AutoencoderKL::anchors(&vae_config))?;
-        let vae = AutoencoderKL::load(&vae_config, &mut w);
+        let vae = AutoencoderKL::load(&vae.0, &mut w);
         w.finish(&[], "check that vae/ holds an AutoencoderKL matching its config.json")?;
 
         Ok(Self { tokenizer, text_encoder, unet, vae, scheduler_config, device: device.clone() })

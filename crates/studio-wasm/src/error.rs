@@ -51,3 +51,15 @@ pub fn readback_err(e: impl std::fmt::Debug) -> StudioError {
 pub fn js_err(e: impl std::fmt::Display) -> wasm_bindgen::JsError {
     wasm_bindgen::JsError::new(&e.to_string())
 }
+
+/// A byte count for a message: `151.8 MB`, `2.00 GB`, `64.0 KB` (decimal units, as the page's
+/// `formatBytes`).
+pub fn format_bytes(n: f64) -> String {
+    if n >= 1e9 {
+        format!("{:.2} GB", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.1} MB", n / 1e6)
+    } else {
+        format!("{:.1} KB", n / 1e3)
+    }
+}

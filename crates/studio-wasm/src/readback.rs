@@ -65,3 +65,58 @@ pub async fn encode_all<'a>(
     }
     Ok(PrecomputedEncoder(known))
 }
+
+/// SHA-256 (hex) of a model's weights as it holds them now, read back: every weight a variant
+/// entry can change (the `Linear`s and 1×1 convolutions of the UNet's `Transformer2DModel`s,
+/// `UNet2DConditionModel::for_each_linear` / `for_each_conv_mut` order) and, to tell one model's
+/// load from another's, the text encoder's token and position embeddings and the UNet's and the
+/// VAE decoder's first and last convolutions. Name, shape and f32 bits of each, in that order.
+/// The page's tests compare it before and after a bad input (issue 18).
+pub async fn weights_digest(tensors: Vec<(String, Tensor<2>)>) -> Result<String, StudioError> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (name, t) in tensors {
+        let dims = t.dims();
+        h.update(name.as_bytes());
+        h.update(format!("{dims:?}").as_bytes());
+        for v in to_f32(t).await? {
+            h.update(v.to_bits().to_le_bytes());
+        }
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The tensors [`weights_digest`] reads, flattened to 2-D (taken from a model the caller holds
+/// mutably: the convolutions have only a mutable visitor).
+pub fn digest_tensors(model: &mut StableDiffusion) -> Vec<(String, Tensor<2>)> {
+    let mut out: Vec<(String, Tensor<2>)> = vec![];
+    let flat4 = |t: &Tensor<4>| {
+        let [o, i, kh, kw] = t.dims();
+        t.clone().reshape([o, i * kh * kw])
+    };
+    let bias = |b: &Option<Tensor<1>>| b.as_ref().map(|b| b.clone().unsqueeze::<2>());
+    model.unet.for_each_linear(&mut |name, l| {
+        out.push((format!("unet.{name}.weight"), l.weight.clone()));
+        if let Some(b) = bias(&l.bias) {
+            out.push((format!("unet.{name}.bias"), b));
+        }
+    });
+    model.unet.for_each_conv_mut(&mut |name, c| {
+        out.push((format!("unet.{name}.weight"), flat4(&c.weight)));
+        if let Some(b) = bias(&c.bias) {
+            out.push((format!("unet.{name}.bias"), b));
+        }
+    });
+    let e = &model.text_encoder.embeddings;
+    out.push(("text_encoder.token_embedding".into(), e.token_embedding.clone()));
+    out.push(("text_encoder.position_embedding".into(), e.position_embedding.clone()));
+    for (name, c) in [
+        ("unet.conv_in", &model.unet.conv_in),
+        ("unet.conv_out", &model.unet.conv_out),
+        ("vae.decoder.conv_in", &model.vae.decoder.conv_in),
+        ("vae.decoder.conv_out", &model.vae.decoder.conv_out),
+    ] {
+        out.push((format!("{name}.weight"), flat4(&c.weight)));
+    }
+    out
+}

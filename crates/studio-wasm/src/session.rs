@@ -28,10 +28,11 @@ use crate::adapters;
 use crate::browser_host::{BrowserHost, now_ms};
 use crate::edits;
 use crate::engine::{self, ModelInfo, Outcome, StudioParams};
-use crate::error::{StudioError, js_err};
+use crate::error::{StudioError, format_bytes, js_err};
+use diffusion::safetensors_file::{Header, parse_header};
 use crate::files::check_components;
 use crate::js_files::{self, JsFiles};
-use crate::readback::encode_all;
+use crate::readback::{self, encode_all};
 use crate::results::{Added, Cancelled, Done, Exported, InOrder, to_json, to_object};
 use crate::steering::{self, Steerer};
 use crate::variants::{EntryInfo, EntryRequest, Variants, file_slug};
@@ -224,6 +225,43 @@ impl Inner {
     }
 }
 
+impl Session {
+    /// Refuses, with the numbers, a model this device cannot hold (`headers`: each weight file's
+    /// component and parsed header), before anything is downloaded or the loaded model dropped:
+    /// on the CPU path the weights live in wasm memory as f32 (4 GB at most); on WebGPU every
+    /// tensor is one storage buffer, at most the device's `maxStorageBufferBindingSize`.
+    fn check_fits<'a>(&self, headers: impl IntoIterator<Item = (&'a str, &'a Header)>) -> Result<(), String> {
+        let tensors: Vec<(&str, &str, usize)> = headers
+            .into_iter()
+            .flat_map(|(c, h)| h.tensors.iter().map(move |(n, t)| (c, n.as_str(), t.shape.iter().product::<usize>())))
+            .collect();
+        if self.inner.backend == "cpu" {
+            let numel: usize = tensors.iter().map(|t| t.2).sum();
+            if numel * 4 > CPU_WEIGHT_LIMIT {
+                return Err(format!(
+                    "this model has {:.2} billion parameters, {:.1} GB as f32: more than the CPU path can hold in a browser tab (WebAssembly memory stops at 4 GB, and images need room too; the limit is {:.1} GB of weights). Set Device to Auto (WebGPU) in a browser with WebGPU, or a smaller model such as the classroom model or BK-SDM-Tiny",
+                    numel as f64 / 1e9,
+                    (numel * 4) as f64 / 1e9,
+                    CPU_WEIGHT_LIMIT as f64 / 1e9
+                ));
+            }
+        } else if let Some(limit) = self.inner.max_storage_buffer
+            && let Some(&(component, name, n)) = tensors.iter().max_by_key(|t| t.2)
+        {
+            let width = if self.inner.f16 { 2 } else { 4 };
+            if (n * width) as u64 > limit {
+                return Err(format!(
+                    "{component}'s tensor `{name}` needs {} on this GPU ({n} values × {width} bytes), more than its largest storage buffer ({}, maxStorageBufferBindingSize): the model cannot run on this GPU. Try a browser or GPU with a larger limit (chrome://gpu lists it), or Device: CPU only for a model under {:.1} GB",
+                    format_bytes((n * width) as f64),
+                    format_bytes(limit as f64),
+                    CPU_WEIGHT_LIMIT as f64 / 1e9
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A loaded-model session on one device.
 #[wasm_bindgen]
 pub struct Session {
@@ -300,33 +338,19 @@ impl Session {
         self.inner.idle(StudioError::BusyLoading).map_err(js_err)?;
         let mut files = JsFiles::new(files).map_err(js_err)?;
         check_components(files.paths.iter().map(|(p, _)| p.as_str())).map_err(js_err)?;
-        if self.inner.backend == "cpu" {
-            // On the CPU path the weights live in wasm memory as f32: refuse, with the numbers,
-            // what cannot fit, before dropping the loaded model.
-            let mut numel = 0usize;
-            for c in ["text_encoder", "unet", "vae"] {
-                for f in pipeline::model::component_weights(&mut files, c).map_err(js_err)? {
-                    numel += f.header().tensors.values().map(|t| t.shape.iter().product::<usize>()).sum::<usize>();
-                }
-            }
-            if numel * 4 > CPU_WEIGHT_LIMIT {
-                return Err(JsError::new(&format!(
-                    "this model has {:.2} billion parameters, {:.1} GB as f32: more than the CPU path can hold in a browser tab (WebAssembly memory stops at 4 GB, and images need room too; the limit is {:.1} GB of weights). Set Device to Auto (WebGPU) in a browser with WebGPU, or a smaller model such as the classroom model or BK-SDM-Tiny",
-                    numel as f64 / 1e9,
-                    (numel * 4) as f64 / 1e9,
-                    CPU_WEIGHT_LIMIT as f64 / 1e9
-                )));
-            }
-        }
-        self.inner.model.borrow_mut().take();
-        self.inner.variants.borrow_mut().clear();
-        self.inner.sources.borrow_mut().clear();
+        // Everything that can be checked without reading a weight is checked before the loaded
+        // model is dropped: a broken folder leaves it (and its entries) as they were.
+        let checked = StableDiffusion::check(&mut files, &self.inner.device).map_err(js_err)?;
         // A malformed studio.json refuses the load with the file and field named, as the CLI does.
         let defaults = match pipeline::ModelFiles::read(&mut files, pipeline::StudioJson::FILE).map_err(js_err)? {
             Some(bytes) => Some(pipeline::StudioJson::parse(pipeline::StudioJson::FILE, &bytes).map_err(js_err)?),
             None => None,
         };
-        let model = StableDiffusion::load(&mut files, &self.inner.device).map_err(js_err)?;
+        self.check_fits(checked.weight_files().map(|(c, f)| (c, f.header()))).map_err(|e| JsError::new(&e))?;
+        self.inner.model.borrow_mut().take();
+        self.inner.variants.borrow_mut().clear();
+        self.inner.sources.borrow_mut().clear();
+        let model = StableDiffusion::build(checked, &self.inner.device).map_err(js_err)?;
         let mut info = ModelInfo::of(&model);
         if let Some(d) = defaults {
             (info.default_guidance, info.default_steps) = (d.guidance_scale, d.num_inference_steps);
@@ -470,6 +494,38 @@ impl Session {
         }
         let (file, bytes) = variants.export(&id).map_err(js_err)?;
         Exported { file: &file }.to_js(js_sys::Uint8Array::from(bytes.as_slice()).into())
+    }
+
+    /// Checks that a model fits this device before it is downloaded: `paths[i]` (e.g.
+    /// `unet/diffusion_pytorch_model.fp16.safetensors`) is `sizes[i]` bytes long and begins with
+    /// `prefixes[i]` (its 8-byte header length and JSON header, fetched by range). Throws the
+    /// reason, with the numbers, for a damaged header or a model too large for the CPU path or
+    /// for this GPU's largest storage buffer.
+    #[wasm_bindgen(js_name = checkWeightHeaders)]
+    pub fn check_weight_headers(
+        &self,
+        paths: Vec<String>,
+        sizes: Vec<f64>,
+        prefixes: Vec<js_sys::Uint8Array>,
+    ) -> Result<(), JsError> {
+        let mut headers = vec![];
+        for ((path, size), prefix) in paths.iter().zip(sizes).zip(prefixes) {
+            let header = parse_header(&prefix.to_vec(), size as usize, path).map_err(js_err)?;
+            headers.push((path.split('/').next().unwrap_or_default(), header));
+        }
+        self.check_fits(headers.iter().map(|(c, h)| (*c, h))).map_err(|e| JsError::new(&e))
+    }
+
+    /// SHA-256 (hex) of the model's weights as it holds them now ([`readback::weights_digest`]:
+    /// every weight an entry can change, and a few that tell one load from another). Tests
+    /// compare it before and after a bad input; refused while a generation runs.
+    #[wasm_bindgen(js_name = weightsDigest)]
+    pub fn weights_digest(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let tensors = inner.with_model_mut(|m, _| Ok(readback::digest_tensors(m))).map_err(js_err)?;
+            Ok(JsValue::from_str(&readback::weights_digest(tensors).await.map_err(js_err)?))
+        })
     }
 
     /// Bytes of edit tensors copied host → device since the model was loaded (each entry's once,

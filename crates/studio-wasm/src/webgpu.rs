@@ -56,7 +56,8 @@ pub(crate) async fn init_webgpu(tasks_max: Option<u32>, want_f16: bool) -> Resul
         e => e.to_string(),
     })?;
     let info = setup.adapter.get_info();
-    let limits = setup.adapter.limits();
+    // The device's limits (what it was granted), not the adapter's (what it could have asked).
+    let limits = setup.device.limits();
     let shader_f16 = setup.adapter.features().contains(burn::tensor::wgpu::wgpu::Features::SHADER_F16);
     let mut device = device;
     // f16 only where burn agrees the device runs it (its check looks at the same feature).
