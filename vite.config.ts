@@ -170,19 +170,21 @@ function hubMirror(): Plugin {
     const file = dir ? modelFiles(dir).find((f) => f.path === resolve![2]) : undefined;
     if (!dir || !file) return fail(404, 'Entry not found');
     const full = join(dir, file.path);
-    const r = range ? /^bytes=(\d+)-$/.exec(range) : null;
+    // `bytes=N-` (resuming) and `bytes=A-B` (a safetensors header, read before a download).
+    const r = range ? /^bytes=(\d+)-(\d*)$/.exec(range) : null;
     const start = r ? Number(r[1]) : 0;
-    if (start > file.size) return fail(416, 'Range Not Satisfiable');
+    const end = r && r[2] ? Math.min(Number(r[2]), file.size - 1) : file.size - 1;
+    if (start > file.size || end < start - 1) return fail(416, 'Range Not Satisfiable');
     log.push({ path: rest, range, status: r ? 206 : 200, slow });
     res.statusCode = r ? 206 : 200;
     res.setHeader('accept-ranges', 'bytes');
     res.setHeader('content-type', 'application/octet-stream');
-    res.setHeader('content-length', String(file.size - start));
+    res.setHeader('content-length', String(end + 1 - start));
     res.setHeader('etag', `"${sha(dir, file.path).slice(0, 16)}"`);
-    if (r) res.setHeader('content-range', `bytes ${start}-${file.size - 1}/${file.size}`);
+    if (r) res.setHeader('content-range', `bytes ${start}-${end}/${file.size}`);
     // Streamed: a mirrored checkpoint can be gigabytes.
-    if (!slow) return void createReadStream(full, { start }).pipe(res);
-    const part = readFileSync(full).subarray(start);
+    if (!slow) return void createReadStream(full, { start, end }).pipe(res);
+    const part = readFileSync(full).subarray(start, end + 1);
     // ~1 MB/s in 32 KB pieces.
     let o = 0;
     const tick = () => {

@@ -176,7 +176,8 @@ export type ModelSource =
   | { kind: 'hub'; id: string; name: string; endpoint: string; repo: string; revision: string; pinned?: Record<string, string> };
 
 export type ToWorker =
-  | { type: 'init'; backend: BackendChoice; tasksMax?: number }
+  /** `gpuLimits: 'default'`: a WebGPU device with the default limits, not the adapter's (a test of a small GPU). */
+  | { type: 'init'; backend: BackendChoice; tasksMax?: number; gpuLimits?: 'default' }
   | { type: 'load'; requestId: number; source: ModelSource }
   /**
    * `edits`: the ids of the variant entries of this run, in order (the Session's `setVariant`:
@@ -195,6 +196,10 @@ export type ToWorker =
   | { type: 'entry-remove'; requestId: number; id: string }
   /** The file of an edit or eraser entry (`studio generate --edit` / `--leace` read it). */
   | { type: 'entry-export'; requestId: number; id: string }
+  /** SHA-256 of the loaded weights as they are now (`Session.weightsDigest`; the bad-input tests compare it). */
+  | { type: 'digest'; requestId: number }
+  /** Test hook: destroys the engine's GPU device (the device-loss test). Bypasses the queue. */
+  | { type: 'lose-device' }
   | { type: 'cancel' };
 
 export type Phase = 'init' | 'load' | 'generate' | 'edit' | 'erase';
@@ -250,6 +255,9 @@ export type FromWorker =
       permeabilities?: Record<string, number>;
     }
   | { status: 'cancelled'; requestId: number; step: number; total: number }
+  | { status: 'digest'; requestId: number; sha256: string }
+  /** The GPU device went away (`GPUDevice.lost`): the page restarts the engine and loads the model and its entries again. */
+  | { status: 'device-lost'; reason: string; message: string }
   | {
       status: 'error';
       requestId: number | null;
@@ -305,6 +313,10 @@ export function isFromWorker(x: unknown): x is FromWorker {
       );
     case 'cancelled':
       return isNum(x.requestId) && isNum(x.step) && isNum(x.total);
+    case 'digest':
+      return isNum(x.requestId) && isStr(x.sha256) && /^[0-9a-f]{64}$/.test(x.sha256);
+    case 'device-lost':
+      return isStr(x.reason) && isStr(x.message);
     case 'error':
       return isStr(x.message) && ['init', 'load', 'generate', 'edit', 'erase'].includes(x.phase as string) && typeof x.fatal === 'boolean';
     default:

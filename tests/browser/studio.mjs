@@ -23,11 +23,14 @@ import {
   openPage, results, runCase, serve, setParams, tid, visibleError, waitReady,
 } from './lib.mjs';
 import { featureCases } from './features.mjs';
+import { badInputCases, makeHugeRepo } from './bad-inputs.mjs';
 
 const haveCli = existsSync(CLI);
 if (!haveCli) log(`NOTE: ${CLI} not found: the browser-vs-CLI comparison is skipped (build it with cargo build -p cli)`);
 const cli = haveCli ? cliImage(PARAMS) : null;
 
+// A hub-mirror repo too large for a GPU at WebGPU's default limits (bad-inputs.mjs; sparse, only its header is read).
+process.env.STUDIO_HUB_MIRROR_REPOS = [process.env.STUDIO_HUB_MIRROR_REPOS, `erasure-studio/huge-text-encoder=${makeHugeRepo()}`].filter(Boolean).join(';');
 const { url, proc } = await serve();
 log('serving', url);
 const launched = [];
@@ -154,6 +157,7 @@ try {
   }
 
   await featureCases({ ctx: gpu.ctx, url });
+  await badInputCases({ ctx: gpu.ctx, url });
 
   await runCase('auto on a software adapter: the CPU path, with the reason', async () => {
     // Auto passes over SwiftShader (isFallbackAdapter): it is slower than the CPU path.

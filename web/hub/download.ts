@@ -135,6 +135,30 @@ export function resolveUrl(endpoint: string, repo: string, revision: string, pat
   return `${endpoint.replace(/\/$/, '')}/${repo}/resolve/${encodeURIComponent(revision)}/${path.split('/').map(encodeURIComponent).join('/')}`;
 }
 
+/**
+ * The first bytes of a safetensors file on the hub: its 8-byte header length and JSON header
+ * (two Range requests), for checking a model before downloading it.
+ */
+export async function fetchHeaderPrefix(url: string, path: string, fetchFn: FetchFn = fetch): Promise<Uint8Array> {
+  const range = async (from: number, to: number): Promise<Uint8Array> => {
+    const res = await fetchFn(url, { headers: { Range: `bytes=${from}-${to}` } });
+    if (!res.ok) throw new HubError(`could not read the header of ${path}: HTTP ${res.status} ${res.statusText}`);
+    const b = new Uint8Array(await res.arrayBuffer());
+    // A server that ignores Range sends the whole file: keep only what was asked.
+    return res.status === 206 ? b : b.subarray(from, to + 1);
+  };
+  const head = await range(0, 7);
+  if (head.length < 8) throw new HubError(`${path} is shorter than a safetensors header (${head.length} bytes)`);
+  const n = Number(new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true));
+  if (n > 100_000_000) throw new HubError(`${path}: header length ${n} is implausible (not a safetensors file)`);
+  if (n === 0) return head.subarray(0, 8);
+  const json = await range(8, 8 + n - 1);
+  const out = new Uint8Array(8 + json.length);
+  out.set(head.subarray(0, 8));
+  out.set(json, 8);
+  return out;
+}
+
 /** Downloads every file that is not complete in the cache; resolves when all are complete and verified. */
 export async function downloadRepo(o: DownloadOptions): Promise<FileProgress[]> {
   const fetchFn = o.fetchFn ?? fetch;

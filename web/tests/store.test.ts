@@ -4,6 +4,7 @@ import { Store, canAct, enabledEdits, initialState, nextEditId, type EditEntry }
 const entry = (id: string, enabled: boolean): EditEntry => ({
   id,
   enabled,
+  recipe: { type: 'entry-compute', request: { kind: 'erase', method: 'uce', concepts: ['skull'], guides: [], preserve: [], params: {} } },
   info: { id, kind: 'edit', file: `${id}.safetensors`, method: 'uce', concepts: [], guides: [], preserve: [], hyperparameters: {}, tensors: [], values: 0, baseModel: '', warning: null, exportable: true },
 });
 

@@ -2,19 +2,23 @@
 // (restart the engine; report a failed request). Types only, so that panels depend on no panel.
 
 import type { ErrorMsg, EngineClient } from './engine-client';
+import type { UrlSettings } from './logic';
+import type { Recovery } from './recovery';
 import type { Store } from './store';
 
 export interface Ctx {
   store: Store;
   engine: EngineClient;
   /** `?tasksMax=` and friends (logic.ts `urlSettings`). */
-  settings: { backend: string; model: string | null; tasksMax: number | undefined };
+  settings: UrlSettings;
   /** The hub (or `?hub=` mirror) the hub presets download from. */
   hubEndpoint: string;
   /** A fresh engine on `store.state.backendChoice`; whatever ran is dropped. */
   startEngine(): void;
   /** Reports a failed request after its panel did its own part (the error box, the status line, a restart after a crash). */
   failed(m: ErrorMsg): void;
+  /** A fresh engine that loads the model (and its entries) again, after the message (web/ui/recovery.ts). */
+  recover: Recovery['recover'];
 }
 
 const TITLES: Record<ErrorMsg['phase'], string> = {

@@ -33,6 +33,7 @@ interface Answers {
   'entry-compute': EntryMsg;
   'entry-remove': Msg<'entry-removed'>;
   'entry-export': Msg<'exported'>;
+  digest: Msg<'digest'>;
 }
 export type Answer<T extends EngineRequest['type']> = Answers[T] | ErrorMsg;
 
@@ -45,7 +46,9 @@ export type EngineEvent =
   /** The worker script itself failed (it never answers). */
   | { kind: 'crashed'; message: string }
   /** An error no request is waiting for (the engine's start). */
-  | { kind: 'error'; msg: ErrorMsg };
+  | { kind: 'error'; msg: ErrorMsg }
+  /** The GPU device went away: the engine must be replaced (web/ui/recovery.ts). */
+  | { kind: 'device-lost'; msg: Msg<'device-lost'> };
 
 interface Pending {
   resolve(m: FromWorker | null): void;
@@ -65,7 +68,7 @@ export class EngineClient {
   }
 
   /** Replaces the worker (if any) with a fresh one on `backend`. */
-  start(backend: BackendChoice, tasksMax: number | undefined): void {
+  start(backend: BackendChoice, tasksMax: number | undefined, gpuLimits?: 'default'): void {
     this.worker?.terminate();
     for (const p of this.pending.values()) p.resolve(null);
     this.pending.clear();
@@ -77,7 +80,7 @@ export class EngineClient {
       this.emit({ kind: 'crashed', message: ev.message || 'the worker script failed to load' });
     };
     this.worker = w;
-    this.post({ type: 'init', backend, tasksMax });
+    this.post({ type: 'init', backend, tasksMax, ...(gpuLimits ? { gpuLimits } : {}) });
   }
 
   /**
@@ -90,6 +93,11 @@ export class EngineClient {
       this.pending.set(requestId, { resolve: resolve as Pending['resolve'], onStream });
       this.post({ ...msg, requestId } as ToWorker, transfer);
     });
+  }
+
+  /** Test hook: destroys the engine's GPU device (the device-loss test). */
+  loseDevice(): void {
+    this.post({ type: 'lose-device' });
   }
 
   /** Stops the running generation after its current step (it answers `cancelled`). */
@@ -114,6 +122,7 @@ export class EngineClient {
     if (m.status !== 'image' && m.status !== 'preview' && m.status !== 'exported') this.log.push(m);
     if (this.log.length > 2000) this.log.splice(0, 1000);
     if (m.status === 'ready') return this.emit({ kind: 'ready', msg: m });
+    if (m.status === 'device-lost') return this.emit({ kind: 'device-lost', msg: m });
     const id = m.requestId;
     const p = id === null ? undefined : this.pending.get(id);
     if (!p) {

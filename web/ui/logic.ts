@@ -125,10 +125,26 @@ export function backendChoice(v: string | null): BackendChoice {
 }
 
 /** The URL settings the page starts with (`?backend=cpu&model=tiny-sd1`). */
-export function urlSettings(search: string): { backend: BackendChoice; model: string | null; tasksMax: number | undefined } {
+/**
+ * The page's URL settings: `?backend=`, `?model=`, `?tasksMax=` (kernels a WebGPU submit) and
+ * `?gpuLimits=default` (a WebGPU device with the default limits, as the smallest GPU has: tests).
+ */
+export interface UrlSettings {
+  backend: BackendChoice;
+  model: string | null;
+  tasksMax: number | undefined;
+  gpuLimits: 'default' | undefined;
+}
+
+export function urlSettings(search: string): UrlSettings {
   const q = new URLSearchParams(search);
   const t = Number(q.get('tasksMax'));
-  return { backend: backendChoice(q.get('backend')), model: q.get('model'), tasksMax: Number.isInteger(t) && t > 0 ? t : undefined };
+  return {
+    backend: backendChoice(q.get('backend')),
+    model: q.get('model'),
+    tasksMax: Number.isInteger(t) && t > 0 ? t : undefined,
+    gpuLimits: q.get('gpuLimits') === 'default' ? 'default' : undefined,
+  };
 }
 
 /**

@@ -24,6 +24,7 @@ import { createGenerate } from './panels/generate';
 import { createResults } from './panels/results';
 import { initDrop } from './drop';
 import { initShareButton } from './share-link';
+import { createRecovery } from './recovery';
 
 declare global {
   interface Window {
@@ -38,6 +39,10 @@ declare global {
       /** performance.now() when the first image arrived. */
       firstImageAt: number | null;
       edits(): { id: string; enabled: boolean; file: string }[];
+      /** SHA-256 of the loaded weights as they are now (the bad-input tests compare it), or the error. */
+      digest(): Promise<string>;
+      /** Destroys the engine's GPU device (the device-loss test). */
+      loseDevice(): void;
     };
   }
 }
@@ -64,36 +69,37 @@ function startEngine() {
     s.busy = null;
     s.run = idleRun();
   });
-  engine.start(store.state.backendChoice, settings.tasksMax);
+  engine.start(store.state.backendChoice, settings.tasksMax, settings.gpuLimits);
   setStatus('Starting the engine…');
 }
 
 function failed(m: ErrorMsg) {
-  showError(failureTitle(m.phase), m.message);
   store.update((s) => {
     s.busy = null;
     s.run = idleRun();
   });
   generate.clearProgressText();
+  // The wasm module trapped, or the GPU went away: a fresh engine loads the model and its entries again.
+  if (m.fatal) return recovery.recover(failureTitle(m.phase), m.message);
+  showError(failureTitle(m.phase), m.message);
   setStatus(failureStatus(m.phase));
-  if (m.fatal) {
-    // The wasm module trapped: a fresh engine, which loads the model again.
-    store.update((s) => {
-      s.pendingSource = s.model?.source ?? null;
-      s.model = null;
-    });
-    startEngine();
-  }
 }
 
-const ctx: Ctx = { store, engine, settings, hubEndpoint, startEngine, failed };
+const recovery = createRecovery({ store, engine, startEngine });
+const ctx: Ctx = { store, engine, settings, hubEndpoint, startEngine, failed, recover: recovery.recover };
 
 initErrorBox();
 const variantList = createVariantList(ctx);
 const results = createResults(ctx, { ft: variantList.ft });
 const erase = createEraseForm(ctx, { onConcepts: (concepts) => generate.defaultGrid(concepts) });
 const generate = createGenerate(ctx, { results, ft: variantList.ft, eraseConcepts: erase.concepts });
-const picker = createModelPicker(ctx, { onLoaded: (info) => generate.applyModel(info) });
+const picker = createModelPicker(ctx, {
+  onLoaded: (info) => {
+    generate.applyModel(info);
+    void recovery.afterLoad();
+  },
+  recoveryLoadFailed: recovery.loadFailed,
+});
 createCachePanel(ctx);
 generate.applyShared(shared);
 erase.applyShared(shared);
@@ -110,6 +116,13 @@ initShareButton(() => ({
   edits: enabledEdits(store.state).map((e) => e.info.file),
 }));
 engine.on(picker.onEngine);
+engine.on((e) => {
+  if (e.kind === 'device-lost')
+    recovery.recover(
+      'The GPU device was lost',
+      `WebGPU lost the device (${e.msg.reason}${e.msg.message ? `: ${e.msg.message}` : ''}): a driver reset, the GPU going to sleep or another tab taking it. The studio starts a new engine on a new device and loads the model and its entries again.`,
+    );
+});
 
 window.__studio = {
   ready: () => store.state.engine.status === 'ready' && store.state.busy === null && store.state.model !== null,
@@ -121,6 +134,11 @@ window.__studio = {
     return generate.telemetry.firstImageAt;
   },
   edits: () => store.state.edits.map((e) => ({ id: e.id, enabled: e.enabled, file: e.info.file })),
+  digest: async () => {
+    const m = await engine.request({ type: 'digest' });
+    return m === null ? 'superseded' : m.status === 'digest' ? m.sha256 : `error: ${m.message}`;
+  },
+  loseDevice: () => engine.loseDevice(),
 };
 
 startEngine();

@@ -4,7 +4,7 @@
 // button's label, the shown panes and the variant list are functions of this state, never read
 // back from the DOM.
 
-import type { BackendChoice, EntryInfo, FileEntry, GenerateParams, ModelInfo, ModelSource } from '../protocol';
+import type { BackendChoice, EntryInfo, EntryRequest, FileEntry, GenerateParams, ModelInfo, ModelSource } from '../protocol';
 import type { Variant } from './compare';
 import type { Shared } from './share';
 
@@ -32,6 +32,21 @@ export interface EditEntry {
   id: string;
   info: EntryInfo;
   enabled: boolean;
+  /** How the entry was made, so that a fresh engine can make it again (web/ui/recovery.ts). */
+  recipe: EntryRecipe;
+}
+
+/** An entry's request without its id: the file it was added from (a `File`, never read here), or what it was computed from. */
+export type EntryRecipe = { type: 'entry-add'; file: string; data: Blob } | { type: 'entry-compute'; request: EntryRequest };
+
+/** What a fresh engine must hold again: a model and its entries (device lost, engine crashed, a load failed after dropping the model). */
+export interface RecoveryPlan {
+  source: ModelSource;
+  name: string;
+  entries: readonly EditEntry[];
+  /** Why (the error box's title and text), for the message once it is done. */
+  reason: string;
+  message: string;
 }
 
 /** Where a run's image goes. */
@@ -94,6 +109,8 @@ export interface PageState {
   gridPromptsTouched: boolean;
   /** The hash settings not applied yet (size and the hub repo wait for the model list / model). */
   restore: Shared;
+  /** A recovery under way: the model loading again, then its entries. */
+  recovering: RecoveryPlan | null;
 }
 
 export type Listener = (state: Readonly<PageState>) => void;
@@ -145,6 +162,7 @@ export function initialState(backendChoice: BackendChoice, restore: Shared): Pag
     stepsTouched: restore.steps !== undefined,
     gridPromptsTouched: !!restore.gridPrompts?.length,
     restore: { ...restore },
+    recovering: null,
   };
 }
 

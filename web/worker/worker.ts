@@ -14,6 +14,8 @@ import { cachedFiles, chooseFiles, cpuRefusal, downloadRepo, listRepo, type Remo
 import { MemoryStore, OpfsStore, cacheKey, opfsAvailable, type Store } from '../hub/store';
 import { errorMessage, type EntryInfo, type FromWorker, type ModelInfo, type ModelSource, type Phase, type ToWorker } from '../protocol';
 import { adapterInfoLabel, adapterName, isSoftwareAdapter, softwareAdapterReason, type AdapterInfoLike } from './engine-choice';
+import { destroyGpuDevice, gpuDeviceOptions, gpuLimits, lastGpuError, watchGpuDevice } from './gpu-device';
+import { fetchHeaderPrefix, resolveUrl } from '../hub/download';
 
 /** The dedicated worker's global scope (typed by hand: the DOM and WebWorker libs cannot be mixed). */
 const scope = globalThis as unknown as {
@@ -34,12 +36,40 @@ function post(msg: FromWorker, transfer: Transferable[] = []) {
   scope.postMessage(msg, transfer);
 }
 
+/** Set once the GPU device is lost: every later failure is that, and the page restarts the engine. */
+let deviceLost: { reason: string; message: string } | null = null;
+
+watchGpuDevice({
+  onLost(info) {
+    deviceLost = info;
+    post({ status: 'device-lost', reason: info.reason, message: info.message });
+  },
+});
+
 function fail(phase: Phase, requestId: number | null, e: unknown, modelDropped?: boolean) {
   // A trap (Rust panic, out-of-bounds) leaves the module in an unknown state: the UI replaces the worker.
-  const fatal = e instanceof WebAssembly.RuntimeError;
+  const fatal = e instanceof WebAssembly.RuntimeError || deviceLost !== null;
   let message = errorMessage(e);
-  if (fatal) message = `The studio engine crashed (${message}). It restarts on its own; reload the model and try again.`;
+  const gpu = lastGpuError();
+  if (deviceLost) {
+    message = `The GPU device was lost (${deviceLost.reason}${deviceLost.message ? `: ${deviceLost.message}` : ''}) during this job. The studio starts a new engine and loads the model again, with its entries.`;
+  } else if (gpu?.kind === 'out-of-memory' || /out of memory|OutOfMemory/i.test(message)) {
+    message = outOfMemoryMessage(gpu?.message ?? message);
+  } else if (fatal) {
+    message = `The studio engine crashed (${message}). It restarts on its own and loads the model again.`;
+  }
   post({ status: 'error', requestId, phase, message, fatal, ...(modelDropped === undefined ? {} : { modelDropped }) });
+}
+
+/** What an out-of-memory error on the GPU says to the user (issue 18: how much was asked, what fits). */
+function outOfMemoryMessage(detail: string): string {
+  const limits = gpuLimits();
+  const fits = limits ? ` This GPU allows buffers of up to ${formatBytes(limits.maxBufferSize)} (maxBufferSize) and ${formatBytes(limits.maxStorageBufferBindingSize)} bound for a kernel.` : '';
+  return `The GPU ran out of memory (${detail}).${fits} Choose a smaller image size or a smaller model; the studio starts a new engine and loads the model again.`;
+}
+
+function formatBytes(n: number): string {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(1)} KB`;
 }
 
 /**
@@ -109,6 +139,7 @@ async function readHub(requestId: number, source: Extract<ModelSource, { kind: '
     throw new Error(`${source.repo} has no ${chosen.missing.map((m) => `${m}/`).join(', ')} in diffusers layout with .safetensors weights: the studio cannot load it`);
   const refusal = session?.backend === 'cpu' ? cpuRefusal(source.repo, chosen.files) : null;
   if (refusal) throw new Error(refusal);
+  if (!offline) await checkBeforeDownload(source, chosen.files);
   await downloadRepo({
     endpoint: source.endpoint,
     repo: source.repo,
@@ -129,6 +160,27 @@ async function readHub(requestId: number, source: Extract<ModelSource, { kind: '
     map.set(f.path, blob);
   }
   return { map, bytes: loaded };
+}
+
+/**
+ * Reads the headers of a hub model's weight files by range (a few hundred KB) and lets the
+ * Session refuse, with the numbers, a model that cannot run here (too large for the CPU path or
+ * for this GPU's largest storage buffer) or whose headers are damaged, before gigabytes are
+ * downloaded.
+ */
+async function checkBeforeDownload(source: Extract<ModelSource, { kind: 'hub' }>, files: RemoteFile[]) {
+  const weights = files.filter((f) => f.path.endsWith('.safetensors'));
+  const prefixes = await Promise.all(weights.map((f) => fetchHeaderPrefix(resolveUrl(source.endpoint, source.repo, source.revision, f.path), f.path)));
+  try {
+    ready().checkWeightHeaders(
+      weights.map((f) => f.path),
+      // A size the hub did not list: the largest a wasm32 offset holds (the header's own checks still apply).
+      weights.map((f) => f.size ?? 2 ** 32 - 1),
+      prefixes,
+    );
+  } catch (e) {
+    throw new Error(`${source.repo}: ${errorMessage(e)}. Nothing was downloaded.`);
+  }
 }
 
 /** The model's files as a path → bytes or file map, reporting progress per file. */
@@ -184,6 +236,7 @@ async function handle(msg: ToWorker) {
     case 'init': {
       const t0 = performance.now();
       try {
+        gpuDeviceOptions.defaultLimits = msg.gpuLimits === 'default';
         wasmReady ??= init();
         await wasmReady;
         session?.free();
@@ -303,19 +356,65 @@ async function handle(msg: ToWorker) {
       }
       return;
     }
+    case 'digest': {
+      try {
+        post({ status: 'digest', requestId: msg.requestId, sha256: (await ready().weightsDigest()) as string });
+      } catch (e) {
+        fail('edit', msg.requestId, e);
+      }
+      return;
+    }
+    case 'lose-device':
+      destroyGpuDevice();
+      return;
     case 'cancel':
       session?.cancel();
       return;
   }
 }
 
+/** The request running now (its id and phase), for a failure that reaches no request's `catch`. */
+let running: { requestId: number | null; phase: Phase } | null = null;
+
+const PHASES: Partial<Record<ToWorker['type'], Phase>> = { init: 'init', load: 'load', generate: 'generate', 'entry-add': 'edit', 'entry-compute': 'erase', 'entry-remove': 'edit', 'entry-export': 'edit', digest: 'edit' };
+
+/**
+ * A trap outside any request's call into wasm — wgpu's uncaptured-error handler panics from a
+ * GPU event (an out-of-memory or validation error reported after the call that caused it) — would
+ * otherwise leave the running request waiting forever: it is that request's failure, fatal.
+ */
+function onEscapedError(e: unknown) {
+  if (!(e instanceof WebAssembly.RuntimeError) && deviceLost === null) return;
+  const r = running;
+  running = null;
+  fail(r?.phase ?? 'generate', r?.requestId ?? null, e);
+}
+(globalThis as unknown as { addEventListener(t: string, f: (ev: { error?: unknown; reason?: unknown; preventDefault(): void }) => void): void }).addEventListener('error', (ev) => {
+  if (ev.error instanceof WebAssembly.RuntimeError) {
+    ev.preventDefault();
+    onEscapedError(ev.error);
+  }
+});
+(globalThis as unknown as { addEventListener(t: string, f: (ev: { reason?: unknown; preventDefault(): void }) => void): void }).addEventListener('unhandledrejection', (ev) => {
+  if (ev.reason instanceof WebAssembly.RuntimeError) {
+    ev.preventDefault();
+    onEscapedError(ev.reason);
+  }
+});
+
 /** Requests run one after another; `cancel` must reach a running generation at once. */
 let queue: Promise<void> = Promise.resolve();
 scope.onmessage = (ev: MessageEvent<ToWorker>) => {
   const msg = ev.data;
-  if (msg.type === 'cancel') {
+  if (msg.type === 'cancel' || msg.type === 'lose-device') {
     void handle(msg);
     return;
   }
-  queue = queue.then(() => handle(msg)).catch(() => {});
+  queue = queue
+    .then(async () => {
+      running = { requestId: 'requestId' in msg ? msg.requestId : null, phase: PHASES[msg.type] ?? 'generate' };
+      await handle(msg);
+      running = null;
+    })
+    .catch(() => {});
 };

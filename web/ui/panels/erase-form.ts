@@ -20,7 +20,7 @@ import {
 import type { Shared } from '../share';
 import type { Ctx } from '../context';
 import type { EngineRequest } from '../engine-client';
-import { canAct, nextEditId } from '../store';
+import { canAct, nextEditId, type EntryRecipe } from '../store';
 import { byId, clearError, markInvalid, setStatus, showError } from '../dom';
 
 /** The erase panel's fields per method: labels, placeholders, which inputs show, the button. */
@@ -73,7 +73,7 @@ export function createEraseForm(ctx: Ctx, deps: EraseFormDeps) {
   }
 
   /** Asks the engine for a new entry; its answer joins the store's entries. */
-  async function addEntry(msg: EngineRequest, status: string | null) {
+  async function addEntry(msg: Extract<EngineRequest, { type: 'entry-add' | 'entry-compute' }>, status: string | null) {
     clearError();
     store.update((s) => (s.busy = 'edit'));
     if (status) setStatus(status);
@@ -82,9 +82,10 @@ export function createEraseForm(ctx: Ctx, deps: EraseFormDeps) {
     if (m.status === 'error') return ctx.failed(m);
     if (m.status !== 'entry') return;
     const e = m.entry;
+    const recipe: EntryRecipe = msg.type === 'entry-add' ? { type: 'entry-add', file: msg.file, data: msg.data } : { type: 'entry-compute', request: msg.request };
     store.update((s) => {
       s.busy = null;
-      s.edits = [...s.edits, { id: e.id, info: e, enabled: true }];
+      s.edits = [...s.edits, { id: e.id, info: e, enabled: true, recipe }];
     });
     // The grid starts from the newly erased concept(s) unless the user wrote their own prompts.
     if (e.concepts.length) deps.onConcepts(e.concepts);

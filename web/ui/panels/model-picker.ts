@@ -7,7 +7,7 @@ import { missingMessage, selectModelFiles } from '../../model-files';
 import { HUB_PRESETS, isRepoId } from '../../hub/presets';
 import { backendChoice, formatBytes, formatMs, formatSpeed, fraction } from '../logic';
 import type { Shared } from '../share';
-import type { Ctx } from '../context';
+import { failureTitle, type Ctx } from '../context';
 import type { EngineEvent, ErrorMsg, LoadedMsg, ReadyMsg, Streamed } from '../engine-client';
 import type { BundledModel } from '../store';
 import { byId, clearError, markInvalid, setStatus, showError } from '../dom';
@@ -19,6 +19,8 @@ const HUB_OTHER = 'hub:other';
 export interface ModelPickerDeps {
   /** A model finished loading (the generate form adapts its sizes and defaults). */
   onLoaded(info: ModelInfo): void;
+  /** A load failed: true when it was a recovery's (which then ends; web/ui/recovery.ts). */
+  recoveryLoadFailed(): boolean;
 }
 
 export function createModelPicker(ctx: Ctx, deps: ModelPickerDeps) {
@@ -172,9 +174,25 @@ export function createModelPicker(ctx: Ctx, deps: ModelPickerDeps) {
   function loadFailed(m: ErrorMsg) {
     el.loadBar.hidden = true;
     // A load that failed before the engine dropped the previous model (reading files, a hub
-    // download) keeps it.
+    // download, a folder whose configs or headers are wrong) keeps it.
     const dropped = m.modelDropped !== false;
     const kept = store.state.model;
+    if (dropped && kept && !deps.recoveryLoadFailed() && !m.fatal) {
+      // It failed while reading weights, after the engine had let the previous model go: a fresh
+      // engine loads that one again, with its entries.
+      const n = store.state.edits.length;
+      store.update((s) => {
+        s.busy = null;
+        s.pendingLoad = null;
+      });
+      ctx.recover(
+        failureTitle('load'),
+        `${m.message}\n\n${kept.name} is being loaded again${n ? `, with its ${n} entr${n === 1 ? 'y' : 'ies'}` : ''}.`,
+        { source: kept.source, name: kept.name, entries: store.state.edits },
+      );
+      el.model.value = kept.id;
+      return;
+    }
     store.update((s) => {
       if (dropped) {
         s.model = null;
