@@ -17,8 +17,39 @@ import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'vite';
 import { defineConfig } from 'vitest/config';
+import { contentSecurityPolicy, hubHosts } from './web/security-policy.ts';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
+
+/** The hub hosts the page may contact: huggingface.co and its CDNs, plus STUDIO_HUB_HOSTS. */
+const HUB_HOSTS = hubHosts(process.env.STUDIO_HUB_HOSTS);
+
+/**
+ * The Content-Security-Policy (web/security-policy.ts): a header on every response of the preview
+ * server (the worker's script gets its policy from its own header) and a <meta> in the built
+ * index.html for static hosting. Not in `vite dev`: its injected <style> tags and HMR socket need more.
+ */
+function securityPolicy(): Plugin[] {
+  const header = contentSecurityPolicy(HUB_HOSTS);
+  return [
+    {
+      name: 'security-policy-meta',
+      apply: 'build',
+      transformIndexHtml: () => [{ tag: 'meta', attrs: { 'http-equiv': 'Content-Security-Policy', content: contentSecurityPolicy(HUB_HOSTS, true) }, injectTo: 'head-prepend' }],
+    },
+    {
+      name: 'security-policy-header',
+      configurePreviewServer(server) {
+        server.middlewares.use((_req, res, next) => {
+          res.setHeader('content-security-policy', header);
+          res.setHeader('x-content-type-options', 'nosniff');
+          res.setHeader('referrer-policy', 'no-referrer');
+          next();
+        });
+      },
+    },
+  ];
+}
 
 interface Bundled {
   id: string;
@@ -210,7 +241,8 @@ function hubMirror(): Plugin {
 export default defineConfig({
   root: 'web',
   base: './',
-  plugins: [studioModels(), hubMirror()],
+  plugins: [...securityPolicy(), studioModels(), hubMirror()],
+  define: { __STUDIO_HUB_HOSTS__: JSON.stringify(HUB_HOSTS) },
   worker: { format: 'es' },
   build: {
     outDir: 'dist',

@@ -10,7 +10,11 @@
 //  5. WebGPU absent (Chromium without --enable-unsafe-webgpu): a clear message, CPU path works;
 //     Auto with only the software adapter (SwiftShader): the CPU path, the reason shown;
 //  6. tests/browser/features.mjs: edit files (apply, compare, toggle, revert bit for bit, export),
-//     grid mode, previews, PNG text chunks, the share URL, and hub downloads from a local mirror.
+//     grid mode, previews, PNG text chunks, the share URL, and hub downloads from a local mirror;
+//  7. tests/browser/bad-inputs.mjs: the bad-input corpus, hostile arguments and share links in the
+//     page (weights digest unchanged), device loss and recovery, a model too large for the adapter;
+//  8. tests/browser/security.mjs: the Content-Security-Policy, ?hub= hosts, what share links hold,
+//     and at the end every request of the whole session checked to be to the studio's own origin.
 // Screenshots and a results.json go to tests/browser/out/ (git-ignored).
 //
 // Env: STUDIO_CLI (path of the `studio` binary; the comparison is skipped with a notice if it is
@@ -24,6 +28,7 @@ import {
 } from './lib.mjs';
 import { featureCases } from './features.mjs';
 import { badInputCases, makeHugeRepo } from './bad-inputs.mjs';
+import { originCase, recordRequests, securityCases } from './security.mjs';
 
 const haveCli = existsSync(CLI);
 if (!haveCli) log(`NOTE: ${CLI} not found: the browser-vs-CLI comparison is skipped (build it with cargo build -p cli)`);
@@ -34,10 +39,13 @@ process.env.STUDIO_HUB_MIRROR_REPOS = [process.env.STUDIO_HUB_MIRROR_REPOS, `era
 const { url, proc } = await serve();
 log('serving', url);
 const launched = [];
+/** Every request of the session (security.mjs: all must go to the studio's own origin). */
+const requests = [];
 let exitCode = 0;
 try {
   const gpu = await launch(true);
   launched.push(gpu);
+  recordRequests(gpu.ctx, requests);
 
   await runCase('webgpu: load, generate, compare with the CLI', async () => {
     const { page, consoleErrors, t0 } = await openPage(gpu.ctx, `${url}?model=tiny-sd1&backend=webgpu`);
@@ -158,6 +166,7 @@ try {
 
   await featureCases({ ctx: gpu.ctx, url });
   await badInputCases({ ctx: gpu.ctx, url });
+  await securityCases({ ctx: gpu.ctx, url });
 
   await runCase('auto on a software adapter: the CPU path, with the reason', async () => {
     // Auto passes over SwiftShader (isFallbackAdapter): it is slower than the CPU path.
@@ -179,6 +188,7 @@ try {
   await runCase('no WebGPU: a clear message and the CPU path', async () => {
     const plain = await launch(false);
     launched.push(plain);
+    recordRequests(plain.ctx, requests);
     const { page } = await openPage(plain.ctx, `${url}?model=tiny-sd1`);
     await waitReady(page);
     const msg = await visibleError(page);
@@ -190,6 +200,8 @@ try {
     await page.close();
     return { message: msg };
   });
+
+  await originCase(url, requests);
 } catch (e) {
   exitCode = 1;
 } finally {

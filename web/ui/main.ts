@@ -9,7 +9,7 @@
 //   drop.ts, share-link.ts (share.ts: the hash format)
 
 import type { FromWorker } from '../protocol';
-import { HUB_ENDPOINT } from '../hub/presets';
+import { hubEndpointFrom } from '../hub/presets';
 import { urlSettings } from './logic';
 import { fromHash } from './share';
 import { Store, enabledEdits, idleRun, initialState } from './store';
@@ -50,15 +50,12 @@ declare global {
 const settings = urlSettings(location.search);
 /** Settings restored from the URL hash (a shared experiment). */
 const shared = fromHash(location.hash);
-/** `?hub=` points the hub presets at another server with the hub's URL layout (a mirror; tests use a local one). */
-const hubEndpoint = (() => {
-  const q = new URLSearchParams(location.search).get('hub');
-  try {
-    return q ? new URL(q, location.href).href.replace(/\/$/, '') : HUB_ENDPOINT;
-  } catch {
-    return HUB_ENDPOINT;
-  }
-})();
+/**
+ * `?hub=` points the hub presets at another server with the hub's URL layout (a mirror; tests use
+ * a local one): this origin or a host this build's Content-Security-Policy allows, else refused.
+ */
+const hubChoice = hubEndpointFrom(new URLSearchParams(location.search).get('hub'), __STUDIO_HUB_HOSTS__, location.href);
+const hubEndpoint = hubChoice.endpoint;
 
 const store = new Store(initialState(settings.backend, shared));
 const engine = new EngineClient();
@@ -89,6 +86,7 @@ const recovery = createRecovery({ store, engine, startEngine });
 const ctx: Ctx = { store, engine, settings, hubEndpoint, startEngine, failed, recover: recovery.recover };
 
 initErrorBox();
+if (hubChoice.refused) showError('This hub address is not allowed', hubChoice.refused, true);
 const variantList = createVariantList(ctx);
 const results = createResults(ctx, { ft: variantList.ft });
 const erase = createEraseForm(ctx, { onConcepts: (concepts) => generate.defaultGrid(concepts) });

@@ -102,3 +102,31 @@ export function fromHash(hash: string): Shared {
   for (const k of Object.keys(out) as (keyof Shared)[]) if (out[k] === undefined) delete out[k];
   return out;
 }
+
+/** What a share link may carry beyond the settings: the user ticks each (web/ui/share-link.ts). */
+export interface ShareChoice {
+  /** Prompt, negative prompt, grid prompts and the erase form's concepts, guides, preserve and other prompts. */
+  prompts: boolean;
+  /** Names of the active edit files (never their contents). */
+  fileNames: boolean;
+}
+
+/** Fields holding text the user typed (prompts and concept lists). */
+export const PROMPT_FIELDS = ['prompt', 'negativePrompt', 'gridPrompts', 'concepts', 'guides', 'preserve', 'others'] as const satisfies readonly (keyof Shared)[];
+
+/** `s` without what the user chose not to share. */
+export function shareable(s: Shared, choice: ShareChoice): Shared {
+  const out: Shared = { ...s };
+  if (!choice.prompts) for (const k of PROMPT_FIELDS) delete out[k];
+  if (!choice.fileNames) delete out.edits;
+  return out;
+}
+
+/** A line saying what a link of `s` holds (shown when it is copied). */
+export function shareSummary(s: Shared): string {
+  const typed = PROMPT_FIELDS.filter((k) => s[k] !== undefined && s[k] !== '' && !(Array.isArray(s[k]) && s[k].length === 0));
+  const parts = ['the settings'];
+  if (typed.length > 0) parts.push(`your ${typed.length === 1 && typed[0] === 'prompt' ? 'prompt' : 'prompts and concepts'}`);
+  if (s.edits?.length) parts.push(`${s.edits.length} edit file name${s.edits.length === 1 ? '' : 's'}`);
+  return `it holds ${parts.join(', ')}; never an image or a file's contents`;
+}
