@@ -175,6 +175,26 @@ export type ModelSource =
   /** A repo on the Hugging Face hub (or a server with its URL layout), downloaded into the OPFS cache. */
   | { kind: 'hub'; id: string; name: string; endpoint: string; repo: string; revision: string; pinned?: Record<string, string> };
 
+/** The worker's WebGPU buffers (web/worker/gpu-memory.ts counts them). */
+export interface GpuMemoryStats {
+  /** Buffers created and not yet released (destroyed, or collected without `destroy()`). */
+  liveBuffers: number;
+  /** Their sizes, summed (bytes). */
+  liveBytes: number;
+  /** The most `liveBytes` ever was. */
+  peakBytes: number;
+  /** Buffers created since the worker started. */
+  created: number;
+  /** Buffers destroyed (each counted once), by `destroy()` or by their device's `destroy()`. */
+  destroyed: number;
+  /**
+   * Buffers garbage-collected without `destroy()`. wgpu's WebGPU backend does not destroy a
+   * buffer it drops (wgpu 30 `WebBuffer::drop` is a no-op) and cubecl's `dealloc` only drops it,
+   * so the browser frees such a buffer when the worker's garbage collector reclaims the object.
+   */
+  collected: number;
+}
+
 export type ToWorker =
   /** `gpuLimits: 'default'`: a WebGPU device with the default limits, not the adapter's (a test of a small GPU). */
   | { type: 'init'; backend: BackendChoice; tasksMax?: number; gpuLimits?: 'default' }
@@ -198,6 +218,8 @@ export type ToWorker =
   | { type: 'entry-export'; requestId: number; id: string }
   /** SHA-256 of the loaded weights as they are now (`Session.weightsDigest`; the bad-input tests compare it). */
   | { type: 'digest'; requestId: number }
+  /** The engine's memory now: wasm memory and live GPU buffers (the soak test samples it). Bypasses the queue. */
+  | { type: 'stats'; requestId: number }
   /** Test hook: destroys the engine's GPU device (the device-loss test). Bypasses the queue. */
   | { type: 'lose-device' }
   | { type: 'cancel' };
@@ -256,6 +278,11 @@ export type FromWorker =
     }
   | { status: 'cancelled'; requestId: number; step: number; total: number }
   | { status: 'digest'; requestId: number; sha256: string }
+  /**
+   * `wasmBytes`: the wasm memory's size (it grows, never shrinks; 0 before the module started);
+   * `gpu`: the live WebGPU buffers (null without WebGPU in this worker).
+   */
+  | { status: 'stats'; requestId: number; wasmBytes: number; gpu: GpuMemoryStats | null }
   /** The GPU device went away (`GPUDevice.lost`): the page restarts the engine and loads the model and its entries again. */
   | { status: 'device-lost'; reason: string; message: string }
   | {
@@ -315,6 +342,12 @@ export function isFromWorker(x: unknown): x is FromWorker {
       return isNum(x.requestId) && isNum(x.step) && isNum(x.total);
     case 'digest':
       return isNum(x.requestId) && isStr(x.sha256) && /^[0-9a-f]{64}$/.test(x.sha256);
+    case 'stats':
+      return (
+        isNum(x.requestId) &&
+        isNum(x.wasmBytes) &&
+        (x.gpu === null || (isObj(x.gpu) && ['liveBuffers', 'liveBytes', 'peakBytes', 'created', 'destroyed', 'collected'].every((k) => isNum((x.gpu as Record<string, unknown>)[k]))))
+      );
     case 'device-lost':
       return isStr(x.reason) && isStr(x.message);
     case 'error':

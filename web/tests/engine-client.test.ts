@@ -98,6 +98,21 @@ describe('EngineClient', () => {
     expect(FakeWorker.all.at(-1)!.posted).toEqual([{ type: 'init', backend: 'auto', tasksMax: 2 }]);
   });
 
+  it('answers stats beside the running request, superseding nothing, and leaves them out of the log', async () => {
+    const { engine, worker } = started();
+    const load = engine.request({ type: 'load', source });
+    const stats = engine.stats();
+    expect(worker.posted.at(-1)).toEqual({ type: 'stats', requestId: 1 });
+    worker.say({ status: 'stats', requestId: 1, wasmBytes: 65536, gpu: null });
+    worker.say(loaded(1));
+    expect(await stats).toMatchObject({ status: 'stats', wasmBytes: 65536 });
+    expect(await load).toMatchObject({ status: 'loaded', requestId: 1 });
+    expect(engine.log.map((m) => m.status)).toEqual(['loaded']);
+    const unanswered = engine.stats();
+    engine.start('cpu', undefined);
+    expect(await unanswered).toBeNull();
+  });
+
   it('keeps the messages without pixels in its log and ignores malformed ones', () => {
     const { engine, worker } = started();
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});

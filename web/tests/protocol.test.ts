@@ -33,6 +33,8 @@ describe('isFromWorker', () => {
       { status: 'entry-removed', requestId: 6, id: 'e1', removed: true },
       { status: 'exported', requestId: 6, id: 'e1', file: 'uce-skull.safetensors', data: new Blob([new Uint8Array(8)]) },
       { status: 'download', requestId: 7, repo: 'CompVis/stable-diffusion-v1-4', files: [], offline: false },
+      { status: 'stats', requestId: 8, wasmBytes: 65536, gpu: { liveBuffers: 3, liveBytes: 4096, peakBytes: 8192, created: 9, destroyed: 4, collected: 2 } },
+      { status: 'stats', requestId: 8, wasmBytes: 65536, gpu: null },
     ];
     for (const m of ok) expect(isFromWorker(m), JSON.stringify(m.status)).toBe(true);
   });
@@ -55,6 +57,8 @@ describe('isFromWorker', () => {
       { status: 'disposed' },
       { status: 'preview', requestId: 1, step: 2, width: 2, height: 2, rgba: new Uint8ClampedArray(3) },
       { status: 'error', requestId: 1, phase: 'load', message: 'x' },
+      { status: 'stats', requestId: 8, gpu: null },
+      { status: 'stats', requestId: 8, wasmBytes: 65536, gpu: { liveBuffers: 3, liveBytes: 4096 } },
     ];
     for (const m of bad) expect(isFromWorker(m), JSON.stringify(m)).toBe(false);
   });

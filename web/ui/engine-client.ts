@@ -9,7 +9,8 @@
 
 import { isFromWorker, type BackendChoice, type FromWorker, type ToWorker } from '../protocol';
 
-type WithId = Extract<ToWorker, { requestId: number }>;
+/** `stats` is asked for beside the running request and supersedes nothing (`EngineClient.stats`). */
+type WithId = Exclude<Extract<ToWorker, { requestId: number }>, { type: 'stats' }>;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** A request as the page writes it; the client adds the `requestId`. */
 export type EngineRequest = DistributiveOmit<WithId, 'requestId'>;
@@ -21,6 +22,7 @@ export type ImageMsg = Msg<'image'>;
 export type PreviewMsg = Msg<'preview'>;
 export type EntryMsg = Msg<'entry'>;
 export type LoadedMsg = Msg<'loaded'>;
+export type StatsMsg = Msg<'stats'>;
 
 /** The messages that report a request's progress before its answer. */
 export type Streamed = Msg<'download' | 'loading' | 'progress' | 'preview'>;
@@ -61,6 +63,9 @@ export class EngineClient {
   private worker: Worker | null = null;
   private lastId = 0;
   private pending = new Map<number, Pending>();
+  /** `stats` requests, numbered apart so that asking for them supersedes no request. */
+  private lastStatsId = 0;
+  private statsPending = new Map<number, (m: StatsMsg | null) => void>();
   private listeners: ((e: EngineEvent) => void)[] = [];
 
   on(fn: (e: EngineEvent) => void): void {
@@ -72,6 +77,8 @@ export class EngineClient {
     this.worker?.terminate();
     for (const p of this.pending.values()) p.resolve(null);
     this.pending.clear();
+    for (const resolve of this.statsPending.values()) resolve(null);
+    this.statsPending.clear();
     this.emit({ kind: 'starting' });
     const w = new Worker(new URL('../worker/worker.ts', import.meta.url), { type: 'module', name: 'studio-engine' });
     w.onmessage = (ev: MessageEvent<unknown>) => this.receive(ev.data);
@@ -92,6 +99,19 @@ export class EngineClient {
     return new Promise((resolve) => {
       this.pending.set(requestId, { resolve: resolve as Pending['resolve'], onStream });
       this.post({ ...msg, requestId } as ToWorker, transfer);
+    });
+  }
+
+  /**
+   * The engine's memory now (wasm memory, live GPU buffers), answered at once even while a job
+   * runs; `null` when the engine was restarted before it answered.
+   */
+  stats(): Promise<StatsMsg | null> {
+    const requestId = ++this.lastStatsId;
+    return new Promise((resolve) => {
+      if (!this.worker) return resolve(null);
+      this.statsPending.set(requestId, resolve);
+      this.post({ type: 'stats', requestId });
     });
   }
 
@@ -119,6 +139,12 @@ export class EngineClient {
       return;
     }
     const m = data;
+    // Not logged: a test asks for these after every run.
+    if (m.status === 'stats') {
+      this.statsPending.get(m.requestId)?.(m);
+      this.statsPending.delete(m.requestId);
+      return;
+    }
     if (m.status !== 'image' && m.status !== 'preview' && m.status !== 'exported') this.log.push(m);
     if (this.log.length > 2000) this.log.splice(0, 1000);
     if (m.status === 'ready') return this.emit({ kind: 'ready', msg: m });

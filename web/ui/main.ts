@@ -8,7 +8,7 @@
 //   panels/           model picker, cache, erase form, variant list, generate, results
 //   drop.ts, share-link.ts (share.ts: the hash format)
 
-import type { FromWorker } from '../protocol';
+import type { FromWorker, GpuMemoryStats } from '../protocol';
 import { hubEndpointFrom } from '../hub/presets';
 import { urlSettings } from './logic';
 import { fromHash } from './share';
@@ -43,6 +43,10 @@ declare global {
       digest(): Promise<string>;
       /** Destroys the engine's GPU device (the device-loss test). */
       loseDevice(): void;
+      /** The engine's memory now: wasm memory bytes and live GPU buffers (the soak test samples it). */
+      stats(): Promise<{ wasmBytes: number; gpu: GpuMemoryStats | null }>;
+      /** Sends a cancel to the engine whatever the page is doing (the soak test cancels at every stage). */
+      cancel(): void;
     };
   }
 }
@@ -137,6 +141,12 @@ window.__studio = {
     return m === null ? 'superseded' : m.status === 'digest' ? m.sha256 : `error: ${m.message}`;
   },
   loseDevice: () => engine.loseDevice(),
+  stats: async () => {
+    const m = await engine.stats();
+    if (!m) throw new Error('the engine restarted before it answered');
+    return { wasmBytes: m.wasmBytes, gpu: m.gpu };
+  },
+  cancel: () => engine.cancel(),
 };
 
 startEngine();

@@ -1,7 +1,7 @@
 // The web worker owns the wasm module, the Session and the GPU. It answers `ToWorker` messages
 // with `FromWorker` messages (web/protocol.ts). Requests run one at a time, in order; `cancel`
 // bypasses the queue and is handled between two denoising steps, because the Session yields to
-// this event loop after each step.
+// this event loop after each step (`stats`, the memory figures, bypasses it too).
 //
 // It only relays: the Session owns the model's variant entries (edits, adapters, steering; kept
 // parsed in Rust by id, crates/studio-wasm/src/variants.rs) and, before each run, makes the model
@@ -15,6 +15,7 @@ import { MemoryStore, OpfsStore, cacheKey, opfsAvailable, type Store } from '../
 import { errorMessage, type EntryInfo, type FromWorker, type ModelInfo, type ModelSource, type Phase, type ToWorker } from '../protocol';
 import { adapterInfoLabel, adapterName, isSoftwareAdapter, softwareAdapterReason, type AdapterInfoLike } from './engine-choice';
 import { destroyGpuDevice, gpuDeviceOptions, gpuLimits, lastGpuError, watchGpuDevice } from './gpu-device';
+import { gpuMemoryStats, installGpuAccounting } from './gpu-memory';
 import { fetchHeaderPrefix, resolveUrl } from '../hub/download';
 
 /** The dedicated worker's global scope (typed by hand: the DOM and WebWorker libs cannot be mixed). */
@@ -24,6 +25,8 @@ const scope = globalThis as unknown as {
 };
 
 let wasmReady: Promise<InitOutput> | null = null;
+/** The module's memory once it started (the `stats` request reads its size). */
+let wasmMemory: WebAssembly.Memory | null = null;
 let session: Session | null = null;
 let store: Promise<Store> | null = null;
 
@@ -38,6 +41,9 @@ function post(msg: FromWorker, transfer: Transferable[] = []) {
 
 /** Set once the GPU device is lost: every later failure is that, and the page restarts the engine. */
 let deviceLost: { reason: string; message: string } | null = null;
+
+// Before any device exists: every buffer wgpu creates is counted (the `stats` request).
+installGpuAccounting();
 
 watchGpuDevice({
   onLost(info) {
@@ -238,7 +244,7 @@ async function handle(msg: ToWorker) {
       try {
         gpuDeviceOptions.defaultLimits = msg.gpuLimits === 'default';
         wasmReady ??= init();
-        await wasmReady;
+        wasmMemory = (await wasmReady).memory;
         session?.free();
         session = null;
         // Auto skips a software adapter (engine-choice.ts); an explicit WebGPU choice does not.
@@ -364,6 +370,11 @@ async function handle(msg: ToWorker) {
       }
       return;
     }
+    case 'stats': {
+      // Answered at once, also while a job runs: what the wasm memory and the GPU hold now.
+      post({ status: 'stats', requestId: msg.requestId, wasmBytes: wasmMemory?.buffer.byteLength ?? 0, gpu: gpuMemoryStats() });
+      return;
+    }
     case 'lose-device':
       destroyGpuDevice();
       return;
@@ -406,7 +417,7 @@ function onEscapedError(e: unknown) {
 let queue: Promise<void> = Promise.resolve();
 scope.onmessage = (ev: MessageEvent<ToWorker>) => {
   const msg = ev.data;
-  if (msg.type === 'cancel' || msg.type === 'lose-device') {
+  if (msg.type === 'cancel' || msg.type === 'lose-device' || msg.type === 'stats') {
     void handle(msg);
     return;
   }
