@@ -28,7 +28,11 @@ pub enum ReadError {
     /// Its bytes could not be read (a ranged read failed).
     Io(String),
     /// It holds a NaN or an infinity: `value`, the first, at flat `index`, in `file`.
-    NonFinite { file: String, index: usize, value: f32 },
+    NonFinite {
+        file: String,
+        index: usize,
+        value: f32,
+    },
 }
 
 impl std::fmt::Display for TensorProblem {

@@ -142,6 +142,13 @@ impl StableDiffusion {
                 te_config.vocab_size
             )));
         }
+        if let Some((id, token)) = tokenizer.max_id().filter(|&(id, _)| id as usize >= te_config.vocab_size) {
+            return Err(LoadError::Unsupported(format!(
+                "the tokenizer (tokenizer/) gives the token `{}` the id {id}, outside the text encoder's vocabulary of {} (`vocab_size` in text_encoder/config.json): tokenizer/ and text_encoder/ come from different models",
+                token.escape_debug(),
+                te_config.vocab_size
+            )));
+        }
 
         let unet_config = UNet2DConditionConfig::from_json(&read_text(files, "unet/config.json", "unet")?)?;
         if unet_config.cross_attention_dim != te_config.hidden_size {
@@ -150,8 +157,13 @@ impl StableDiffusion {
                 unet_config.cross_attention_dim, te_config.hidden_size
             )));
         }
-        let unet_files =
-            anchored(component_weights(files, "unet")?, device, "unet", |_| {}, &UNet2DConditionModel::anchors(&unet_config))?;
+        let unet_files = anchored(
+            component_weights(files, "unet")?,
+            device,
+            "unet",
+            |_| {},
+            &UNet2DConditionModel::anchors(&unet_config),
+        )?;
 
         let vae_config = AutoencoderKLConfig::from_json(&read_text(files, "vae/config.json", "vae")?)?;
         let vae_files =

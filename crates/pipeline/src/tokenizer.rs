@@ -579,6 +579,12 @@ impl ClipTokenizer {
     pub fn vocab_size(&self) -> usize {
         self.vocab.len() + self.added.values().filter(|t| !self.vocab.contains_key(&t.content)).count()
     }
+    /// The largest token id it can produce, with its token (vocab.json or an added token).
+    pub fn max_id(&self) -> Option<(u32, &str)> {
+        let vocab = self.vocab.iter().map(|(t, &id)| (id, t.as_str()));
+        let added = self.added.iter().map(|(&id, t)| (id, t.content.as_str()));
+        vocab.chain(added).max_by_key(|&(id, _)| id)
+    }
 }
 
 /// GPT-2's byte → printable character table (CLIP `simple_tokenizer.py` `bytes_to_unicode`), in the

@@ -21,7 +21,8 @@ pub struct SchedulerConfig {
     /// The class that wrote the file (informative only).
     #[serde(rename = "_class_name")]
     pub class_name: Option<String>,
-    pub num_train_timesteps: Option<usize>,
+    /// u64, not usize: a hostile value must get this crate's message on wasm32 too, not serde's.
+    pub num_train_timesteps: Option<u64>,
     #[serde(deserialize_with = "lenient_f64")]
     pub beta_start: Option<f64>,
     #[serde(deserialize_with = "lenient_f64")]
@@ -168,19 +169,23 @@ impl SchedulerConfig {
             .map_err(|e| SchedulerError::Config { reason: e.to_string() })?;
         // The schedule is built as a table of this many betas: a hostile value would exhaust
         // memory (found by the parser fuzzer). Diffusion models train with 1000.
-        if let Some(n) = config.num_train_timesteps.filter(|&n| n > MAX_TRAIN_TIMESTEPS) {
+        if let Some(n) = config.num_train_timesteps.filter(|&n| n > MAX_TRAIN_TIMESTEPS as u64) {
             return Err(SchedulerError::Config {
                 reason: format!(
                     "num_train_timesteps is {n}; the studio accepts at most {MAX_TRAIN_TIMESTEPS} (Stable Diffusion uses 1000)"
                 ),
             });
         }
+        // What every scheduler builds from: checked when the model loads, not at its first
+        // image (a model the page accepted would otherwise replace the loaded one and then fail).
+        config.betas(&BetaDefaults::DDPM)?;
+        config.prediction_type()?;
         Ok(config)
     }
 
     /// `num_train_timesteps`, 1000 when missing (every diffusers scheduler's default).
     pub fn num_train_timesteps(&self) -> usize {
-        self.num_train_timesteps.unwrap_or(1000)
+        self.num_train_timesteps.map_or(1000, |n| n as usize)
     }
 
     /// `prediction_type`, `epsilon` when missing.

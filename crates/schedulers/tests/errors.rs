@@ -19,7 +19,14 @@ fn err_of(kind: SchedulerKind, cfg: &SchedulerConfig, steps: usize) -> Scheduler
 
 #[test]
 fn unknown_beta_schedule_is_named() {
-    let cfg = SchedulerConfig::from_json(&SD1.replace("scaled_linear", "sqrt_cubed")).unwrap();
+    // Refused when the config is read (a model loads with its schedule checked)...
+    let e = SchedulerConfig::from_json(&SD1.replace("scaled_linear", "sqrt_cubed")).unwrap_err();
+    assert!(
+        matches!(&e, SchedulerError::InvalidValue { key: "beta_schedule", value, .. } if value == "sqrt_cubed"),
+        "{e:?}"
+    );
+    // ...and by every scheduler built from one made in code.
+    let cfg = SchedulerConfig { beta_schedule: Some("sqrt_cubed".into()), ..sd1() };
     for kind in SchedulerKind::ALL {
         let e = err_of(kind, &cfg, 20);
         assert!(
@@ -42,9 +49,22 @@ fn bad_values_and_json_are_reported() {
     let cfg = SchedulerConfig::from_json(&SD1.replace("\"leading\"", "\"sideways\"")).unwrap();
     let e = err_of(SchedulerKind::Euler, &cfg, 10);
     assert!(e.to_string().contains("timestep_spacing") && e.to_string().contains("sideways"), "{e}");
-    let cfg = SchedulerConfig::from_json(&SD1.replace("\"epsilon\"", "\"flow\"")).unwrap();
+    let e = SchedulerConfig::from_json(&SD1.replace("\"epsilon\"", "\"flow\"")).unwrap_err();
+    assert!(matches!(e, SchedulerError::InvalidValue { key: "prediction_type", .. }), "{e:?}");
+    let cfg = SchedulerConfig { prediction_type: Some("flow".into()), ..sd1() };
     let e = err_of(SchedulerKind::Ddim, &cfg, 10);
     assert!(matches!(e, SchedulerError::InvalidValue { key: "prediction_type", .. }), "{e:?}");
+    // A schedule that cannot be built is refused when it is read, naming the key.
+    for (key, value, says) in [
+        ("num_train_timesteps", "0", "num_train_timesteps is 0"),
+        ("num_train_timesteps", "4294967296", "num_train_timesteps is 4294967296"),
+        ("beta_end", "-0.5", "beta_end"),
+    ] {
+        let mut json: serde_json::Value = serde_json::from_str(SD1).unwrap();
+        json[key] = serde_json::from_str(value).unwrap();
+        let e = SchedulerConfig::from_json(&json.to_string()).unwrap_err();
+        assert!(e.to_string().contains(says), "{key} = {value}: {e}");
+    }
     let cfg = SchedulerConfig { trained_betas: Some(vec![0.01; 10]), ..sd1() };
     let e = err_of(SchedulerKind::Ddim, &cfg, 5);
     assert!(e.to_string().contains("trained_betas has 10 values"), "{e}");

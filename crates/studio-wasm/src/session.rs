@@ -29,7 +29,6 @@ use crate::browser_host::{BrowserHost, now_ms};
 use crate::edits;
 use crate::engine::{self, ModelInfo, Outcome, StudioParams};
 use crate::error::{StudioError, format_bytes, js_err};
-use diffusion::safetensors_file::{Header, parse_header};
 use crate::files::check_components;
 use crate::js_files::{self, JsFiles};
 use crate::readback::{self, encode_all};
@@ -38,6 +37,7 @@ use crate::steering::{self, Steerer};
 use crate::variants::{EntryInfo, EntryRequest, Variants, file_slug};
 use crate::webgpu::{cpu_device, init_webgpu};
 use burn::tensor::Device;
+use diffusion::safetensors_file::{Header, parse_header};
 use erasure::request::limits::CPU_WEIGHT_LIMIT;
 use pipeline::model::StableDiffusion;
 use std::cell::{Cell, RefCell};
@@ -516,14 +516,20 @@ impl Session {
         self.check_fits(headers.iter().map(|(c, h)| (*c, h))).map_err(|e| JsError::new(&e))
     }
 
-    /// SHA-256 (hex) of the model's weights as it holds them now ([`readback::weights_digest`]:
-    /// every weight an entry can change, and a few that tell one load from another). Tests
+    /// SHA-256 (hex) of the loaded model's weights ([`readback::weights_digest`]: every weight an
+    /// entry can change, and a few that tell one load from another), with every entry off: the
+    /// variant a run left in place is not part of "the model" (each run sets its own). Tests
     /// compare it before and after a bad input; refused while a generation runs.
     #[wasm_bindgen(js_name = weightsDigest)]
     pub fn weights_digest(&self) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let tensors = inner.with_model_mut(|m, _| Ok(readback::digest_tensors(m))).map_err(js_err)?;
+            let tensors = inner
+                .with_model_mut(|m, v| {
+                    v.set_variant(&mut m.unet, &[])?;
+                    Ok(readback::digest_tensors(m))
+                })
+                .map_err(js_err)?;
             Ok(JsValue::from_str(&readback::weights_digest(tensors).await.map_err(js_err)?))
         })
     }
