@@ -197,7 +197,8 @@ export interface GpuMemoryStats {
 
 export type ToWorker =
   /** `gpuLimits: 'default'`: a WebGPU device with the default limits, not the adapter's (a test of a small GPU). */
-  | { type: 'init'; backend: BackendChoice; tasksMax?: number; gpuLimits?: 'default' }
+  /** `gpuBudget`: a stand-in GPU with that many bytes of memory (the out-of-memory test). */
+  | { type: 'init'; backend: BackendChoice; tasksMax?: number; gpuLimits?: 'default'; gpuBudget?: number }
   | { type: 'load'; requestId: number; source: ModelSource }
   /**
    * `edits`: the ids of the variant entries of this run, in order (the Session's `setVariant`:

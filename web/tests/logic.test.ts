@@ -27,11 +27,12 @@ describe('checkForm', () => {
       [{ seed: '-1' }, 'seed', /whole number from 0 to 4294967295/],
       [{ seed: '4294967296' }, 'seed', /0 to 4294967295/],
       [{ seed: '1.5' }, 'seed', /whole number/],
-      [{ steps: '0' }, 'steps', /1 to 500/],
-      [{ steps: '' }, 'steps', /1 to 500/],
-      [{ guidance: 'abc' }, 'guidance', /0 to 50/],
+      [{ steps: '0' }, 'steps', /1 to 500 \(got 0\)/],
+      [{ steps: '' }, 'steps', /1 to 500 \(got nothing\)/],
+      [{ guidance: 'abc' }, 'guidance', /0 to 50 \(got abc;/],
       [{ guidance: '' }, 'guidance', /0 to 50/],
-      [{ size: '500' }, 'size', /multiple of 8/],
+      [{ size: '500' }, 'size', /multiple of 8 pixels from 8 to 2048 \(got 500\)/],
+      [{ seed: '9'.repeat(40) }, 'seed', /got 9{20}…\)/],
       [{ scheduler: 'pndm' }, 'scheduler', /ddim, euler, euler-a, lcm, dpm/],
     ];
     for (const [o, field, msg] of cases) {
@@ -87,6 +88,9 @@ describe('formatting', () => {
     expect(urlSettings('?backend=webgpu-f32').backend).toBe('webgpu-f32');
     expect(urlSettings('?backend=webgpu').backend).toBe('webgpu');
     expect(urlSettings('?backend=f64').backend).toBe('auto');
+    expect(urlSettings('?gpuBudget=300000000').gpuBudget).toBe(300000000);
+    expect(urlSettings('?gpuBudget=-1').gpuBudget).toBeUndefined();
+    expect(urlSettings('?gpuBudget=1e9').gpuBudget).toBeUndefined();
     expect(urlSettings('?tasksMax=-1')).toEqual({ backend: 'auto', model: null, tasksMax: undefined });
   });
 });

@@ -73,7 +73,7 @@ export class EngineClient {
   }
 
   /** Replaces the worker (if any) with a fresh one on `backend`. */
-  start(backend: BackendChoice, tasksMax: number | undefined, gpuLimits?: 'default'): void {
+  start(backend: BackendChoice, tasksMax: number | undefined, gpuLimits?: 'default', gpuBudget?: number): void {
     this.worker?.terminate();
     for (const p of this.pending.values()) p.resolve(null);
     this.pending.clear();
@@ -87,7 +87,7 @@ export class EngineClient {
       this.emit({ kind: 'crashed', message: ev.message || 'the worker script failed to load' });
     };
     this.worker = w;
-    this.post({ type: 'init', backend, tasksMax, ...(gpuLimits ? { gpuLimits } : {}) });
+    this.post({ type: 'init', backend, tasksMax, ...(gpuLimits ? { gpuLimits } : {}), ...(gpuBudget ? { gpuBudget } : {}) });
   }
 
   /**

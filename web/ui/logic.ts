@@ -36,19 +36,25 @@ function int(s: string): number | null {
   return Number.isSafeInteger(n) ? n : null;
 }
 
-/** Validates the form; messages say what to type instead. */
+/** A form value as a message quotes it: at most 20 characters, `nothing` for an empty field. */
+function shown(s: string): string {
+  const t = s.trim();
+  return t === '' ? 'nothing' : t.length > 20 ? `${t.slice(0, 20)}…` : t;
+}
+
+/** Validates the form; messages say what was typed and what to type instead. */
 export function checkForm(v: FormValues, info: Pick<ModelInfo, 'sizeMultiple'> | null): Checked {
   const seed = int(v.seed);
-  if (seed === null || seed > MAX_SEED) return { ok: false, field: 'seed', message: `Seed must be a whole number from 0 to ${MAX_SEED}.` };
+  if (seed === null || seed > MAX_SEED) return { ok: false, field: 'seed', message: `Seed must be a whole number from 0 to ${MAX_SEED} (got ${shown(v.seed)}).` };
   const steps = int(v.steps);
-  if (steps === null || steps < 1 || steps > MAX_STEPS) return { ok: false, field: 'steps', message: `Steps must be a whole number from 1 to ${MAX_STEPS}.` };
+  if (steps === null || steps < 1 || steps > MAX_STEPS) return { ok: false, field: 'steps', message: `Steps must be a whole number from 1 to ${MAX_STEPS} (got ${shown(v.steps)}).` };
   const guidance = Number(v.guidance);
   if (v.guidance.trim() === '' || !Number.isFinite(guidance) || guidance < 0 || guidance > MAX_GUIDANCE)
-    return { ok: false, field: 'guidance', message: `Guidance must be a number from 0 to ${MAX_GUIDANCE} (7.5 is typical; 1 or less turns it off).` };
+    return { ok: false, field: 'guidance', message: `Guidance must be a number from 0 to ${MAX_GUIDANCE} (got ${shown(v.guidance)}; 7.5 is typical, 1 or less turns it off).` };
   const size = int(v.size);
   const m = info?.sizeMultiple ?? 8;
   if (size === null || size < m || size > MAX_SIDE || size % m !== 0)
-    return { ok: false, field: 'size', message: `Size must be a multiple of ${m} pixels, at most ${MAX_SIDE}.` };
+    return { ok: false, field: 'size', message: `Size must be a multiple of ${m} pixels from ${m} to ${MAX_SIDE} (got ${shown(v.size)}).` };
   if (!(SCHEDULERS as readonly string[]).includes(v.scheduler))
     return { ok: false, field: 'scheduler', message: `Scheduler must be one of ${SCHEDULERS.join(', ')}.` };
   return {
@@ -124,16 +130,17 @@ export function backendChoice(v: string | null): BackendChoice {
   return v === 'cpu' || v === 'webgpu' || v === 'webgpu-f32' ? v : 'auto';
 }
 
-/** The URL settings the page starts with (`?backend=cpu&model=tiny-sd1`). */
 /**
- * The page's URL settings: `?backend=`, `?model=`, `?tasksMax=` (kernels a WebGPU submit) and
- * `?gpuLimits=default` (a WebGPU device with the default limits, as the smallest GPU has: tests).
+ * The page's URL settings: `?backend=`, `?model=`, `?tasksMax=` (kernels a WebGPU submit),
+ * `?gpuLimits=default` (a WebGPU device with the default limits, as the smallest GPU has: tests)
+ * and `?gpuBudget=BYTES` (a stand-in GPU with that much memory: the out-of-memory test).
  */
 export interface UrlSettings {
   backend: BackendChoice;
   model: string | null;
   tasksMax: number | undefined;
   gpuLimits: 'default' | undefined;
+  gpuBudget: number | undefined;
 }
 
 export function urlSettings(search: string): UrlSettings {
@@ -144,6 +151,7 @@ export function urlSettings(search: string): UrlSettings {
     model: q.get('model'),
     tasksMax: Number.isInteger(t) && t > 0 ? t : undefined,
     gpuLimits: q.get('gpuLimits') === 'default' ? 'default' : undefined,
+    gpuBudget: /^\d{1,15}$/.test(q.get('gpuBudget') ?? '') && Number(q.get('gpuBudget')) > 0 ? Number(q.get('gpuBudget')) : undefined,
   };
 }
 

@@ -70,7 +70,7 @@ function startEngine() {
     s.busy = null;
     s.run = idleRun();
   });
-  engine.start(store.state.backendChoice, settings.tasksMax, settings.gpuLimits);
+  engine.start(store.state.backendChoice, settings.tasksMax, settings.gpuLimits, settings.gpuBudget);
   setStatus('Starting the engine…');
 }
 

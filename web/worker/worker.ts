@@ -14,7 +14,7 @@ import { cachedFiles, chooseFiles, cpuRefusal, downloadRepo, listRepo, type Remo
 import { MemoryStore, OpfsStore, cacheKey, opfsAvailable, type Store } from '../hub/store';
 import { errorMessage, type EntryInfo, type FromWorker, type ModelInfo, type ModelSource, type Phase, type ToWorker } from '../protocol';
 import { adapterInfoLabel, adapterName, isSoftwareAdapter, softwareAdapterReason, type AdapterInfoLike } from './engine-choice';
-import { destroyGpuDevice, gpuDeviceOptions, gpuLimits, lastGpuError, watchGpuDevice } from './gpu-device';
+import { destroyGpuDevice, gpuBudget, gpuDeviceOptions, gpuLimits, lastGpuError, watchGpuDevice, type GpuErrorRecord } from './gpu-device';
 import { gpuMemoryStats, installGpuAccounting } from './gpu-memory';
 import { fetchHeaderPrefix, resolveUrl } from '../hub/download';
 
@@ -50,17 +50,26 @@ watchGpuDevice({
     deviceLost = info;
     post({ status: 'device-lost', reason: info.reason, message: info.message });
   },
+  // A GPU out of memory leaves invalid buffers behind: the running job ends, and the engine is
+  // replaced (whether or not wgpu's own handler traps on it too: the first one to fail it wins).
+  onError(e) {
+    if (e.kind !== 'out-of-memory' || !running) return;
+    const r = running;
+    running = null;
+    fail(r.phase, r.requestId, new Error(e.message), undefined, true);
+  },
 });
+gpuDeviceOptions.heldBytes = () => gpuMemoryStats()?.liveBytes ?? null;
 
-function fail(phase: Phase, requestId: number | null, e: unknown, modelDropped?: boolean) {
+function fail(phase: Phase, requestId: number | null, e: unknown, modelDropped?: boolean, forceFatal = false) {
   // A trap (Rust panic, out-of-bounds) leaves the module in an unknown state: the UI replaces the worker.
-  const fatal = e instanceof WebAssembly.RuntimeError || deviceLost !== null;
+  const fatal = forceFatal || e instanceof WebAssembly.RuntimeError || deviceLost !== null;
   let message = errorMessage(e);
   const gpu = lastGpuError();
   if (deviceLost) {
     message = `The GPU device was lost (${deviceLost.reason}${deviceLost.message ? `: ${deviceLost.message}` : ''}) during this job. The studio starts a new engine and loads the model again, with its entries.`;
   } else if (gpu?.kind === 'out-of-memory' || /out of memory|OutOfMemory/i.test(message)) {
-    message = outOfMemoryMessage(gpu?.message ?? message);
+    message = outOfMemoryMessage(gpu ?? { kind: 'out-of-memory', message });
   } else if (fatal) {
     message = `The studio engine crashed (${message}). It restarts on its own and loads the model again.`;
   }
@@ -68,10 +77,16 @@ function fail(phase: Phase, requestId: number | null, e: unknown, modelDropped?:
 }
 
 /** What an out-of-memory error on the GPU says to the user (issue 18: how much was asked, what fits). */
-function outOfMemoryMessage(detail: string): string {
+function outOfMemoryMessage(e: GpuErrorRecord): string {
   const limits = gpuLimits();
-  const fits = limits ? ` This GPU allows buffers of up to ${formatBytes(limits.maxBufferSize)} (maxBufferSize) and ${formatBytes(limits.maxStorageBufferBindingSize)} bound for a kernel.` : '';
-  return `The GPU ran out of memory (${detail}).${fits} Choose a smaller image size or a smaller model; the studio starts a new engine and loads the model again.`;
+  const budget = gpuBudget();
+  const asked =
+    e.askedBytes !== undefined
+      ? ` It asked for a buffer of ${formatBytes(e.askedBytes)}${e.heldBytes != null ? ` while its buffers held ${formatBytes(e.heldBytes)}` : ''}.`
+      : '';
+  const room = budget > 0 ? ` This GPU has ${formatBytes(budget)} for the studio (the stand-in of ?gpuBudget=)${e.heldBytes != null ? `, ${formatBytes(Math.max(0, budget - e.heldBytes))} of it free then` : ''}.` : '';
+  const fits = limits ? ` A single buffer may be up to ${formatBytes(limits.maxBufferSize)} (maxBufferSize), ${formatBytes(limits.maxStorageBufferBindingSize)} bound for a kernel; WebGPU does not tell how much memory the GPU has in all.` : '';
+  return `The GPU ran out of memory (${e.message}).${asked}${room}${fits} Choose a smaller image size, fewer images at once or a smaller model; the studio starts a new engine and loads the model again.`;
 }
 
 function formatBytes(n: number): string {
@@ -243,6 +258,7 @@ async function handle(msg: ToWorker) {
       const t0 = performance.now();
       try {
         gpuDeviceOptions.defaultLimits = msg.gpuLimits === 'default';
+        gpuDeviceOptions.budgetBytes = msg.gpuBudget ?? 0;
         wasmReady ??= init();
         wasmMemory = (await wasmReady).memory;
         session?.free();

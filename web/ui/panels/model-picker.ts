@@ -162,13 +162,14 @@ export function createModelPicker(ctx: Ctx, deps: ModelPickerDeps) {
     el.loadBar.hidden = true;
     el.hubPanel.hidden = true;
     fillModelSelect();
-    deps.onLoaded(m.info);
     const about =
       source.kind === 'url' ? store.state.bundled.find((b) => b.id === source.id)?.description : source.kind === 'hub' ? `${source.repo} from the hub cache.` : 'From a local folder.';
     el.modelMeta.textContent =
       `${about ? `${about} ` : ''}${formatBytes(m.bytes)} · ${m.info.defaultWidth}×${m.info.defaultHeight} px · ` +
       `text ${m.info.textWidth}-d × ${m.info.textLayers} layers · loaded in ${formatMs(m.ms)}`;
     setStatus(`Ready: ${m.name} on ${store.state.engine.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}. Type a prompt and press Generate.`);
+    // Last: a recovery with no entries to add again says "Recovered" at once, after this status.
+    deps.onLoaded(m.info);
   }
 
   function loadFailed(m: ErrorMsg) {
