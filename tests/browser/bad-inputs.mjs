@@ -10,6 +10,9 @@
 //    entries (ids, on/off) are compared with those before, and a final image with the first one;
 //  - the GPU device destroyed mid-run: the job ends with a message, a new engine on a new device
 //    loads the model and its entries again (same digest, same entries, same pixels);
+//  - a GPU out of memory (`?gpuBudget=`, a stand-in GPU half as large again as the most a small
+//    run holds): a 512 px image ends with a message saying what was asked and what fits, the studio
+//    recovers and the small image comes out as before;
 //  - a model whose largest tensor is more than the GPU's largest storage buffer (a device with
 //    WebGPU's default limits, `?gpuLimits=default`) is refused before any download, with the numbers.
 
@@ -59,6 +62,13 @@ export function makeHugeRepo() {
   return dir;
 }
 
+/** A screenshot with the message in view (a file input may have scrolled the page away from it). */
+async function shot(page, path) {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.locator('[data-testid="error"]').scrollIntoViewIfNeeded().catch(() => {});
+  await page.screenshot({ path });
+}
+
 const state = (page) => page.evaluate(async () => ({ digest: await window.__studio.digest(), edits: window.__studio.edits() }));
 
 async function waitIdle(page, timeout = 120_000) {
@@ -97,6 +107,19 @@ async function forceSelect(page, id, value) {
   }, [id, value]);
 }
 
+/**
+ * Types text into a number field the way a browser without number inputs (or a hand-edited page)
+ * would: the value is set and an input event fired (playwright's fill refuses text there).
+ */
+async function typeInto(page, id, value) {
+  await page.evaluate(([i, v]) => {
+    const el = document.querySelector(`[data-testid="${i}"]`);
+    el.type = 'text';
+    el.value = v;
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  }, [id, value]);
+}
+
 /** How each argument case of the corpus is given to the page; null: the page has no such input. */
 function pageAction(c, files) {
   const long = (() => {
@@ -122,8 +145,8 @@ function pageAction(c, files) {
     'arg-height-zero': form((p) => forceSelect(p, 'size', '0')),
     'arg-height-huge': form((p) => forceSelect(p, 'size', '100000')),
     'arg-height-not-multiple': form((p) => forceSelect(p, 'size', '63')),
-    'arg-guidance-nan': form((p) => p.fill(tid('guidance'), 'NaN')),
-    'arg-guidance-inf': form((p) => p.fill(tid('guidance'), 'inf')),
+    'arg-guidance-nan': form((p) => typeInto(p, 'guidance', 'NaN')),
+    'arg-guidance-inf': form((p) => typeInto(p, 'guidance', 'inf')),
     'arg-guidance-negative': form((p) => p.fill(tid('guidance'), '-3')),
     'arg-long-hostile-prompt': form((p) => p.fill(tid('prompt'), long)),
     'arg-sld-unknown': erase('sld', '', 'preset=extreme'),
@@ -145,14 +168,14 @@ function pageAction(c, files) {
 
 /** What the page must say for a case where its words differ from the CLI's (flags are form fields there). */
 const PAGE_EXPECT = {
-  'arg-steps-zero': [/steps/i],
-  'arg-steps-huge': [/steps/i, /500/],
+  'arg-steps-zero': [/steps/i, /got 0/],
+  'arg-steps-huge': [/steps/i, /500/, /got 100000/],
   'arg-height-zero': [/size|height/i],
   'arg-height-huge': [/size|height/i, /2048/],
   'arg-height-not-multiple': [/63/, /multiple/i],
-  'arg-guidance-nan': [/guidance/i],
-  'arg-guidance-inf': [/guidance/i, /50/],
-  'arg-guidance-negative': [/guidance/i],
+  'arg-guidance-nan': [/guidance/i, /got NaN/],
+  'arg-guidance-inf': [/guidance/i, /50/, /got inf/],
+  'arg-guidance-negative': [/guidance/i, /got -3/],
   'arg-sld-unknown': [/unknown SLD preset `extreme`/],
   'arg-safree-empty': [/keyword/],
   'arg-ring-a-bell-malformed': [/no pipe here/],
@@ -190,6 +213,10 @@ export async function badInputCases({ ctx, url }) {
     // An entry, so that "unchanged" covers the variants too: an edit file, left on.
     await page.setInputFiles(tid('edit-input'), EDIT);
     await waitIdle(page);
+    // A run first (the edited variant is left in place): the digest is of the loaded model with
+    // every entry off all the same (Session.weightsDigest), and the entries are compared apart.
+    await generate(page);
+    await waitIdle(page);
     const before = await state(page);
     assert(/^[0-9a-f]{64}$/.test(before.digest) && before.edits.length === 1, `state before: ${JSON.stringify(before)}`);
     const rows = [];
@@ -206,26 +233,36 @@ export async function badInputCases({ ctx, url }) {
 
     let shots = 0;
     for (const c of CORPUS.cases) {
+      try {
+        shots += await runOne(c);
+      } catch (e) {
+        failures.push(`${c.id}: ${String(e.message).split('\n')[0]} (busy: ${await page.evaluate(() => window.__studio.busy())}, error: ${await visibleError(page)})`);
+        await waitIdle(page).catch(() => {});
+        await clearErr(page);
+      }
+    }
+    async function runOne(c) {
+      let shots = 0;
       const folder = join(dir, c.id);
       if (existsSync(folder) && !c.args) {
-        if (c.ok) continue; // a folder the studio accepts (an EOS-less vocab) would replace the model: the CLI covers it
+        if (c.ok) return shots; // a folder the studio accepts (an EOS-less vocab) would replace the model: the CLI covers it
         const err0 = await visibleError(page);
         await page.setInputFiles(tid('folder-input'), folder);
         const msg = await newError(page, err0);
         // A folder that fails while its weights are read (after the engine let the model go)
         // is followed by the previous model's reload: wait for it.
         await waitIdle(page);
-        await check(c.id, msg, c.page ?? c.expect);
         if (c.id === 'st-nan-weights' || c.id === 'cfg-text-hidden-huge') {
-          await page.screenshot({ path: join(SHOTS, `bad-input-${c.id}.png`) });
+          await shot(page, join(SHOTS, `bad-input-${c.id}.png`));
           shots++;
         }
-        continue;
+        await check(c.id, msg, c.page ?? c.expect);
+        return shots;
       }
       const act = pageAction(c, files);
       if (!act) {
         rows.push({ id: c.id, skipped: 'no such input in the page (a CLI-only flag or command)' });
-        continue;
+        return shots;
       }
       const err0 = await visibleError(page);
       await act(page);
@@ -235,22 +272,23 @@ export async function badInputCases({ ctx, url }) {
         const err = await visibleError(page);
         if (err && err !== err0) failures.push(`${c.id}: failed in the page: ${err}`);
         await check(c.id, null, [], true);
-        continue;
+        return shots;
       }
       const msg = await newError(page, err0);
       await waitIdle(page);
-      await check(c.id, msg, PAGE_EXPECT[c.id] ?? c.expect);
       if (c.id === 'lora-for-sdxl') {
-        await page.screenshot({ path: join(SHOTS, `bad-input-${c.id}.png`) });
+        await shot(page, join(SHOTS, `bad-input-${c.id}.png`));
         shots++;
       }
+      await check(c.id, msg, PAGE_EXPECT[c.id] ?? c.expect);
+      return shots;
     }
     // The model still makes the first image, bit for bit.
     await setParams(page, P);
     await page.evaluate(() => document.querySelector('[data-testid="edit-toggle-0"]')?.click());
-    const last = await generate(page);
-    const d = maxDiff(first, last).max;
-    if (d !== 0) failures.push(`the image after the corpus differs from the first (max |Δ| ${d})`);
+    const last = await generate(page).catch((e) => (failures.push(`the image after the corpus: ${e.message}`), null));
+    const d = last ? maxDiff(first, last).max : null;
+    if (last && d !== 0) failures.push(`the image after the corpus differs from the first (max |Δ| ${d})`);
     await page.close();
 
     // Share links: the page opens, loads, generates.
@@ -290,6 +328,7 @@ export async function badInputCases({ ctx, url }) {
     await page.waitForFunction(() => window.__studio.edits().length === 2 && window.__studio.busy() === null, null, { timeout: 120_000 });
     await page.click(tid('edit-toggle-0')); // off: the on/off state must come back too
     const img = await generate(page);
+    await waitIdle(page); // the edited image follows the original
     const before = await state(page);
     // A long run, then the device goes away under it.
     await page.fill(tid('steps'), '400');
@@ -302,15 +341,53 @@ export async function badInputCases({ ctx, url }) {
     const after = await state(page);
     const status = await page.textContent(tid('status'));
     const finalMessage = await visibleError(page);
-    await page.screenshot({ path: join(SHOTS, 'device-lost.png') });
-    assert(after.digest === before.digest, `digest after recovery ${after.digest} vs ${before.digest}`);
+    await shot(page, join(SHOTS, 'device-lost.png'));
     assert(JSON.stringify(after.edits) === JSON.stringify(before.edits), `entries after recovery ${JSON.stringify(after.edits)} vs ${JSON.stringify(before.edits)}`);
     assert(/WebGPU/.test(await page.textContent(tid('engine'))), 'the new engine is not on WebGPU');
     await page.fill(tid('steps'), String(P.steps));
     const again = await generate(page);
+    await waitIdle(page);
+    // The loaded weights (every entry off) before the loss and after.
+    const ran = await state(page);
+    assert(after.digest === before.digest, `digest after recovery ${after.digest} vs ${before.digest}`);
+    assert(ran.digest === before.digest, `digest after a run after recovery ${ran.digest} vs ${before.digest}`);
     assert(maxDiff(img, again).max === 0, 'the image after recovery differs');
     await page.close();
-    return { message, finalMessage, status: status.trim() };
+    return { message, finalMessage, status: status.trim(), digest: before.digest.slice(0, 16) };
+  });
+
+  await runCase('out of GPU memory: the job ends saying what was asked and what fits, the studio recovers', async () => {
+    // The most the tiny model held on the GPU during a small run (burn's pool included)...
+    const { page: probe } = await openPage(ctx, `${url}?model=tiny-sd1&backend=webgpu`);
+    await waitReady(probe);
+    await setParams(probe, P);
+    await generate(probe);
+    const held = (await probe.evaluate(() => window.__studio.stats())).gpu.peakBytes;
+    await probe.close();
+    // ...then a stand-in GPU with half as much again: the small run fits, a 512 px one does not.
+    const budget = Math.ceil(held * 1.5);
+    const { page } = await openPage(ctx, `${url}?model=tiny-sd1&backend=webgpu&gpuBudget=${budget}`);
+    await waitReady(page);
+    await setParams(page, P);
+    const small = await generate(page);
+    const big = 512;
+    await forceSelect(page, 'size', String(big));
+    const err0 = await visibleError(page);
+    await page.click(tid('generate'));
+    await page.waitForFunction((e0) => {
+      const e = document.querySelector('[data-testid="error"]');
+      return e && !e.hidden && e.textContent !== e0 && /memory/.test(e.textContent);
+    }, err0, { timeout: 120_000, polling: 50 });
+    const message = await visibleError(page);
+    await shot(page, join(SHOTS, 'out-of-memory.png'));
+    for (const p of [/ran out of memory/, /asked for a buffer of [\d.]+ [KMG]B while its buffers held [\d.]+ [KMG]B/, /stand-in of \?gpuBudget=/, /maxBufferSize/, /smaller image size/])
+      assert(p.test(message), `message ${JSON.stringify(message)} lacks ${p}`);
+    await page.waitForFunction(() => window.__studio.ready() && /Recovered/.test(document.querySelector('[data-testid="status"]').textContent), null, { timeout: 120_000, polling: 50 });
+    await page.selectOption(tid('size'), String(P.size));
+    const again = await generate(page);
+    assert(maxDiff(small, again).max === 0, 'the small image after recovery differs');
+    await page.close();
+    return { peakOfSmallRun: held, budget, bigSize: big, message };
   });
 
   await runCase('too large for this GPU: refused before download, with the numbers', async () => {
@@ -324,7 +401,7 @@ export async function badInputCases({ ctx, url }) {
     const err0 = await visibleError(page);
     await page.click(tid('hub-download'));
     const msg = await newError(page, err0);
-    await page.screenshot({ path: join(SHOTS, 'too-large-for-gpu.png') });
+    await shot(page, join(SHOTS, 'too-large-for-gpu.png'));
     for (const p of [/token_embedding/, /151\.7 MB|151\.8 MB/, /134\.2 MB/, /maxStorageBufferBindingSize/, /Nothing was downloaded/]) assert(p.test(msg), `message ${JSON.stringify(msg)} lacks ${p}`);
     const logAfter = await (await fetch(`${url}hub-mirror/_log`)).json();
     const fresh = logAfter.slice(logBefore.length);

@@ -13,7 +13,9 @@
 //     grid mode, previews, PNG text chunks, the share URL, and hub downloads from a local mirror;
 //  7. tests/browser/bad-inputs.mjs: the bad-input corpus, hostile arguments and share links in the
 //     page (weights digest unchanged), device loss and recovery, a model too large for the adapter;
-//  8. tests/browser/security.mjs: the Content-Security-Policy, ?hub= hosts, what share links hold,
+//  8. tests/browser/soak.mjs: 200 generations in one page (wasm memory flat, GPU memory level) and
+//     a cancel at every stage (the next image exact);
+//  9. tests/browser/security.mjs: the Content-Security-Policy, ?hub= hosts, what share links hold,
 //     and at the end every request of the whole session checked to be to the studio's own origin.
 // Screenshots and a results.json go to tests/browser/out/ (git-ignored).
 //
@@ -29,6 +31,7 @@ import {
 import { featureCases } from './features.mjs';
 import { badInputCases, makeHugeRepo } from './bad-inputs.mjs';
 import { originCase, recordRequests, securityCases } from './security.mjs';
+import { soakCases } from './soak.mjs';
 
 const haveCli = existsSync(CLI);
 if (!haveCli) log(`NOTE: ${CLI} not found: the browser-vs-CLI comparison is skipped (build it with cargo build -p cli)`);
@@ -166,6 +169,7 @@ try {
 
   await featureCases({ ctx: gpu.ctx, url });
   await badInputCases({ ctx: gpu.ctx, url });
+  await soakCases({ ctx: gpu.ctx, url });
   await securityCases({ ctx: gpu.ctx, url });
 
   await runCase('auto on a software adapter: the CPU path, with the reason', async () => {
