@@ -56,13 +56,10 @@ async function addEdit(page, file) {
   );
 }
 
+/** The bytes a download link gives, clicked as a user would (the page's policy forbids fetching blob: URLs). */
 async function fetchBytes(page, selector) {
-  const arr = await page.evaluate(async (sel) => {
-    const a = document.querySelector(sel);
-    const r = await fetch(a.href);
-    return Array.from(new Uint8Array(await r.arrayBuffer()));
-  }, selector);
-  return Buffer.from(arr);
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 30_000 }), page.click(selector)]);
+  return readFileSync(await download.path());
 }
 
 /** Tensors of two edit files: same names, and the largest difference relative to the CLI's largest value. */
