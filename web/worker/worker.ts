@@ -160,7 +160,11 @@ async function readHub(requestId: number, source: Extract<ModelSource, { kind: '
     throw new Error(`${source.repo} has no ${chosen.missing.map((m) => `${m}/`).join(', ')} in diffusers layout with .safetensors weights: the studio cannot load it`);
   const refusal = session?.backend === 'cpu' ? cpuRefusal(source.repo, chosen.files) : null;
   if (refusal) throw new Error(refusal);
-  if (!offline) await checkBeforeDownload(source, chosen.files);
+  // Nothing to download (every weight file complete in the cache): no request at all, and the
+  // load's own check reads the cached headers; otherwise the headers are checked by range first.
+  const inCache = new Set(offline ? chosen.files.map((f) => f.path) : (await cachedFiles(st, source.endpoint, source.repo, source.revision)).map((f) => f.path));
+  const toFetch = chosen.files.filter((f) => f.path.endsWith('.safetensors') && !inCache.has(f.path));
+  if (!offline && toFetch.length) await checkBeforeDownload(source, chosen.files);
   await downloadRepo({
     endpoint: source.endpoint,
     repo: source.repo,
