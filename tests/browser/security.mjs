@@ -127,7 +127,15 @@ export async function securityCases({ ctx, url }) {
     await page.click(tid('share'));
     const withAll = decodeURIComponent((await page.inputValue(tid('share-url'))).replace(/\+/g, ' '));
     assert(withAll.includes(PARAMS.prompt) && withAll.includes('hidden concept'), `the full link lacks the prompt: ${withAll}`);
-    const status1 = await page.textContent(tid('status'));
+    // The status follows the clipboard write (asynchronous): wait for it.
+    const shareStatus = async (not) => {
+      await page.waitForFunction((n) => {
+        const t = document.querySelector('[data-testid="status"]').textContent;
+        return /Share link/.test(t) && (n === null || t !== n);
+      }, not, { timeout: 10_000, polling: 20 }).catch(() => {});
+      return page.textContent(tid('status'));
+    };
+    const status1 = await shareStatus(null);
     assert(/your prompts and concepts/.test(status1) && /never an image or a file's contents/.test(status1), `status: ${status1}`);
     await page.uncheck(tid('share-prompts'));
     const without = decodeURIComponent((await page.inputValue(tid('share-url'))).replace(/\+/g, ' '));
@@ -136,7 +144,7 @@ export async function securityCases({ ctx, url }) {
     const address = decodeURIComponent((await page.evaluate(() => location.href)).replace(/\+/g, ' '));
     assert(!address.includes(PARAMS.prompt), 'the prompt stayed in the address bar');
     await page.click(tid('share'));
-    const status2 = await page.textContent(tid('status'));
+    const status2 = await shareStatus(status1);
     assert(!/prompts/.test(status2), `status: ${status2}`);
     assert(/seed=5/.test(without) && /steps=2/.test(without), `settings missing: ${without}`);
     await page.close();
