@@ -61,6 +61,15 @@ watchGpuDevice({
 });
 gpuDeviceOptions.heldBytes = () => gpuMemoryStats()?.liveBytes ?? null;
 
+/** Whether the session still holds a model (false when it cannot say: a trapped module). */
+function stillHoldsModel(): boolean {
+  try {
+    return session?.hasModel ?? false;
+  } catch {
+    return false;
+  }
+}
+
 function fail(phase: Phase, requestId: number | null, e: unknown, modelDropped?: boolean, forceFatal = false) {
   // A trap (Rust panic, out-of-bounds) leaves the module in an unknown state: the UI replaces the worker.
   const fatal = forceFatal || e instanceof WebAssembly.RuntimeError || deviceLost !== null;
@@ -289,20 +298,20 @@ async function handle(msg: ToWorker) {
     }
     case 'load': {
       const t0 = performance.now();
-      let dropped = false;
       try {
         const s = ready();
         const { map, bytes } = await readSource(msg.requestId, msg.source);
-        // The session drops the previous model, with its entries.
-        dropped = true;
+        // The session checks the new model, then drops the previous one with its entries.
         const info = parsed<ModelInfo>(s.loadModel(map));
         map.clear();
         const name = msg.source.name;
         const wasmBytes = (await wasmReady)?.memory.buffer.byteLength;
         post({ status: 'loaded', requestId: msg.requestId, name, info, bytes, ms: performance.now() - t0, wasmBytes });
       } catch (e) {
-        // Until loadModel runs (files read, hub download), the previous model stays loaded.
-        fail('load', msg.requestId, e, dropped || !session?.hasModel);
+        // The previous model stays loaded while files are read and downloaded and while loadModel
+        // checks the new one (configs, headers, anchors, fit); the session says whether it still
+        // holds it (not after a trap: that replaces the worker anyway).
+        fail('load', msg.requestId, e, !stillHoldsModel());
       }
       return;
     }
