@@ -223,7 +223,7 @@ export async function badInputCases({ ctx, url }) {
     const failures = [];
     const check = async (id, msg, patterns, ok = false) => {
       const after = await state(page);
-      const row = { id, message: (msg ?? '').slice(0, 300), same: after.digest === before.digest && JSON.stringify(after.edits) === JSON.stringify(before.edits) };
+      const row = { id, message: (msg ?? '').slice(0, 300), reloaded: /loaded again/.test(msg ?? ''), same: after.digest === before.digest && JSON.stringify(after.edits) === JSON.stringify(before.edits) };
       rows.push(row);
       if (!ok && !msg) failures.push(`${id}: no message`);
       for (const p of patterns) if (!ok && !(p instanceof RegExp ? p.test(msg ?? '') : (msg ?? '').includes(p))) failures.push(`${id}: ${JSON.stringify(row.message)} lacks ${p}`);
@@ -313,7 +313,7 @@ export async function badInputCases({ ctx, url }) {
     assert(tried >= 60, `only ${tried} cases tried in the page`);
     assert(consoleErrors.filter((e) => !/Failed to load resource|wgpu|panicked|RuntimeError|unreachable/.test(e)).length === 0, `console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
     // Refusals found only while the weights were read (after the old model was let go) reload it.
-    const reloaded = rows.filter((r) => /loaded again/.test(r.message ?? '')).map((r) => r.id);
+    const reloaded = rows.filter((r) => r.reloaded).map((r) => r.id);
     return { tried, skipped: rows.filter((r) => r.skipped).map((r) => r.id), reloaded, screenshots: shots, digest: before.digest.slice(0, 16) };
   });
 
