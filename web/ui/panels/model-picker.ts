@@ -206,8 +206,6 @@ export function createModelPicker(ctx: Ctx, deps: ModelPickerDeps) {
       el.model.value = '';
     } else if (kept) {
       el.modelMeta.textContent = `${kept.name} is still loaded.`;
-      // The picker shows the model in use, not the folder that was refused.
-      el.model.value = kept.id;
     }
     ctx.failed(m);
   }
