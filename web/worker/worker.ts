@@ -54,9 +54,7 @@ watchGpuDevice({
   // replaced (whether or not wgpu's own handler traps on it too: the first one to fail it wins).
   onError(e) {
     if (e.kind !== 'out-of-memory' || !running) return;
-    const r = running;
-    running = null;
-    fail(r.phase, r.requestId, new Error(e.message), undefined, true);
+    failRunning(new Error(e.message), true);
   },
 });
 gpuDeviceOptions.heldBytes = () => gpuMemoryStats()?.liveBytes ?? null;
@@ -425,9 +423,14 @@ const PHASES: Partial<Record<ToWorker['type'], Phase>> = { init: 'init', load: '
  */
 function onEscapedError(e: unknown) {
   if (!(e instanceof WebAssembly.RuntimeError) && deviceLost === null) return;
+  failRunning(e);
+}
+
+/** Ends the running request (if any) with `e`, outside its own call into wasm. */
+function failRunning(e: unknown, forceFatal = false) {
   const r = running;
   running = null;
-  fail(r?.phase ?? 'generate', r?.requestId ?? null, e);
+  fail(r?.phase ?? 'generate', r?.requestId ?? null, e, undefined, forceFatal);
 }
 (globalThis as unknown as { addEventListener(t: string, f: (ev: { error?: unknown; reason?: unknown; preventDefault(): void }) => void): void }).addEventListener('error', (ev) => {
   if (ev.error instanceof WebAssembly.RuntimeError) {
