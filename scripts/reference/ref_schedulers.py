@@ -18,10 +18,17 @@ Outputs, under tests/fixtures/reference/schedulers/:
       run/<case>/noise/<k>               f32 [1,4,8,8] noise drawn by step k (Euler-a, LCM)
       run/<case>/step/<k>                f32 [1,4,8,8] latents after step k (every k for PNDM)
       run/<case>/timesteps               f64 [m]     the timesteps run (PNDM only: its list repeats entries)
+      run/<case>/x0/<k>                  f32 [1,4,8,8] predicted clean sample x̂₀ of step k, every k: the step
+                                                     output's pred_original_sample (DDIM, Euler, Euler-a),
+                                                     `denoised` (LCM), convert_model_output's x0 prediction
+                                                     (DPM: scheduler.model_outputs[-1] after the step), and for
+                                                     PNDM, which returns none, the studio's definition
+                                                     (sqrt(ᾱ_t)⁻¹·(x_t − sqrt(1 − ᾱ_t)·ε) at timesteps[k], see pndm_x0)
   A run is the pipeline loop with a stand-in "UNet" both sides can compute:
       latents = latents0 * init_noise_sigma
       for t in timesteps: x = scale_model_input(latents, t); eps = 0.9*x + 0.01*t/1000; latents = step(eps, t, latents)
   PNDM cases are appended after all others, so the existing cases and tensors stay byte-identical.
+  The x0/<k> tensors were added later: recording them draws no randomness, so every other tensor is unchanged.
 """
 import copy
 import json
@@ -168,6 +175,18 @@ mod_lcm.randn_tensor = recording(mod_lcm.randn_tensor)
 latents0 = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(0), dtype=torch.float32)
 
 
+def pndm_x0(s, model_output, sample, t):
+    """x̂₀ of a PNDM step (diffusers returns none): the DDIM estimate at the step's own timestep from the
+    sample the step receives and the raw model output, float32 like the rest of PNDM's arithmetic."""
+    alpha_prod_t = s.alphas_cumprod[int(t)]
+    beta_prod_t = 1 - alpha_prod_t
+    if s.config.prediction_type == "epsilon":
+        return (sample - beta_prod_t ** (0.5) * model_output) / alpha_prod_t ** (0.5)
+    if s.config.prediction_type == "v_prediction":
+        return (alpha_prod_t**0.5) * sample - (beta_prod_t**0.5) * model_output
+    return model_output  # "sample" (PNDMScheduler rejects it in step)
+
+
 def add_run(kind, config, steps, overrides=None, record_all=False):
     overrides = overrides or {}
     tag = "-".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "default"
@@ -178,19 +197,32 @@ def add_run(kind, config, steps, overrides=None, record_all=False):
     gen = torch.Generator().manual_seed(1)
     latents = latents0 * s.init_noise_sigma
     tensors[f"run/{name}/latents0"] = latents0.clone()
+    x0s = []
     for k, t in enumerate(s.timesteps):
         x = s.scale_model_input(latents, t)
         eps = 0.9 * x + 0.01 * float(t) / 1000.0
+        if kind == "pndm":
+            x0 = pndm_x0(s, eps, latents, t)
         if kind in ("euler-a", "lcm"):
-            latents = s.step(eps, t, latents, generator=gen).prev_sample
+            out = s.step(eps, t, latents, generator=gen)
         else:
-            latents = s.step(eps, t, latents).prev_sample
+            out = s.step(eps, t, latents)
+        latents = out.prev_sample
+        if kind == "lcm":
+            x0 = out.denoised
+        elif kind == "dpm":
+            x0 = s.model_outputs[-1]  # convert_model_output's x0 prediction of this step
+        elif kind != "pndm":
+            x0 = out.pred_original_sample
+        x0s.append(x0.to(torch.float32).clone().contiguous())
         if steps <= 3 or k == steps - 1 or record_all:
             tensors[f"run/{name}/step/{k}"] = latents.clone().contiguous()
     if record_all:
         tensors[f"run/{name}/timesteps"] = f64(s.timesteps.numpy().astype(np.float64))
     for k, noise in enumerate(recorded):
         tensors[f"run/{name}/noise/{k}"] = noise.contiguous()
+    for k, x0 in enumerate(x0s):
+        tensors[f"run/{name}/x0/{k}"] = x0
     runs.append({"name": name, "scheduler": kind, "config": config, "overrides": overrides, "steps": steps,
                  "noise_draws": len(recorded)})
 

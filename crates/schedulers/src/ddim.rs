@@ -24,6 +24,8 @@ pub struct DdimScheduler {
     prediction: PredictionType,
     /// `clip_sample_range` when `clip_sample` is set.
     clip: Option<f32>,
+    /// x̂₀ of the last step, after clipping (diffusers `DDIMSchedulerOutput.pred_original_sample`).
+    pred_x0: Option<Tensor<4>>,
 }
 
 impl DdimScheduler {
@@ -52,6 +54,7 @@ impl DdimScheduler {
             step_ratio: num_train / n,
             prediction: config.prediction_type()?,
             clip: config.clip_sample.unwrap_or(true).then(|| config.clip_sample_range.unwrap_or(1.0) as f32),
+            pred_x0: None,
         })
     }
 }
@@ -116,6 +119,13 @@ impl Scheduler for DdimScheduler {
         let std_dev_t = 0.0f32 * variance.sqrt();
         // 6-7. x_{t-1} = sqrt(ᾱ_{t-1})·x̂₀ + sqrt(1 − ᾱ_{t-1} − σ_t²)·ε̂
         let direction = eps.mul_scalar((1.0 - alpha_prod_t_prev - std_dev_t * std_dev_t).sqrt());
+        self.pred_x0 = Some(x0.clone());
         Ok(x0.mul_scalar(alpha_prod_t_prev.sqrt()) + direction)
+    }
+
+    /// The last step's x̂₀ (its items 3-4, clipped when `clip_sample`): diffusers
+    /// `DDIMSchedulerOutput(prev_sample, pred_original_sample)`.
+    fn pred_original_sample(&self) -> Option<Tensor<4>> {
+        self.pred_x0.clone()
     }
 }

@@ -26,7 +26,8 @@ pub struct DpmSolverMultistepScheduler {
     lower_order_final: bool,
     euler_at_final: bool,
     final_sigma_zero: bool,
-    /// x̂₀ of the previous step (the multistep history, order 2 needs one).
+    /// x̂₀ of the previous step (the multistep history, order 2 needs one); after a `step`, that
+    /// step's x̂₀, which `pred_original_sample` returns.
     prev_x0: Option<Tensor<4>>,
     lower_order_nums: usize,
     next_index: usize,
@@ -238,6 +239,13 @@ impl Scheduler for DpmSolverMultistepScheduler {
         self.lower_order_nums = (self.lower_order_nums + 1).min(self.solver_order);
         self.next_index = i + 1;
         Ok(prev)
+    }
+
+    /// diffusers' `SchedulerOutput` of this scheduler has no `pred_original_sample`: the studio returns
+    /// the data prediction x̂₀ of `convert_model_output` for the last step (what diffusers keeps as
+    /// `model_outputs[-1]`), i.e. the newest entry of the multistep history.
+    fn pred_original_sample(&self) -> Option<Tensor<4>> {
+        self.prev_x0.clone()
     }
 
     fn sigmas(&self) -> Option<&[f32]> {

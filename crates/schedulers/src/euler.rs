@@ -21,6 +21,8 @@ pub struct EulerDiscreteScheduler {
     sigmas: Vec<f32>,
     init_noise_sigma: f64,
     prediction: PredictionType,
+    /// x̂₀ of the last step (diffusers `EulerDiscreteSchedulerOutput.pred_original_sample`).
+    pred_x0: Option<Tensor<4>>,
 }
 
 /// The float32 model timesteps of Euler and Euler ancestral (identical code in diffusers'
@@ -120,7 +122,7 @@ impl EulerDiscreteScheduler {
         } else {
             timesteps.into_iter().map(|t| t as f32 as f64).collect()
         };
-        Ok(Self { init_noise_sigma: init_noise_sigma(&sigmas, spacing), timesteps, sigmas, prediction })
+        Ok(Self { init_noise_sigma: init_noise_sigma(&sigmas, spacing), timesteps, sigmas, prediction, pred_x0: None })
     }
 }
 
@@ -162,10 +164,17 @@ impl Scheduler for EulerDiscreteScheduler {
                 model_output.mul_scalar(-sigma / s2.sqrt()) + sample.clone().div_scalar(s2)
             }
         };
+        self.pred_x0 = Some(x0.clone());
         // d = (x − x̂₀) / σ̂ ; x_next = x + d·(σ_next − σ̂)
         let derivative = (sample.clone() - x0).div_scalar(sigma_hat);
         let dt = self.sigmas[step_index + 1] - sigma_hat;
         Ok(sample + derivative.mul_scalar(dt))
+    }
+
+    /// The x̂₀ (Karras' denoised D(x; σ̂)) of the last step: diffusers
+    /// `EulerDiscreteSchedulerOutput(prev_sample, pred_original_sample)`.
+    fn pred_original_sample(&self) -> Option<Tensor<4>> {
+        self.pred_x0.clone()
     }
 
     fn sigmas(&self) -> Option<&[f32]> {

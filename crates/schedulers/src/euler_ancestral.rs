@@ -20,6 +20,8 @@ pub struct EulerAncestralDiscreteScheduler {
     sigmas: Vec<f32>,
     init_noise_sigma: f64,
     prediction: PredictionType,
+    /// x̂₀ of the last step (diffusers `EulerAncestralDiscreteSchedulerOutput.pred_original_sample`).
+    pred_x0: Option<Tensor<4>>,
 }
 
 impl EulerAncestralDiscreteScheduler {
@@ -41,7 +43,7 @@ impl EulerAncestralDiscreteScheduler {
         let timesteps: Vec<f64> = spaced_timesteps_f32(config, n)?.into_iter().map(f64::from).collect();
         let sigmas: Vec<f32> =
             timesteps.iter().map(|&t| interp_index(t, &train_sigmas) as f32).chain(std::iter::once(0.0)).collect();
-        Ok(Self { init_noise_sigma: init_noise_sigma(&sigmas, spacing), timesteps, sigmas, prediction })
+        Ok(Self { init_noise_sigma: init_noise_sigma(&sigmas, spacing), timesteps, sigmas, prediction, pred_x0: None })
     }
 }
 
@@ -88,9 +90,16 @@ impl Scheduler for EulerAncestralDiscreteScheduler {
         let sigma_up =
             (sigma_to * sigma_to * (sigma_from * sigma_from - sigma_to * sigma_to) / (sigma_from * sigma_from)).sqrt();
         let sigma_down = (sigma_to * sigma_to - sigma_up * sigma_up).sqrt();
+        self.pred_x0 = Some(x0.clone());
         let derivative = (sample.clone() - x0).div_scalar(sigma);
         let prev = sample + derivative.mul_scalar(sigma_down - sigma);
         Ok(prev + noise.mul_scalar(sigma_up))
+    }
+
+    /// The x̂₀ of the last step, before the Euler step and the noise: diffusers
+    /// `EulerAncestralDiscreteSchedulerOutput(prev_sample, pred_original_sample)`.
+    fn pred_original_sample(&self) -> Option<Tensor<4>> {
+        self.pred_x0.clone()
     }
 
     fn sigmas(&self) -> Option<&[f32]> {

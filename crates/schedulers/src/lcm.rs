@@ -23,6 +23,8 @@ pub struct LcmScheduler {
     prediction: PredictionType,
     clip: Option<f32>,
     timestep_scaling: f32,
+    /// f_θ(x, t) of the last step (diffusers `LCMSchedulerOutput.denoised`).
+    denoised: Option<Tensor<4>>,
 }
 
 impl LcmScheduler {
@@ -62,6 +64,7 @@ impl LcmScheduler {
             prediction: config.prediction_type()?,
             clip: config.clip_sample.unwrap_or(false).then(|| config.clip_sample_range.unwrap_or(1.0) as f32),
             timestep_scaling: config.timestep_scaling.unwrap_or(10.0) as f32,
+            denoised: None,
         })
     }
 
@@ -121,9 +124,17 @@ impl Scheduler for LcmScheduler {
         let denoised = x0.mul_scalar(c_out) + sample.mul_scalar(c_skip);
         // 6. re-noise to the next timestep (Algorithm 3), except after the last step.
         if step_index + 1 == len {
+            self.denoised = Some(denoised.clone());
             return Ok(denoised);
         }
         let noise = noise.ok_or(SchedulerError::MissingNoise { scheduler: NAME, index: step_index })?;
+        self.denoised = Some(denoised.clone());
         Ok(denoised.mul_scalar(alpha_prod_t_prev.sqrt()) + noise.mul_scalar(beta_prod_t_prev.sqrt()))
+    }
+
+    /// The consistency function's output f_θ(x, t) = c_out·x̂₀ + c_skip·x of the last step (not the
+    /// raw x̂₀ of `step`'s item 4): diffusers `LCMSchedulerOutput(prev_sample, denoised)`.
+    fn pred_original_sample(&self) -> Option<Tensor<4>> {
+        self.denoised.clone()
     }
 }

@@ -10,6 +10,7 @@
 //!     let eps = unet(x, t);                                   // after classifier-free guidance
 //!     let noise = s.needs_noise().then(|| gaussian_like(&latents));
 //!     latents = s.step(eps, i, latents, noise)?;
+//!     let preview = s.pred_original_sample();                 // x̂₀ of this step
 //! }
 //! ```
 //! Schedule arithmetic (betas, ᾱ, timesteps, sigmas) is done in the precision diffusers uses at that
@@ -139,6 +140,10 @@ pub trait Scheduler: Send {
         sample: Tensor<4>,
         noise: Option<Tensor<4>>,
     ) -> Result<Tensor<4>, SchedulerError>;
+
+    /// The predicted clean sample x̂₀ `[batch, c, h, w]` of the last `step` call: diffusers' `pred_original_sample`
+    /// (`denoised` for LCM), `None` before the first step.
+    fn pred_original_sample(&self) -> Option<Tensor<4>>;
 
     /// The noise levels `[num_inference_steps + 1]` of sigma-based schedulers (Euler, Euler-a,
     /// DPM-Solver), last one the final level; `None` for DDIM and LCM.

@@ -53,6 +53,8 @@ pub struct PndmScheduler {
     cur_model_output: Option<Tensor<4>>,
     /// diffusers `counter`: the next step index expected.
     counter: usize,
+    /// x̂₀ of the last step, the studio's definition (diffusers' `step` returns none): see `x0_at`.
+    pred_x0: Option<Tensor<4>>,
 }
 
 fn unsupported(key: &'static str, value: String, hint: &'static str) -> SchedulerError {
@@ -132,6 +134,7 @@ impl PndmScheduler {
             cur_sample: None,
             cur_model_output: None,
             counter: 0,
+            pred_x0: None,
         })
     }
 
@@ -147,6 +150,26 @@ impl PndmScheduler {
                 self.alphas_cumprod.len()
             ),
         })
+    }
+
+    /// x̂₀ of a step, the studio's definition (diffusers' PNDM `step` returns no `pred_original_sample`):
+    /// the DDIM estimate (Song et al. 2021, eq. 12's "predicted x0") at the step's own timestep `t` from the
+    /// sample the step receives and the raw model output of this evaluation, not the PLMS/RK combination:
+    /// x̂₀ = (x_t − sqrt(1 − ᾱ_t)·ε) / sqrt(ᾱ_t), for v: sqrt(ᾱ_t)·x_t − sqrt(1 − ᾱ_t)·v (as
+    /// `DDIMScheduler.step` computes them).
+    fn x0_at(&self, model_output: Tensor<4>, sample: Tensor<4>, t: usize) -> Tensor<4> {
+        let alpha_prod_t = self.alphas_cumprod[t];
+        let beta_prod_t = 1.0 - alpha_prod_t;
+        match self.prediction {
+            PredictionType::Epsilon => {
+                (sample - model_output.mul_scalar(beta_prod_t.sqrt())).div_scalar(alpha_prod_t.sqrt())
+            }
+            PredictionType::VPrediction => {
+                sample.mul_scalar(alpha_prod_t.sqrt()) - model_output.mul_scalar(beta_prod_t.sqrt())
+            }
+            // Rejected in `new`; the x0-predicting analogue.
+            PredictionType::Sample => model_output,
+        }
     }
 
     /// x_{t−δ} = φ(x_t, ε, t, t − δ), eq. 9 of the PNDM paper, in diffusers' float32 operation order.
@@ -273,17 +296,25 @@ impl Scheduler for PndmScheduler {
             self.ets.clear();
             self.cur_sample = None;
             self.cur_model_output = None;
+            self.pred_x0 = None;
         } else if step_index != self.counter {
             return Err(SchedulerError::OutOfOrder { scheduler: NAME, expected: self.counter, got: step_index });
         }
         self.counter = step_index;
+        let x0 = self.x0_at(model_output.clone(), sample.clone(), self.timesteps_int[step_index]);
         let prev = if step_index < self.num_prk {
             self.step_prk(model_output, sample)?
         } else {
             self.step_plms(model_output, sample)?
         };
+        self.pred_x0 = Some(x0);
         self.counter += 1;
         Ok(prev)
+    }
+
+    /// The studio's x̂₀ of the last evaluation (see `x0_at`); diffusers' `step` returns none.
+    fn pred_original_sample(&self) -> Option<Tensor<4>> {
+        self.pred_x0.clone()
     }
 }
 

@@ -6,13 +6,15 @@
 //! - ᾱ: 1e-6 relative per value (float32 math reproduced operation for operation; zero-SNR 1e-5);
 //! - integer timesteps (DDIM, LCM, DPM-Solver, PNDM incl. its repeated entries): exactly equal; fractional ones (Euler): 1e-5 relative;
 //! - σ and init_noise_sigma: 1e-5 relative per value;
-//! - latents after each step: max |Δ| ≤ 1e-4 · max |reference| (zero-SNR: · max |step input|, see there).
+//! - latents after each step: max |Δ| ≤ 1e-4 · max |reference| (zero-SNR: · max |step input|, see there);
+//! - x̂₀ (`pred_original_sample`) after every step: the same tolerance as the latents.
 #![allow(deprecated)]
 
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::SafeTensors;
 use schedulers::{BetaDefaults, SchedulerConfig, SchedulerKind, build};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 fn dir() -> PathBuf {
@@ -150,6 +152,23 @@ fn model(x: Tensor<4>, t: f64) -> Tensor<4> {
     x.mul_scalar(0.9).add_scalar(0.01 * t / 1000.0)
 }
 
+/// (max |Δ|, max |Δ| / scale) of `got` against the reference `want`, asserting the run tolerance:
+/// rel ≤ 1e-4, with scale max |reference|. With zero-SNR, σ₀ = 4096: the first Euler step cancels
+/// ~1e4-sized terms down to ~10, so one float32 ulp of the inputs (both sides) is ~1e-4 of the output.
+/// Measure that case against the step's input instead.
+fn check_step_tensor(what: &str, got: Tensor<4>, want: &[f64], zsnr: bool, input_scale: f64) -> (f64, f64) {
+    let got: Vec<f64> = got.into_data().to_vec::<f32>().unwrap().into_iter().map(f64::from).collect();
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    assert!(got.iter().all(|v| v.is_finite()), "{what}: non-finite values");
+    let out_scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let scale = if zsnr { out_scale.max(input_scale) } else { out_scale };
+    let err = got.iter().zip(want).fold(0f64, |m, (g, w)| m.max((g - w).abs()));
+    let rel = err / scale;
+    eprintln!("{what}: max abs error {err:e}, scale {scale:.3}, rel {rel:e}");
+    assert!(rel <= 1e-4, "{what}: max abs error {err:e} vs scale {scale:e} (rel {rel:e} > 1e-4)");
+    (err, rel)
+}
+
 #[test]
 fn runs_match_diffusers() {
     let fx = Fixtures::load();
@@ -157,10 +176,15 @@ fn runs_match_diffusers() {
     let runs = fx.cases["runs"].as_array().unwrap();
     assert!(runs.len() >= 15, "expected every scheduler × prediction type, found {}", runs.len());
     let mut worst = 0f64;
+    // Per scheduler: (latents max |Δ|, x̂₀ max |Δ|, x̂₀ max rel).
+    let mut per_kind: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
     for case in runs {
         let name = case["name"].as_str().unwrap();
         let steps = case["steps"].as_u64().unwrap() as usize;
         let mut s = build(kind(case), &fx.config(case), steps).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(s.pred_original_sample().is_none(), "{name}: pred_original_sample before the first step");
+        let zsnr = name.contains("zsnr");
+        let stats = per_kind.entry(case["scheduler"].as_str().unwrap()).or_default();
         let draws = case["noise_draws"].as_u64().unwrap() as usize;
         assert_eq!(s.needs_noise(), draws > 0, "{name}: needs_noise");
         let mut latents = fx.latents(&format!("run/{name}/latents0"), &device).mul_scalar(s.init_noise_sigma());
@@ -179,25 +203,24 @@ fn runs_match_diffusers() {
             let eps = model(x, t);
             let noise = (k < draws).then(|| fx.latents(&format!("run/{name}/noise/{k}"), &device));
             latents = s.step(eps, k, latents, noise).unwrap_or_else(|e| panic!("{name} step {k}: {e}"));
+            // x̂₀ of every step (DPM: convert_model_output's; PNDM: the studio's definition, see pndm.rs).
+            let x0 = s.pred_original_sample().unwrap_or_else(|| panic!("{name} step {k}: no pred_original_sample"));
+            let want_x0 = fx.f64s(&format!("run/{name}/x0/{k}"));
+            let (err, rel) = check_step_tensor(&format!("{name} step {k} x0"), x0, &want_x0, zsnr, input_scale);
+            stats.1 = stats.1.max(err);
+            stats.2 = stats.2.max(rel);
             let key = format!("run/{name}/step/{k}");
             if !fx.has(&key) {
                 continue;
             }
             let want = fx.f64s(&key);
-            let got: Vec<f64> =
-                latents.clone().into_data().to_vec::<f32>().unwrap().into_iter().map(f64::from).collect();
-            assert!(got.iter().all(|v| v.is_finite()), "{name} step {k}: non-finite latents");
-            // With zero-SNR, σ₀ = 4096: the first Euler step cancels ~1e4-sized terms down to ~10, so
-            // one float32 ulp of the inputs (both sides) is ~1e-4 of the output. Measure that case
-            // against the step's input instead.
-            let out_scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
-            let scale = if name.contains("zsnr") { out_scale.max(input_scale) } else { out_scale };
-            let err = got.iter().zip(&want).fold(0f64, |m, (g, w)| m.max((g - w).abs()));
-            let rel = err / scale;
-            eprintln!("{name} step {k}: max abs error {err:e}, scale {scale:.3}, rel {rel:e}");
-            assert!(rel <= 1e-4, "{name} step {k}: max abs error {err:e} vs scale {scale:e} (rel {rel:e} > 1e-4)");
+            let (err, rel) = check_step_tensor(&format!("{name} step {k}"), latents.clone(), &want, zsnr, input_scale);
+            stats.0 = stats.0.max(err);
             worst = worst.max(rel);
         }
+    }
+    for (kind, (lat, x0, x0_rel)) in &per_kind {
+        eprintln!("{kind}: latents max abs error {lat:e}; x0 max abs error {x0:e} (rel {x0_rel:e})");
     }
     eprintln!("{} runs: worst rel error {worst:e}", runs.len());
 }
