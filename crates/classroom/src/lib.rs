@@ -29,6 +29,7 @@
 pub mod captions;
 pub mod characters;
 pub mod evaluator;
+pub mod foreground;
 pub mod parse;
 pub mod png;
 pub mod prng;

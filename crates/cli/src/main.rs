@@ -1,6 +1,7 @@
 //! `studio`: the native command line of Erasure Studio (batch work, parity checks, benchmarks).
 
 mod adapter_args;
+mod attention;
 mod batch;
 mod bench;
 mod bench_erase;
@@ -36,6 +37,8 @@ struct Cli {
 enum Command {
     /// Text → image with a diffusers model folder.
     Generate(GenerateArgs),
+    /// `generate` that also writes DAAM's cross-attention heat map of every prompt token (and their IoU with the object).
+    Attention(attention::AttentionArgs),
     /// Print a model folder's configuration, parameter counts and dtypes.
     Inspect {
         /// The model folder (diffusers layout).
@@ -302,18 +305,28 @@ pub fn scheduler_kind(name: &str, model: &std::path::Path) -> Result<schedulers:
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {
+    generate_recorded(&a, None)
+}
+
+/// `generate`, recording the cross-attention maps when `attention` is given.
+fn generate_recorded(a: &GenerateArgs, attention: Option<&attention::AttentionArgs>) -> Result<()> {
     // Before loading the weights, so a bad studio.json is reported at once.
     let defaults = run_defaults(&a.model, a.guidance, a.steps, ModelDefaults::default(), "diffusers' default")?;
     eprintln!("generate: {}", defaults.note);
     let device = device_with_dtype(&a.device, &a.dtype)?;
     let mut model = load_model(&a.model, &device)?;
     let _edits = erase::apply_edits(&mut model, &a.edits)?;
+    if attention.is_some() {
+        let probe = diffusion::attention_probe::AttentionProbe::new();
+        probe.arm();
+        model.unet.set_attention_probe(Some(probe));
+    }
     let factor = model.vae.scale_factor();
     let default_size = model.unet.config().sample_size * factor;
     check_size(a.height.unwrap_or(default_size), a.width.unwrap_or(default_size), factor)?;
     let params = GenerateParams {
-        prompt: a.prompt,
-        negative_prompt: a.negative_prompt,
+        prompt: a.prompt.clone(),
+        negative_prompt: a.negative_prompt.clone(),
         steps: defaults.steps,
         guidance: defaults.guidance,
         height: a.height.unwrap_or(default_size),
@@ -349,7 +362,19 @@ fn generate(a: GenerateArgs) -> Result<()> {
         .save(&a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!("wrote {}", a.out.display());
-    if let Some(path) = a.dump {
+    if let (Some(att), Some(probe)) = (attention, model.unet.attention_probe()) {
+        let layers = probe.take();
+        let [lh, lw] = pipeline::daam::latent_size(&model, params.height, params.width);
+        let data: Vec<f32> = match pipeline::daam::aggregate(&layers, lh, lw) {
+            Some(t) => t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default(),
+            None => bail!("the UNet has no cross-attention: there are no attention maps to record"),
+        };
+        let encoding = model.tokenizer.encode(&params.prompt);
+        let maps = pipeline::daam::AttentionMaps::new(&model.tokenizer, &encoding, &layers, lh, lw, &data);
+        let (h, w, rgb) = to_rgb8(&out.image);
+        attention::write(att, &maps, &rgb, w, h, &params.prompt)?;
+    }
+    if let Some(path) = &a.dump {
         let lat: Vec<f32> = out.latents.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
         let img: Vec<f32> = out.image.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
         let bytes = serialize(
@@ -359,7 +384,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
             ],
             &BTreeMap::new(),
         );
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -428,6 +453,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(a) => generate(a),
+        Command::Attention(a) => generate_recorded(&a.generate, Some(&a)),
         Command::Inspect { dir } => inspect(dir),
         Command::Bench(a) => bench::run(a),
         Command::FitEraser(a) => steering_args::fit_eraser(a),

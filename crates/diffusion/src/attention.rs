@@ -106,6 +106,41 @@ impl Attention {
         self.to_out.forward(out)
     }
 
+    /// Cross-attention that also adds its probabilities to `probe` when the probe is recording
+    /// (DAAM, [`crate::attention_probe`]); the output is [`Self::forward`]'s, computed the same way.
+    pub fn forward_probed(
+        &self,
+        hidden: Tensor<3>,
+        context: &Tensor<3>,
+        probe: &crate::attention_probe::AttentionProbe,
+        key: &str,
+        [h, w]: [usize; 2],
+    ) -> Tensor<3> {
+        let q = self.to_q.forward(hidden);
+        let k = self.to_k.forward(context.clone());
+        let v = self.to_v.forward(context.clone());
+        if let Some(i) = probe.recording()
+            && i < q.dims()[0]
+        {
+            probe.add(key, h, w, self.probabilities(q.clone().narrow(0, i, 1), k.clone().narrow(0, i, 1)));
+        }
+        let out = self.attend(q, k, v);
+        self.to_out.forward(out)
+    }
+
+    /// softmax(QKᵀ/√d) per head, in f32: `[b, n, h*d]` queries, `[b, m, h*d]` keys → `[b, h, n, m]`
+    /// (diffusers' `Attention.get_attention_scores`, which DAAM's hook reproduces).
+    pub fn probabilities(&self, q: Tensor<3>, k: Tensor<3>) -> Tensor<4> {
+        let [b, n, inner] = q.dims();
+        let m = k.dims()[1];
+        let h = self.heads;
+        let d = inner / h;
+        let q = crate::nn::upcast(q).0.reshape([b, n, h, d]).swap_dims(1, 2);
+        let k = crate::nn::upcast(k).0.reshape([b, m, h, d]).swap_dims(1, 2);
+        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (d as f64).sqrt());
+        burn::tensor::activation::softmax(scores, 3)
+    }
+
     /// Splits heads, computes softmax(QKᵀ/√d)V, merges heads: `[b, n, h*d]` → `[b, n, h*d]`.
     pub fn attend(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
         let [b, n, inner] = q.dims();
@@ -152,5 +187,48 @@ mod tests {
             let diff = (parts - whole.clone()).abs().max().into_scalar::<f32>();
             assert!(diff < 1e-6, "budget {budget}: max |Δ| {diff}");
         }
+    }
+
+    #[test]
+    fn probabilities_are_the_weights_of_the_output() {
+        #[allow(deprecated)]
+        let device = Device::ndarray();
+        let mut w = WeightLoader::random(7, &device, "unet");
+        let c = AttentionConfig {
+            query_dim: 8,
+            cross_attention_dim: Some(6),
+            heads: 2,
+            dim_head: 4,
+            bias: false,
+            group_norm: None,
+            residual_connection: false,
+            rescale_output_factor: 1.0,
+        };
+        let attn = Attention::load(&mut w, "attn2", c);
+        let hidden = Tensor::<3>::random([2, 5, 8], Distribution::Normal(0.0, 1.0), &device);
+        let context = Tensor::<3>::random([2, 3, 6], Distribution::Normal(0.0, 1.0), &device);
+        let probe = crate::attention_probe::AttentionProbe::new();
+        probe.set_recording(Some(1));
+        assert_eq!(probe.recording(), None, "a probe records only when armed");
+        probe.arm();
+        probe.set_recording(Some(1));
+        let out = attn.forward_probed(hidden.clone(), &context, &probe, "attn2", [1, 5]);
+        let plain = attn.forward(hidden.clone(), Some(&context));
+        assert_eq!((out - plain).abs().max().into_scalar::<f32>(), 0.0, "the probe changes nothing");
+        let layers = probe.take();
+        assert_eq!(layers.len(), 1);
+        let p = layers[0].maps(); // [heads, tokens, 1, 5]
+        assert_eq!(p.dims(), [2, 3, 1, 5]);
+        // Each query's probabilities over the 3 tokens sum to 1.
+        let sums = p.clone().sum_dim(1).into_data().to_vec::<f32>().unwrap();
+        assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5), "{sums:?}");
+        // probs · V, heads merged and projected, is the layer's output for batch element 1.
+        let v = attn.to_v.forward(context.clone().narrow(0, 1, 1)).reshape([1, 3, 2, 4]).swap_dims(1, 2); // [1, 2, 3, 4]
+        let pn = p.reshape([2, 3, 5]).swap_dims(1, 2).unsqueeze::<4>(); // [1, 2, 5, 3]
+        let mixed = pn.matmul(v).swap_dims(1, 2).reshape([1, 5, 8]);
+        let want = attn.to_out.forward(mixed);
+        let got = attn.forward(hidden.narrow(0, 1, 1), Some(&context.narrow(0, 1, 1)));
+        let diff = (want - got).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "max |Δ| {diff}");
     }
 }

@@ -10,6 +10,7 @@ pub mod weights;
 
 pub use error::{LoadError, TensorProblem};
 pub mod attention;
+pub mod attention_probe;
 pub mod autoencoder_kl;
 pub mod clip;
 pub mod embeddings;

@@ -9,6 +9,7 @@
 //! adapters through them.
 
 use crate::attention::{Attention, AttentionConfig};
+use crate::attention_probe::AttentionProbe;
 use crate::nn::{Conv2d, GroupNorm, LayerNorm, Linear};
 use crate::weights::WeightLoader;
 use burn::tensor::Tensor;
@@ -104,9 +105,24 @@ impl BasicTransformerBlock {
 
     /// `x`: `[b, n, dim]`, `context`: `[b, seq, cross_attention_dim]` → `[b, n, dim]`.
     pub fn forward(&self, x: Tensor<3>, context: &Tensor<3>) -> Tensor<3> {
+        self.forward_probed(x, context, None)
+    }
+
+    /// [`Self::forward`], `attn2` adding its probabilities to the probe when one is given:
+    /// `(probe, key of attn2, [h, w] of the feature map)`.
+    pub fn forward_probed(
+        &self,
+        x: Tensor<3>,
+        context: &Tensor<3>,
+        probe: Option<(&AttentionProbe, &str, [usize; 2])>,
+    ) -> Tensor<3> {
         let ctx1 = self.only_cross_attention.then_some(context);
         let x = self.attn1.forward(self.norm1.forward(x.clone()), ctx1) + x;
-        let x = self.attn2.forward(self.norm2.forward(x.clone()), Some(context)) + x;
+        let normed = self.norm2.forward(x.clone());
+        let x = match probe {
+            Some((p, key, hw)) => self.attn2.forward_probed(normed, context, p, key, hw),
+            None => self.attn2.forward(normed, Some(context)),
+        } + x;
         self.ff.forward(self.norm3.forward(x.clone())) + x
     }
 
@@ -157,6 +173,8 @@ pub struct Transformer2DModel {
     pub proj_in: Projection,
     pub transformer_blocks: Vec<BasicTransformerBlock>,
     pub proj_out: Projection,
+    /// Set while cross-attention maps are recorded: the probe and each block's `attn2` key.
+    pub probe: Option<(AttentionProbe, Vec<String>)>,
 }
 
 impl Transformer2DModel {
@@ -177,7 +195,7 @@ impl Transformer2DModel {
             .map(|i| BasicTransformerBlock::load(w, &p(&format!("transformer_blocks.{i}")), c))
             .collect();
         let proj_out = proj(w, "proj_out", inner, c.in_channels);
-        Self { norm, proj_in, transformer_blocks, proj_out }
+        Self { norm, proj_in, transformer_blocks, proj_out, probe: None }
     }
 
     /// `x`: `[b, c, h, w]`, `context`: `[b, seq, cross_attention_dim]` → `[b, c, h, w]`.
@@ -194,8 +212,9 @@ impl Transformer2DModel {
             Projection::Conv(conv) => to_tokens(conv.forward(x)),
             Projection::Linear(lin) => lin.forward(to_tokens(x)),
         };
-        for block in &self.transformer_blocks {
-            tokens = block.forward(tokens, context);
+        for (i, block) in self.transformer_blocks.iter().enumerate() {
+            let probe = self.probe.as_ref().map(|(p, keys)| (p, keys[i].as_str(), [h, w]));
+            tokens = block.forward_probed(tokens, context, probe);
         }
         let to_map = |t: Tensor<3>| {
             let c = t.dims()[2];
@@ -237,6 +256,16 @@ impl Transformer2DModel {
         if let Projection::Linear(l) = &mut self.proj_out {
             f(&format!("{prefix}.proj_out"), l);
         }
+    }
+
+    /// Attaches `probe` to every block's `attn2` (`None` detaches); `prefix` as in
+    /// [`Self::for_each_linear`].
+    pub fn set_attention_probe(&mut self, prefix: &str, probe: Option<&AttentionProbe>) {
+        self.probe = probe.map(|p| {
+            let keys =
+                (0..self.transformer_blocks.len()).map(|i| format!("{prefix}.transformer_blocks.{i}.attn2")).collect();
+            (p.clone(), keys)
+        });
     }
 
     /// Calls `f` with `proj_in` / `proj_out` when they are 1×1 convolutions (SD 1.x).

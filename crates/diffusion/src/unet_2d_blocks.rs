@@ -6,6 +6,7 @@
 //! `output_scale_factor = 1` (the UNet's `resnet_out_scale_factor` only reaches other block
 //! types); the mid block's resnets use `mid_block_scale_factor`.
 
+use crate::attention_probe::AttentionProbe;
 use crate::nn::{Conv2d, Linear};
 use crate::resnet::{Downsample2D, ResnetBlock2D, ResnetBlock2DConfig, Upsample2D};
 use crate::transformer_2d::{Transformer2DModel, TransformerConfig};
@@ -85,6 +86,12 @@ fn visit_linears_mut(attentions: &mut [Transformer2DModel], prefix: &str, f: &mu
     }
 }
 
+fn set_probes(attentions: &mut [Transformer2DModel], prefix: &str, probe: Option<&AttentionProbe>) {
+    for (j, a) in attentions.iter_mut().enumerate() {
+        a.set_attention_probe(&format!("{prefix}.attentions.{j}"), probe);
+    }
+}
+
 fn visit_convs_mut(attentions: &mut [Transformer2DModel], prefix: &str, f: &mut dyn FnMut(&str, &mut Conv2d)) {
     for (j, a) in attentions.iter_mut().enumerate() {
         a.for_each_conv_mut(&format!("{prefix}.attentions.{j}"), f);
@@ -155,6 +162,9 @@ impl DownBlock {
     pub fn for_each_conv_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Conv2d)) {
         visit_convs_mut(&mut self.attentions, prefix, f);
     }
+    pub fn set_attention_probe(&mut self, prefix: &str, probe: Option<&AttentionProbe>) {
+        set_probes(&mut self.attentions, prefix, probe);
+    }
 }
 
 /// `UNetMidBlock2DCrossAttn` with `num_layers=1`: resnet, transformer, resnet.
@@ -197,6 +207,9 @@ impl UNetMidBlock2DCrossAttn {
     }
     pub fn for_each_conv_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Conv2d)) {
         visit_convs_mut(&mut self.attentions, prefix, f);
+    }
+    pub fn set_attention_probe(&mut self, prefix: &str, probe: Option<&AttentionProbe>) {
+        set_probes(&mut self.attentions, prefix, probe);
     }
 }
 
@@ -267,5 +280,8 @@ impl UpBlock {
     }
     pub fn for_each_conv_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Conv2d)) {
         visit_convs_mut(&mut self.attentions, prefix, f);
+    }
+    pub fn set_attention_probe(&mut self, prefix: &str, probe: Option<&AttentionProbe>) {
+        set_probes(&mut self.attentions, prefix, probe);
     }
 }

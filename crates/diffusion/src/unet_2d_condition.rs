@@ -13,6 +13,7 @@
 //! scale-shift resnets) is rejected by [`UNet2DConditionConfig::validate`] with
 //! `LoadError::Unsupported`. No key remaps: checkpoint keys are diffusers' own.
 
+use crate::attention_probe::AttentionProbe;
 use crate::embeddings::{Activation, TimestepEmbedding, TimestepEmbeddingConfig, Timesteps};
 use crate::error::LoadError;
 use crate::nn::{Conv2d, GroupNorm, Linear};
@@ -38,6 +39,8 @@ pub struct UNet2DConditionModel {
     pub conv_norm_out: GroupNorm,
     pub conv_out: Conv2d,
     config: UNet2DConditionConfig,
+    /// The probe attached to every `attn2` ([`Self::set_attention_probe`]).
+    attention_probe: Option<AttentionProbe>,
 }
 
 impl UNet2DConditionModel {
@@ -159,6 +162,7 @@ impl UNet2DConditionModel {
                 (c.conv_out_kernel - 1) / 2,
             ),
             config: c.clone(),
+            attention_probe: None,
         }
     }
 
@@ -266,6 +270,26 @@ impl UNet2DConditionModel {
         for (i, b) in self.up_blocks.iter_mut().enumerate() {
             b.for_each_linear_mut(&format!("up_blocks.{i}"), f);
         }
+    }
+
+    /// Attaches `probe` to every cross-attention (`attn2`) of the UNet, or detaches it (`None`):
+    /// while it records, each layer adds its probabilities to it (DAAM, [`crate::attention_probe`]).
+    pub fn set_attention_probe(&mut self, probe: Option<AttentionProbe>) {
+        for (i, b) in self.down_blocks.iter_mut().enumerate() {
+            b.set_attention_probe(&format!("down_blocks.{i}"), probe.as_ref());
+        }
+        if let Some(m) = &mut self.mid_block {
+            m.set_attention_probe("mid_block", probe.as_ref());
+        }
+        for (i, b) in self.up_blocks.iter_mut().enumerate() {
+            b.set_attention_probe(&format!("up_blocks.{i}"), probe.as_ref());
+        }
+        self.attention_probe = probe;
+    }
+
+    /// The attached probe, if any.
+    pub fn attention_probe(&self) -> Option<&AttentionProbe> {
+        self.attention_probe.as_ref()
     }
 
     /// Calls `f` with the 1×1 `proj_in` / `proj_out` convolutions of the `Transformer2DModel`s

@@ -307,7 +307,15 @@ impl Run<'_> {
         let batch = context.dims()[0];
         let x = if batch > 1 { Tensor::cat(vec![x; batch], 0) } else { x };
         let ts = Tensor::<1>::from_data(TensorData::new(vec![t as f32; batch], [batch]), &device);
+        // DAAM: the conditional element is the second of `[uncond, cond, …]`, the only one without guidance.
+        let probe = self.model.unet.attention_probe();
+        if let Some(p) = probe {
+            p.set_recording(Some(if self.cfg { 1 } else { 0 }));
+        }
         let eps = self.model.unet.forward(x, ts, context);
+        if let Some(p) = probe {
+            p.set_recording(None);
+        }
         let eps = if self.cfg {
             let mut parts = eps.chunk(batch, 0);
             let eps_extra = parts.split_off(2);
@@ -331,7 +339,18 @@ impl Run<'_> {
 
     /// Decodes the current latents: raw decoder output `[1, 3, H, W]`.
     pub fn decode(&self) -> Tensor<4> {
-        self.model.vae.decode(self.latents.clone() / self.model.vae.config().scaling_factor)
+        self.decode_latents(self.latents.clone())
+    }
+
+    /// The scheduler's predicted clean latents x̂₀ `[1, c, h, w]` of the last step (its
+    /// `pred_original_sample`), `None` before the first step: the denoising timeline's frames.
+    pub fn pred_original(&self) -> Option<Tensor<4>> {
+        self.scheduler.pred_original_sample()
+    }
+
+    /// Decodes any latents of this run's shape: raw decoder output `[1, 3, H, W]`.
+    pub fn decode_latents(&self, latents: Tensor<4>) -> Tensor<4> {
+        self.model.vae.decode(latents / self.model.vae.config().scaling_factor)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Text → image: tokenizer, prompt encoding, the classifier-free-guidance loop with hooks.
 //! Core crate: no file system, network or printing.
 
+pub mod daam;
 pub mod generate;
 pub mod model;
 pub mod model_defaults;
