@@ -1,6 +1,7 @@
 //! `studio`: the native command line of Erasure Studio (batch work, parity checks, benchmarks).
 
 mod adapter_args;
+mod anatomy;
 mod attention;
 mod batch;
 mod bench;
@@ -39,6 +40,8 @@ enum Command {
     Generate(GenerateArgs),
     /// `generate` that also writes DAAM's cross-attention heat map of every prompt token (and their IoU with the object).
     Attention(attention::AttentionArgs),
+    /// What an edit file did to each tensor: ‖ΔW‖/‖W‖, rank and spectral norm of ΔW, per block (to_k vs to_v).
+    Anatomy(anatomy::AnatomyArgs),
     /// Print a model folder's configuration, parameter counts and dtypes.
     Inspect {
         /// The model folder (diffusers layout).
@@ -455,6 +458,7 @@ fn main() {
         Command::Generate(a) => generate(a),
         Command::Attention(a) => generate_recorded(&a.generate, Some(&a)),
         Command::Inspect { dir } => inspect(dir),
+        Command::Anatomy(a) => anatomy::run(a),
         Command::Bench(a) => bench::run(a),
         Command::FitEraser(a) => steering_args::fit_eraser(a),
         Command::Erase(a) => erase::run(a),

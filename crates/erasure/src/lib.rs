@@ -6,6 +6,7 @@
 //! the official code. Core crate: no file system, network or printing.
 
 pub mod adapters;
+pub mod anatomy;
 pub mod closed_form;
 pub mod edit;
 pub mod error;
