@@ -27,6 +27,36 @@ export interface GenerateParams {
   scheduler: SchedulerName;
   /** A VAE-decoded preview of the current latents every this many steps (0 or absent: none). */
   previewEvery?: number;
+  /** Record DAAM's cross-attention heat maps of the prompt's words (the image is unchanged). */
+  attention?: boolean;
+  /** Decode the predicted clean image x̂₀ after every step: the denoising timeline (one VAE decode a step). */
+  timeline?: boolean;
+}
+
+/** A word of the prompt and its tokens' rows in `AttentionMaps.maps` (`pipeline::daam::Word`). */
+export interface AttentionWord {
+  text: string;
+  rows: number[];
+}
+
+/**
+ * DAAM's heat maps of one run (`pipeline::daam::AttentionMaps`, `studio attention` writes the same):
+ * `maps` `[tokens, height, width]` at the latent size, the mean over every cross-attention layer and
+ * head of the bicubically upsampled probabilities summed over the steps; `scores`: each word's IoU
+ * (map binarised at 0.4 after min-max normalisation) with the image's object mask.
+ */
+export interface AttentionMaps {
+  tokens: string[];
+  words: AttentionWord[];
+  height: number;
+  width: number;
+  layers: number;
+  heads: number;
+  steps: number;
+  scores: { word: string; iou: number | null }[];
+  /** Aggregating and reading the maps back, within the run's total. */
+  ms: number;
+  maps: Float32Array;
 }
 
 /**
@@ -276,6 +306,10 @@ export type FromWorker =
       edits: string[];
       /** Each SPM's Facilitated Transport permeability for this prompt, by id (1 with FT off). */
       permeabilities?: Record<string, number>;
+      /** With `params.attention`. */
+      attention?: AttentionMaps | null;
+      /** With `params.timeline`: x̂₀ after each step, RGBA of `width × height`, the frames one after another. */
+      timeline?: Uint8ClampedArray | null;
     }
   | { status: 'cancelled'; requestId: number; step: number; total: number }
   | { status: 'digest'; requestId: number; sha256: string }

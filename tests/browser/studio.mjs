@@ -15,6 +15,7 @@
 //     page (weights digest unchanged), device loss and recovery, a model too large for the adapter;
 //  8. tests/browser/soak.mjs: 200 generations in one page (wasm memory flat, GPU memory level) and
 //     a cancel at every stage (the next image exact);
+//  6b. tests/browser/teaching.mjs: the teaching views (attention maps equal `studio attention`'s);
 //  9. tests/browser/security.mjs: the Content-Security-Policy, ?hub= hosts, what share links hold,
 //     and at the end every request of the whole session checked to be to the studio's own origin.
 // Screenshots and a results.json go to tests/browser/out/ (git-ignored).
@@ -32,6 +33,7 @@ import { featureCases } from './features.mjs';
 import { badInputCases, makeHugeRepo } from './bad-inputs.mjs';
 import { originCase, recordRequests, securityCases } from './security.mjs';
 import { soakCases } from './soak.mjs';
+import { teachingCases } from './teaching.mjs';
 
 const haveCli = existsSync(CLI);
 if (!haveCli) log(`NOTE: ${CLI} not found: the browser-vs-CLI comparison is skipped (build it with cargo build -p cli)`);
@@ -168,6 +170,7 @@ try {
   }
 
   await featureCases({ ctx: gpu.ctx, url });
+  await teachingCases({ ctx: gpu.ctx, url });
   await badInputCases({ ctx: gpu.ctx, url });
   await soakCases({ ctx: gpu.ctx, url });
   await securityCases({ ctx: gpu.ctx, url });

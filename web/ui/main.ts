@@ -8,7 +8,7 @@
 //   panels/           model picker, cache, erase form, variant list, generate, results
 //   drop.ts, share-link.ts (share.ts: the hash format)
 
-import type { FromWorker, GpuMemoryStats } from '../protocol';
+import type { AttentionMaps, FromWorker, GpuMemoryStats } from '../protocol';
 import { hubEndpointFrom } from '../hub/presets';
 import { urlSettings } from './logic';
 import { fromHash } from './share';
@@ -22,6 +22,8 @@ import { createEraseForm } from './panels/erase-form';
 import { createVariantList } from './panels/variant-list';
 import { createGenerate } from './panels/generate';
 import { createResults } from './panels/results';
+import { createAttentionPanel } from './panels/attention';
+import { createTimelinePanel } from './panels/timeline';
 import { initDrop } from './drop';
 import { initShareButton } from './share-link';
 import { createRecovery } from './recovery';
@@ -47,6 +49,8 @@ declare global {
       stats(): Promise<{ wasmBytes: number; gpu: GpuMemoryStats | null }>;
       /** Sends a cancel to the engine whatever the page is doing (the soak test cancels at every stage). */
       cancel(): void;
+      /** The attention maps of the last original / edited image (the teaching tests compare them with the CLI's). */
+      attention(kind: 'original' | 'edited'): (Omit<AttentionMaps, 'maps'> & { maps: number[] }) | null;
     };
   }
 }
@@ -93,6 +97,8 @@ initErrorBox();
 if (hubChoice.refused) showError('This hub address is not allowed', hubChoice.refused, true);
 const variantList = createVariantList(ctx);
 const results = createResults(ctx, { ft: variantList.ft });
+createAttentionPanel(ctx);
+createTimelinePanel(ctx);
 const erase = createEraseForm(ctx, { onConcepts: (concepts) => generate.defaultGrid(concepts) });
 const generate = createGenerate(ctx, { results, ft: variantList.ft, eraseConcepts: erase.concepts });
 const picker = createModelPicker(ctx, {
@@ -147,6 +153,10 @@ window.__studio = {
     return { wasmBytes: m.wasmBytes, gpu: m.gpu };
   },
   cancel: () => engine.cancel(),
+  attention: (kind) => {
+    const a = store.state.results[kind]?.attention;
+    return a ? { ...a, maps: Array.from(a.maps) } : null;
+  },
 };
 
 startEngine();

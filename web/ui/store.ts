@@ -4,7 +4,7 @@
 // button's label, the shown panes and the variant list are functions of this state, never read
 // back from the DOM.
 
-import type { BackendChoice, EntryInfo, EntryRequest, FileEntry, GenerateParams, ModelInfo, ModelSource } from '../protocol';
+import type { AttentionMaps, BackendChoice, EntryInfo, EntryRequest, FileEntry, GenerateParams, ModelInfo, ModelSource } from '../protocol';
 import type { Variant } from './compare';
 import type { Shared } from './share';
 
@@ -67,6 +67,10 @@ export interface Result {
   params: GenerateParams;
   edits: string[];
   requestId: number;
+  /** DAAM's heat maps, when the run recorded them. */
+  attention?: AttentionMaps | null;
+  /** The denoising timeline: x̂₀ after each step (RGBA frames one after another), when asked for. */
+  timeline?: Uint8ClampedArray | null;
 }
 
 /** The engine as the header shows it. */
@@ -111,6 +115,10 @@ export interface PageState {
   restore: Shared;
   /** A recovery under way: the model loading again, then its entries. */
   recovering: RecoveryPlan | null;
+  /** The prompt word whose attention map shows (an index into the maps' `words`), null: the best one. */
+  attentionWord: number | null;
+  /** The timeline's step shown (1-based), null: the last. */
+  timelineStep: number | null;
 }
 
 export type Listener = (state: Readonly<PageState>) => void;
@@ -163,6 +171,8 @@ export function initialState(backendChoice: BackendChoice, restore: Shared): Pag
     gridPromptsTouched: !!restore.gridPrompts?.length,
     restore: { ...restore },
     recovering: null,
+    attentionWord: null,
+    timelineStep: null,
   };
 }
 

@@ -12,7 +12,7 @@
 import init, { createSession, type InitOutput, type Session } from '../pkg/studio_wasm.js';
 import { cachedFiles, chooseFiles, cpuRefusal, downloadRepo, listRepo, type RemoteFile } from '../hub/download';
 import { MemoryStore, OpfsStore, cacheKey, opfsAvailable, type Store } from '../hub/store';
-import { errorMessage, type EntryInfo, type FromWorker, type ModelInfo, type ModelSource, type Phase, type ToWorker } from '../protocol';
+import { errorMessage, type AttentionMaps, type EntryInfo, type FromWorker, type ModelInfo, type ModelSource, type Phase, type ToWorker } from '../protocol';
 import { adapterInfoLabel, adapterName, isSoftwareAdapter, softwareAdapterReason, type AdapterInfoLike } from './engine-choice';
 import { destroyGpuDevice, gpuBudget, gpuDeviceOptions, gpuLimits, lastGpuError, watchGpuDevice, type GpuErrorRecord } from './gpu-device';
 import { gpuMemoryStats, installGpuAccounting } from './gpu-memory';
@@ -330,6 +330,11 @@ async function handle(msg: ToWorker) {
           post({ status: 'cancelled', requestId, step: r.step, total: r.total });
         } else {
           const rgba = r.rgba as Uint8ClampedArray;
+          const attention = (r.attention ?? null) as AttentionMaps | null;
+          const timeline = (r.timeline ?? null) as Uint8ClampedArray | null;
+          const transfer: ArrayBuffer[] = [rgba.buffer as ArrayBuffer];
+          if (attention) transfer.push(attention.maps.buffer as ArrayBuffer);
+          if (timeline) transfer.push(timeline.buffer as ArrayBuffer);
           post(
             {
               status: 'image',
@@ -344,8 +349,10 @@ async function handle(msg: ToWorker) {
               backend: s.backend as 'webgpu' | 'cpu',
               edits: [...msg.edits],
               permeabilities: r.permeabilities ?? {},
+              attention,
+              timeline,
             },
-            [rgba.buffer],
+            transfer,
           );
         }
       } catch (e) {

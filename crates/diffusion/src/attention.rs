@@ -220,7 +220,7 @@ mod tests {
         let p = layers[0].maps(); // [heads, tokens, 1, 5]
         assert_eq!(p.dims(), [2, 3, 1, 5]);
         // Each query's probabilities over the 3 tokens sum to 1.
-        let sums = p.clone().sum_dim(1).into_data().to_vec::<f32>().unwrap();
+        let sums = p.clone().sum_dim(1).into_data().try_to_vec::<f32>().unwrap();
         assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5), "{sums:?}");
         // probs · V, heads merged and projected, is the layer's output for batch element 1.
         let v = attn.to_v.forward(context.clone().narrow(0, 1, 1)).reshape([1, 3, 2, 4]).swap_dims(1, 2); // [1, 2, 3, 4]

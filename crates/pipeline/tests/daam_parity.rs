@@ -55,7 +55,7 @@ fn check(model_dir: &Path, reference: &str) {
     assert_eq!(layers.len().to_string(), meta["layers"], "{reference}: cross-attention layers");
     let [lh, lw] = pipeline::daam::latent_size(&model, size, size);
     assert_eq!(shape[1..], [lh, lw]);
-    let got = pipeline::daam::aggregate(&layers, lh, lw).unwrap().into_data().to_vec::<f32>().unwrap();
+    let got = pipeline::daam::aggregate(&layers, lh, lw).unwrap().into_data().try_to_vec::<f32>().unwrap();
     let got = &got[..want.len()];
     let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
     let diff = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;

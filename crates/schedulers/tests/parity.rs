@@ -157,7 +157,7 @@ fn model(x: Tensor<4>, t: f64) -> Tensor<4> {
 /// ~1e4-sized terms down to ~10, so one float32 ulp of the inputs (both sides) is ~1e-4 of the output.
 /// Measure that case against the step's input instead.
 fn check_step_tensor(what: &str, got: Tensor<4>, want: &[f64], zsnr: bool, input_scale: f64) -> (f64, f64) {
-    let got: Vec<f64> = got.into_data().to_vec::<f32>().unwrap().into_iter().map(f64::from).collect();
+    let got: Vec<f64> = got.into_data().try_to_vec::<f32>().unwrap().into_iter().map(f64::from).collect();
     assert_eq!(got.len(), want.len(), "{what}: length");
     assert!(got.iter().all(|v| v.is_finite()), "{what}: non-finite values");
     let out_scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));

@@ -55,6 +55,8 @@ fn main() {
         scheduler: "ddim".into(),
         clip_skip: None,
         preview_every: 0,
+        attention: false,
+        timeline: false,
         steering: None,
     };
     // The first run warms up (kernel compilation on wgpu); the median of the rest is reported.

@@ -40,6 +40,14 @@ pub struct StudioParams {
     /// costs one VAE decode, so the UI asks for a few per run, not one per step.
     #[serde(default)]
     pub preview_every: usize,
+    /// Record DAAM's cross-attention heat maps of the prompt's tokens (`pipeline::daam`); the
+    /// image is the same bit for bit.
+    #[serde(default)]
+    pub attention: bool,
+    /// Decode the scheduler's predicted clean image x̂₀ after every step (the denoising timeline;
+    /// one VAE decode a step). The image is the same bit for bit.
+    #[serde(default)]
+    pub timeline: bool,
     /// Inference-time steering for this run only (the weights are untouched).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steering: Option<SteeringRequest>,
@@ -182,9 +190,19 @@ pub struct Image {
     pub prompt_truncated: bool,
     /// What the steering did (SAFREE's triggers and steps), when it says something.
     pub steering: Option<String>,
+    /// The run's heat maps and each word's IoU with the image's object mask, when asked for.
+    pub attention: Option<(pipeline::daam::AttentionMaps, Vec<pipeline::daam::WordScore>)>,
+    /// Recording the maps: their aggregation and read-back (ms), within `timing.total_ms`.
+    pub attention_ms: f64,
+    /// With `timeline`: x̂₀ decoded after each step, RGBA like `rgba`, in step order.
+    pub timeline: Vec<Vec<u8>>,
+    /// Decoding the timeline's frames (ms), within `timing.total_ms` and excluded from `steps_ms`.
+    pub timeline_ms: f64,
 }
 
 /// How a run ended.
+// One per run, moved once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     Done(Image),
     Cancelled { step: usize, total: usize },
@@ -261,6 +279,26 @@ pub async fn generate_steered<H: Host>(
         Some(s) => s,
         None => &mut plain,
     };
+    // Armed for this run only; dropping the guard disarms it however the run ends.
+    struct Disarm<'a>(Option<&'a diffusion::attention_probe::AttentionProbe>);
+    impl Drop for Disarm<'_> {
+        fn drop(&mut self) {
+            if let Some(p) = self.0 {
+                p.take();
+            }
+        }
+    }
+    let probe = if params.attention {
+        let p = model
+            .unet
+            .attention_probe()
+            .ok_or_else(|| StudioError::Params("this model was loaded without an attention probe: reload it".into()))?;
+        p.arm();
+        Some(p)
+    } else {
+        None
+    };
+    let _disarm = Disarm(probe);
     let mut run = model.start(&gp, hooks)?;
     let total = run.total();
     host.yield_now().await;
@@ -271,6 +309,8 @@ pub async fn generate_steered<H: Host>(
     let mut t_prev = t_start;
     let mut preview_ms = 0.0;
     let mut previews = 0;
+    let mut timeline = vec![];
+    let mut timeline_ms = 0.0;
     while !run.is_done() {
         let i = run.done_steps();
         let t_rec = host.now_ms();
@@ -291,6 +331,16 @@ pub async fn generate_steered<H: Host>(
             record_ms,
         });
         t_prev = now;
+        if params.timeline {
+            let x0 = run.pred_original().ok_or_else(|| GenerateError::Scheduler("no x̂₀ after a step".into()))?;
+            let image = run.decode_latents(x0);
+            let [_, _, fh, fw] = image.dims();
+            let data = to_f32(image).await?;
+            timeline.push(rgba_from_decoded(fh, fw, &data));
+            let after = host.now_ms();
+            timeline_ms += after - t_prev;
+            t_prev = after;
+        }
         if params.preview_every > 0 && (i + 1) % params.preview_every == 0 && !run.is_done() {
             let (h, w, rgba) = decode_rgba(&run, i + 1).await?;
             host.preview(i + 1, w, h, &rgba);
@@ -306,8 +356,13 @@ pub async fn generate_steered<H: Host>(
     }
     let t_steps = host.now_ms();
     let (h, w, rgba) = decode_rgba(&run, total).await?;
+    let t_decoded = host.now_ms();
+    let attention = match probe {
+        Some(p) => Some(attention_maps(model, &gp, &p.take(), &rgba, w, h).await?),
+        None => None,
+    };
     let t_end = host.now_ms();
-    let steps_ms = t_steps - t_start - preview_ms;
+    let steps_ms = t_steps - t_start - preview_ms - timeline_ms;
     Ok(Outcome::Done(Image {
         width: w,
         height: h,
@@ -323,7 +378,33 @@ pub async fn generate_steered<H: Host>(
         },
         prompt_truncated: run.prompt_truncated,
         steering: steering_note,
+        attention,
+        attention_ms: t_end - t_decoded,
+        timeline,
+        timeline_ms,
     }))
+}
+
+/// DAAM's maps of a finished run, read back, and each word's IoU with the image's object mask
+/// (`classroom::foreground`), as `studio attention` computes them.
+async fn attention_maps(
+    model: &StableDiffusion,
+    gp: &GenerateParams,
+    layers: &[diffusion::attention_probe::LayerAttention],
+    rgba: &[u8],
+    w: usize,
+    h: usize,
+) -> Result<(pipeline::daam::AttentionMaps, Vec<pipeline::daam::WordScore>), StudioError> {
+    let [lh, lw] = pipeline::daam::latent_size(model, gp.height, gp.width);
+    let Some(t) = pipeline::daam::aggregate(layers, lh, lw) else {
+        return Err(StudioError::Params("this UNet has no cross-attention: there are no attention maps".into()));
+    };
+    let data = to_f32(t).await?;
+    let encoding = model.tokenizer.encode(&gp.prompt);
+    let maps = pipeline::daam::AttentionMaps::new(&model.tokenizer, &encoding, layers, lh, lw, &data);
+    let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+    let scores = maps.word_scores(&classroom::foreground::foreground_mask(&rgb, w, h), h, w);
+    Ok((maps, scores))
 }
 
 /// What the steering did, in a sentence for the page (the CLI prints the same on stderr):

@@ -61,11 +61,45 @@ pub(crate) struct Done<'a> {
     /// Each SPM's Facilitated Transport permeability for this prompt (1 with FT off).
     pub permeabilities: InOrder<'a>,
     pub timing: &'a Timing,
+    /// With `attention: true`: the heat maps' description; their values are set on it as
+    /// `attention.maps` (`Float32Array` `[tokens, height, width]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention: Option<AttentionOut<'a>>,
+    /// With `timeline: true`: how many x̂₀ frames (one a step); their pixels are set on the
+    /// object as `timeline` (`Uint8ClampedArray`, the frames' RGBA one after another).
+    pub timeline_frames: usize,
+    pub timeline_ms: f64,
+}
+
+/// `Done.attention`: `{tokens, words, height, width, layers, heads, steps, scores, ms}`.
+#[derive(Serialize)]
+pub(crate) struct AttentionOut<'a> {
+    #[serde(flatten)]
+    pub maps: &'a pipeline::daam::AttentionMaps,
+    /// Each word's IoU with the image's object mask.
+    #[serde(rename = "scores")]
+    pub words: &'a [pipeline::daam::WordScore],
+    /// Aggregating and reading the maps back.
+    pub ms: f64,
 }
 
 impl Done<'_> {
-    pub fn to_js(&self, rgba: &[u8]) -> Result<JsValue, JsError> {
-        Ok(with_rgba(to_object(self)?, rgba))
+    pub fn to_js(&self, rgba: &[u8], maps: Option<&[f32]>, timeline: &[Vec<u8>]) -> Result<JsValue, JsError> {
+        let object = with_rgba(to_object(self)?, rgba);
+        if !timeline.is_empty() {
+            let all: Vec<u8> = timeline.concat();
+            let _ = js_sys::Reflect::set(
+                &object,
+                &JsValue::from_str("timeline"),
+                &js_sys::Uint8ClampedArray::from(all.as_slice()).into(),
+            );
+        }
+        if let Some(maps) = maps
+            && let Ok(att) = js_sys::Reflect::get(&object, &JsValue::from_str("attention"))
+        {
+            let _ = js_sys::Reflect::set(&att, &JsValue::from_str("maps"), &js_sys::Float32Array::from(maps).into());
+        }
+        Ok(object)
     }
 }
 

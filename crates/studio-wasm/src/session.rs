@@ -32,7 +32,7 @@ use crate::error::{StudioError, format_bytes, js_err};
 use crate::files::check_components;
 use crate::js_files::{self, JsFiles};
 use crate::readback::{self, encode_all};
-use crate::results::{Added, Cancelled, Done, Exported, InOrder, to_json, to_object};
+use crate::results::{Added, AttentionOut, Cancelled, Done, Exported, InOrder, to_json, to_object};
 use crate::steering::{self, Steerer};
 use crate::variants::{EntryInfo, EntryRequest, Variants, file_slug};
 use crate::webgpu::{cpu_device, init_webgpu};
@@ -350,7 +350,9 @@ impl Session {
         self.inner.model.borrow_mut().take();
         self.inner.variants.borrow_mut().clear();
         self.inner.sources.borrow_mut().clear();
-        let model = StableDiffusion::build(checked, &self.inner.device).map_err(js_err)?;
+        let mut model = StableDiffusion::build(checked, &self.inner.device).map_err(js_err)?;
+        // Idle until a run asks for attention maps (`attention: true`).
+        model.unet.set_attention_probe(Some(diffusion::attention_probe::AttentionProbe::new()));
         let mut info = ModelInfo::of(&model);
         if let Some(d) = defaults {
             (info.default_guidance, info.default_steps) = (d.guidance_scale, d.num_inference_steps);
@@ -405,8 +407,15 @@ impl Session {
                         steering: img.steering.as_deref(),
                         permeabilities: InOrder(&perms),
                         timing: &img.timing,
+                        attention: img.attention.as_ref().map(|(m, s)| AttentionOut {
+                            maps: m,
+                            words: s,
+                            ms: img.attention_ms,
+                        }),
+                        timeline_frames: img.timeline.len(),
+                        timeline_ms: img.timeline_ms,
                     };
-                    Ok(done.to_js(&img.rgba)?)
+                    Ok(done.to_js(&img.rgba, img.attention.as_ref().map(|(m, _)| m.maps.as_slice()), &img.timeline)?)
                 }
             }
         })

@@ -36,6 +36,8 @@ export function createGenerate(ctx: Ctx, deps: GenerateDeps) {
     size: byId<HTMLSelectElement>('size'),
     scheduler: byId<HTMLSelectElement>('scheduler'),
     previewEvery: byId<HTMLSelectElement>('preview-every'),
+    attention: byId<HTMLInputElement>('attention-maps'),
+    timeline: byId<HTMLInputElement>('timeline-on'),
     viewSide: byId<HTMLInputElement>('view-side'),
     viewGrid: byId<HTMLInputElement>('view-grid'),
     gridField: byId('grid-field'),
@@ -109,6 +111,9 @@ export function createGenerate(ctx: Ctx, deps: GenerateDeps) {
       return;
     }
     const params: GenerateParams = { ...checked.params, previewEvery: Number(el.previewEvery.value) || 0 };
+    // Attention maps are shown for the original and the edited image (not per grid cell).
+    if (el.attention.checked && s.view !== 'grid') params.attention = true;
+    if (el.timeline.checked && s.view !== 'grid') params.timeline = true;
     const enabled = enabledEdits(s);
     const jobs: Job[] = [];
     if (s.view === 'grid') {
@@ -127,6 +132,8 @@ export function createGenerate(ctx: Ctx, deps: GenerateDeps) {
       store.update((st) => {
         st.lastHadEdited = enabled.length > 0;
         st.results = { original: null, edited: null };
+        st.attentionWord = null;
+        st.timelineStep = null;
       });
       results.clearDiffStats();
     }
@@ -280,6 +287,8 @@ export function createGenerate(ctx: Ctx, deps: GenerateDeps) {
     el.viewGrid.checked = grid;
     el.viewSide.checked = !grid;
     el.gridField.hidden = !grid;
+    el.attention.disabled = grid;
+    el.timeline.disabled = grid;
     el.generate.disabled = !canAct(s);
     el.cancel.disabled = s.busy !== 'generate';
     const n = enabledEdits(s).length;

@@ -127,7 +127,7 @@ export function createResults(ctx: Pick<Ctx, 'store'>, deps: ResultsDeps) {
   /** A run's image: into its pane or grid cell, with its PNG link, the difference map and the numbers. */
   function showImage(job: Job, m: ImageMsg) {
     const c = targetCanvas(job.target);
-    const r: Result = { width: m.width, height: m.height, rgba: m.rgba, params: m.params, edits: m.edits, requestId: m.requestId };
+    const r: Result = { width: m.width, height: m.height, rgba: m.rgba, params: m.params, edits: m.edits, requestId: m.requestId, attention: m.attention ?? null, timeline: m.timeline ?? null };
     if (c && paint(c, m.width, m.height, m.rgba)) {
       c.classList.remove('preview');
       delete c.dataset.previewStep;

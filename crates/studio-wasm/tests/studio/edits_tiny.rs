@@ -24,6 +24,8 @@ fn image(model: &StableDiffusion) -> Vec<u8> {
         scheduler: "ddim".into(),
         clip_skip: None,
         preview_every: 0,
+        attention: false,
+        timeline: false,
         steering: None,
     };
     match block_on(engine::generate(model, &p, &mut Quiet)).unwrap() {

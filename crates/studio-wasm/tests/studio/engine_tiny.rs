@@ -60,6 +60,8 @@ fn params(scheduler: &str) -> StudioParams {
         scheduler: scheduler.into(),
         clip_skip: None,
         preview_every: 0,
+        attention: false,
+        timeline: false,
         steering: None,
     }
 }
@@ -208,4 +210,83 @@ fn steering_with_async_readback_equals_the_cli_path() {
     let e = block_on(engine::generate(&model, &bad, &mut host)).err().unwrap().to_string();
     assert!(e.contains("at least one keyword"), "{e}");
     assert!(host.steps_seen.is_empty());
+}
+
+/// DAAM's maps in the studio loop: the image is the one without maps, the maps are the pipeline's
+/// (what `studio attention` writes), and over all 77 tokens they sum to the number of steps at
+/// every latent pixel (softmax rows sum to 1; the mean over layers and heads keeps that; the
+/// clamp after bicubic upsampling can only add).
+#[test]
+fn attention_maps_change_nothing_and_equal_the_pipelines() {
+    let device = device();
+    let mut files = MapFiles::new(fixture_files());
+    let mut model = StableDiffusion::load(&mut files, &device).unwrap();
+    let host = || TestHost { steps_seen: vec![], cancel_after: None, yields: 0, previews: vec![] };
+    let plain = params("ddim");
+    let with = StudioParams { attention: true, ..plain.clone() };
+    let err = block_on(engine::generate(&model, &with, &mut host())).err().expect("no probe attached");
+    assert!(err.to_string().contains("reload"), "{err}");
+
+    model.unet.set_attention_probe(Some(diffusion::attention_probe::AttentionProbe::new()));
+    let Outcome::Done(reference) = block_on(engine::generate(&model, &plain, &mut host())).unwrap() else {
+        panic!("cancelled")
+    };
+    assert!(reference.attention.is_none());
+    let Outcome::Done(img) = block_on(engine::generate(&model, &with, &mut host())).unwrap() else {
+        panic!("cancelled")
+    };
+    assert_eq!(img.rgba, reference.rgba, "recording the maps must not change the image");
+    let (maps, scores) = img.attention.expect("maps asked for");
+    let encoding = model.tokenizer.encode(&with.prompt);
+    assert_eq!(maps.tokens.len(), encoding.n_tokens, "SOT, the prompt's tokens, EOT");
+    assert_eq!(
+        maps.words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>(),
+        ["a", "red", "star", "on", "a", "blue", "background"]
+    );
+    assert_eq!(scores.len(), maps.words.len());
+    assert_eq!(maps.steps, 3);
+
+    // The pipeline's own run, recorded the way the CLI records it.
+    let gp = with.to_generate_params().unwrap();
+    let (out, layers) = pipeline::daam::recorded(&mut model, |m| m.generate(&gp, &mut NoHooks).unwrap());
+    let (_, _, rgb) = pipeline::generate::to_rgb8(&out.image);
+    let ours: Vec<u8> = img.rgba.chunks_exact(4).flat_map(|px| [px[0], px[1], px[2]]).collect();
+    assert_eq!(ours, rgb);
+    let [lh, lw] = pipeline::daam::latent_size(&model, 16, 16);
+    assert_eq!((maps.height, maps.width), (lh, lw));
+    assert!(layers.len() >= 2 && layers.iter().all(|l| l.steps == 3), "{} layers", layers.len());
+    let full = pipeline::daam::aggregate(&layers, lh, lw).unwrap().into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(full.len(), 77 * lh * lw);
+    assert_eq!(maps.maps, full[..maps.tokens.len() * lh * lw], "the studio's maps are the pipeline's");
+    for p in 0..lh * lw {
+        let total: f32 = (0..77).map(|t| full[t * lh * lw + p]).sum();
+        assert!(total > 3.0 - 1e-4 && total < 3.0 * 1.05, "pixel {p}: Σ over tokens {total}, want ≈ 3 steps");
+    }
+}
+
+/// The denoising timeline: one decoded x̂₀ a step, the image unchanged, and the last frame is the
+/// final image up to DDIM's last step to ᾱ₀ (the tiny fixture's `set_alpha_to_one` is false).
+#[test]
+fn timeline_frames_are_the_predicted_images_and_end_at_the_image() {
+    let device = device();
+    let mut files = MapFiles::new(fixture_files());
+    let model = StableDiffusion::load(&mut files, &device).unwrap();
+    let host = || TestHost { steps_seen: vec![], cancel_after: None, yields: 0, previews: vec![] };
+    let plain = params("ddim");
+    let Outcome::Done(reference) = block_on(engine::generate(&model, &plain, &mut host())).unwrap() else {
+        panic!("cancelled")
+    };
+    assert!(reference.timeline.is_empty());
+    let with = StudioParams { timeline: true, ..plain };
+    let Outcome::Done(img) = block_on(engine::generate(&model, &with, &mut host())).unwrap() else {
+        panic!("cancelled")
+    };
+    assert_eq!(img.rgba, reference.rgba, "decoding the timeline must not change the image");
+    assert_eq!(img.timeline.len(), 3, "one frame a step");
+    assert!(img.timeline.iter().all(|f| f.len() == img.rgba.len()));
+    let max_diff = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0);
+    let last = max_diff(&img.timeline[2], &img.rgba);
+    let first = max_diff(&img.timeline[0], &img.rgba);
+    assert!(last <= 8, "the last x̂₀ decodes to the image (max |Δ| {last})");
+    assert!(first > last, "the first x̂₀ ({first}) is farther from the image than the last ({last})");
 }

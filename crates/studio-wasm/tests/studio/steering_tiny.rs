@@ -30,6 +30,8 @@ fn params(steering: Option<SteeringRequest>) -> StudioParams {
         scheduler: "ddim".into(),
         clip_skip: None,
         preview_every: 0,
+        attention: false,
+        timeline: false,
         steering,
     }
 }
