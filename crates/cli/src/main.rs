@@ -360,7 +360,7 @@ fn generate_recorded(a: &GenerateArgs, attention: Option<&attention::AttentionAr
         eprintln!("warning: the prompt is longer than 77 tokens and was truncated");
     }
     let (h, w, rgb) = to_rgb8(&out.image);
-    image::RgbImage::from_raw(w as u32, h as u32, rgb)
+    image::RgbImage::from_raw(w as u32, h as u32, rgb.clone())
         .context("image buffer")?
         .save(&a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;
@@ -374,7 +374,6 @@ fn generate_recorded(a: &GenerateArgs, attention: Option<&attention::AttentionAr
         };
         let encoding = model.tokenizer.encode(&params.prompt);
         let maps = pipeline::daam::AttentionMaps::new(&model.tokenizer, &encoding, &layers, lh, lw, &data);
-        let (h, w, rgb) = to_rgb8(&out.image);
         attention::write(att, &maps, &rgb, w, h, &params.prompt)?;
     }
     if let Some(path) = &a.dump {
