@@ -1,10 +1,12 @@
 //! `studio anatomy --model DIR --edit FILE [--json]`: what an edit file did to each tensor it
 //! rewrites (`erasure::anatomy`): ‖ΔW‖/‖W‖, the rank and spectral norm of ΔW, per block and
-//! projection (to_k vs to_v).
+//! projection (to_k vs to_v), and how the concept's keys and values moved towards the guide and
+//! the preserved concepts. The page's anatomy view computes the same (`erasure::anatomy::edit_anatomy`).
 
 use anyhow::{Context, Result, bail};
-use erasure::anatomy::{TensorAnatomy, tensor_anatomy};
+use erasure::anatomy::{EditAnatomy, edit_anatomy};
 use erasure::edit::{Edit, EditStack};
+use erasure::text::ModelEncoder;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -20,24 +22,21 @@ pub struct AnatomyArgs {
     pub json: bool,
 }
 
-/// The anatomy of every tensor of `edit` against `unet`'s original weights.
-pub fn of_edit(
-    unet: &diffusion::unet_2d_condition::UNet2DConditionModel,
-    edit: &Edit,
-    file: &str,
-) -> Result<Vec<TensorAnatomy>> {
-    EditStack::check(unet, edit, file)?;
+/// The anatomy of `edit` against `model`'s original weights.
+pub fn of_edit(model: &pipeline::StableDiffusion, edit: &Edit, file: &str) -> Result<EditAnatomy> {
+    EditStack::check(&model.unet, edit, file)?;
     let stack = EditStack::new();
-    edit.tensors
+    let originals = edit
+        .tensors
         .iter()
         .map(|t| {
             let w = stack
-                .original(unet, &t.name)
+                .original(&model.unet, &t.name)
                 .with_context(|| format!("{file}: the model has no tensor `{}`", t.name))?;
-            let w = erasure::text::read_f32(&w);
-            Ok(tensor_anatomy(&t.name, &t.shape, &w, &t.data))
+            Ok((t.name.clone(), erasure::text::read_f32(&w)))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(edit_anatomy(edit, &originals, &mut ModelEncoder::new(model))?)
 }
 
 pub fn run(a: AnatomyArgs) -> Result<()> {
@@ -49,22 +48,28 @@ pub fn run(a: AnatomyArgs) -> Result<()> {
     if edit.tensors.is_empty() {
         bail!("{name} changes no tensor");
     }
-    let rows = of_edit(&model.unet, &edit, &name)?;
+    let anatomy = of_edit(&model, &edit, &name)?;
     if a.json {
-        let out = serde_json::json!({ "method": edit.meta.method, "concepts": edit.meta.concepts, "tensors": rows });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&anatomy)?);
         return Ok(());
     }
+    let rows = &anatomy.tensors;
     println!("{} on {:?}: {} tensors", edit.meta.method, edit.meta.concepts, rows.len());
     println!(
         "{:<26} {:<6} {:>10} {:>10} {:>9} {:>5} {:>9}",
         "block", "proj", "‖ΔW‖", "‖W‖", "‖ΔW‖/‖W‖", "rank", "σ₁(ΔW)"
     );
-    for r in &rows {
+    for r in rows {
         println!(
             "{:<26} {:<6} {:>10.4} {:>10.4} {:>9.4} {:>5} {:>9.4}",
             r.block, r.projection, r.delta_norm, r.weight_norm, r.relative, r.rank, r.spectral_norm
         );
+    }
+    println!("\nkeys and values (cosines, mean over the edited tensors of each projection):");
+    println!("{:<9} {:<6} {:<20} {:<20} {:>8} {:>8}", "kind", "proj", "concept", "target", "before", "after");
+    for k in &anatomy.keys {
+        let t = if k.target.is_empty() { "\"\"" } else { &k.target };
+        println!("{:<9} {:<6} {:<20} {:<20} {:>8.4} {:>8.4}", k.kind, k.projection, k.concept, t, k.before, k.after);
     }
     Ok(())
 }

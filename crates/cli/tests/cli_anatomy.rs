@@ -37,6 +37,8 @@ fn anatomy_norms_equal_the_edit_file() {
         "uce",
         "--concepts",
         "a red circle",
+        "--preserve",
+        "a blue square",
         "--out",
         edit.to_str().unwrap(),
     ]);
@@ -70,6 +72,22 @@ fn anatomy_norms_equal_the_edit_file() {
         kinds.insert(r["projection"].as_str().unwrap().to_owned());
     }
     assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ["to_k", "to_v"]);
+    // UCE maps the concept's key and value onto the guide's (""): the cosine with the guide's
+    // rises to ~1, while the preserved concept keeps its own.
+    let keys = v["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2 * 3, "guide, preserve and kept rows for to_k and to_v: {keys:?}");
+    for k in keys {
+        let (before, after) = (k["before"].as_f64().unwrap(), k["after"].as_f64().unwrap());
+        match k["kind"].as_str().unwrap() {
+            "guide" => {
+                assert_eq!((k["concept"].as_str(), k["target"].as_str()), (Some("a red circle"), Some("")));
+                assert!(after > 0.99 && after > before + 0.01, "{k}");
+            }
+            "kept" => assert!(after > 0.99 && before == 1.0, "{k}"),
+            "preserve" => assert_eq!(k["target"], "a blue square"),
+            other => panic!("kind {other}"),
+        }
+    }
     let (ok, table, _) = studio(&["anatomy", "--model", &m, "--edit", edit.to_str().unwrap()]);
     assert!(ok && table.contains("rank") && table.contains("to_v"), "{table}");
 
