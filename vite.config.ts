@@ -93,13 +93,19 @@ function modelFiles(dir: string): { path: string; size: number }[] {
   return out;
 }
 
+/** The classroom evaluator beside a model (`evaluator/config.json` + weights): served, not part of the model's load. */
+function evaluatorFiles(dir: string): { path: string; size: number }[] {
+  const paths = ['evaluator/config.json', 'evaluator/model.safetensors'];
+  return paths.every((p) => existsSync(join(dir, p))) ? paths.map((p) => ({ path: p, size: statSync(join(dir, p)).size })) : [];
+}
+
 function bundledModels() {
-  return CANDIDATES.filter((m) => existsSync(join(m.dir, 'unet'))).map((m) => ({ ...m, files: modelFiles(m.dir) }));
+  return CANDIDATES.filter((m) => existsSync(join(m.dir, 'unet'))).map((m) => ({ ...m, files: modelFiles(m.dir), evaluator: evaluatorFiles(m.dir) }));
 }
 
 function studioModels(): Plugin {
   const index = () =>
-    JSON.stringify({ models: bundledModels().map(({ id, name, description, files }) => ({ id, name, description, files })) }, null, 1);
+    JSON.stringify({ models: bundledModels().map(({ id, name, description, files, evaluator }) => ({ id, name, description, files, ...(evaluator.length ? { evaluator } : {}) })) }, null, 1);
   return {
     name: 'studio-models',
     configureServer(server) {
@@ -113,7 +119,7 @@ function studioModels(): Plugin {
         }
         const [id, ...rest] = m[1].split('/');
         const model = bundledModels().find((b) => b.id === id);
-        const file = model?.files.find((f) => f.path === rest.join('/'));
+        const file = [...(model?.files ?? []), ...(model?.evaluator ?? [])].find((f) => f.path === rest.join('/'));
         if (!model || !file) {
           res.statusCode = 404;
           return res.end('not found');
@@ -126,7 +132,7 @@ function studioModels(): Plugin {
     generateBundle() {
       this.emitFile({ type: 'asset', fileName: 'models/index.json', source: index() });
       for (const m of bundledModels()) {
-        for (const f of m.files) {
+        for (const f of [...m.files, ...m.evaluator]) {
           this.emitFile({ type: 'asset', fileName: `models/${m.id}/${f.path}`, source: readFileSync(join(m.dir, f.path)) });
         }
       }

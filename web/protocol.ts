@@ -113,6 +113,44 @@ export type SldPreset = (typeof SLD_PRESETS)[number];
 /** What a variant entry of the erase panel is: a weight edit, an adapter, or inference-time steering. */
 export type VariantKind = 'edit' | 'spm' | 'lora' | 'sld' | 'safree' | 'leace' | 'inlp' | 'ring-a-bell';
 
+/** One tensor an edit rewrote (`erasure::anatomy::TensorAnatomy`). */
+export interface TensorAnatomy {
+  tensor: string;
+  /** `down_blocks.1.attentions.0`, `mid_block.attentions.0`. */
+  block: string;
+  /** `to_k` or `to_v`. */
+  projection: string;
+  shape: number[];
+  deltaNorm: number;
+  weightNorm: number;
+  /** ‖ΔW‖_F / ‖W‖_F. */
+  relative: number;
+  rank: number;
+  spectralNorm: number;
+}
+
+/** How a text embedding's key or value moved (`erasure::anatomy::KeyMovement`), averaged over the edited tensors of one projection. */
+export interface KeyMovement {
+  /** `guide`: concept vs its guide; `preserve`: concept vs a preserved concept; `kept`: a preserved concept vs its own key. */
+  kind: 'guide' | 'preserve' | 'kept';
+  concept: string;
+  target: string;
+  projection: string;
+  before: number;
+  after: number;
+  tensors: number;
+}
+
+/** The anatomy of an edit entry, as `studio anatomy --json` prints it (`erasure::anatomy::EditAnatomy`). */
+export interface EditAnatomy {
+  method: string;
+  concepts: string[];
+  guides: string[];
+  preserve: string[];
+  tensors: TensorAnatomy[];
+  keys: KeyMovement[];
+}
+
 /** The closed-form erasure methods (crates/erasure); computing them in the page is the `erase` message. */
 export const ERASE_METHODS = ['uce', 'time', 'rece', 'speed', 'mace'] as const;
 export type EraseMethod = (typeof ERASE_METHODS)[number];
@@ -247,6 +285,13 @@ export type ToWorker =
   | { type: 'entry-remove'; requestId: number; id: string }
   /** The file of an edit or eraser entry (`studio generate --edit` / `--leace` read it). */
   | { type: 'entry-export'; requestId: number; id: string }
+  /**
+   * The classroom evaluator's classes for `count` RGB8 images one after another (`Session.evaluate`);
+   * the evaluator is fetched from `evaluator` (same-origin URLs of its config.json and weights) the first time.
+   */
+  | { type: 'evaluate'; requestId: number; evaluator: { config: string; weights: string }; rgb: Uint8Array; count: number }
+  /** The anatomy of an edit entry (`Session.entryAnatomy`: ‖ΔW‖/‖W‖, rank, key movement). */
+  | { type: 'entry-anatomy'; requestId: number; id: string }
   /** SHA-256 of the loaded weights as they are now (`Session.weightsDigest`; the bad-input tests compare it). */
   | { type: 'digest'; requestId: number }
   /** The engine's memory now: wasm memory and live GPU buffers (the soak test samples it). Bypasses the queue. */
@@ -312,6 +357,9 @@ export type FromWorker =
       timeline?: Uint8ClampedArray | null;
     }
   | { status: 'cancelled'; requestId: number; step: number; total: number }
+  | { status: 'anatomy'; requestId: number; id: string; anatomy: EditAnatomy }
+  /** One `{head: class}` an image (`classroom::evaluator::Prediction::classes`). */
+  | { status: 'evaluation'; requestId: number; classes: Record<string, string>[] }
   | { status: 'digest'; requestId: number; sha256: string }
   /**
    * `wasmBytes`: the wasm memory's size (it grows, never shrinks; 0 before the module started);
@@ -375,6 +423,10 @@ export function isFromWorker(x: unknown): x is FromWorker {
       );
     case 'cancelled':
       return isNum(x.requestId) && isNum(x.step) && isNum(x.total);
+    case 'evaluation':
+      return isNum(x.requestId) && Array.isArray(x.classes) && x.classes.every(isObj);
+    case 'anatomy':
+      return isNum(x.requestId) && isStr(x.id) && isObj(x.anatomy) && Array.isArray(x.anatomy.tensors) && Array.isArray(x.anatomy.keys);
     case 'digest':
       return isNum(x.requestId) && isStr(x.sha256) && /^[0-9a-f]{64}$/.test(x.sha256);
     case 'stats':

@@ -34,6 +34,7 @@ import { badInputCases, makeHugeRepo } from './bad-inputs.mjs';
 import { originCase, recordRequests, securityCases } from './security.mjs';
 import { soakCases } from './soak.mjs';
 import { teachingCases } from './teaching.mjs';
+import { lessonCases } from './lessons.mjs';
 
 const haveCli = existsSync(CLI);
 if (!haveCli) log(`NOTE: ${CLI} not found: the browser-vs-CLI comparison is skipped (build it with cargo build -p cli)`);
@@ -171,6 +172,7 @@ try {
 
   await featureCases({ ctx: gpu.ctx, url });
   await teachingCases({ ctx: gpu.ctx, url });
+  await lessonCases({ ctx: gpu.ctx, url });
   await badInputCases({ ctx: gpu.ctx, url });
   await soakCases({ ctx: gpu.ctx, url });
   await securityCases({ ctx: gpu.ctx, url });

@@ -6,12 +6,15 @@
 //  - the flagship demo with maps: the classroom model, UCE on "skull" from the erase form, the
 //    original and edited maps side by side, a click on a word shows its map; the skull word's IoU
 //    with the object is reported for both.
+//  - what it does: UCE on the classroom model from the erase form, its row's Explain: the equation
+//    (MathML, bound to the run's concepts and λ) and the anatomy, whose norms, ranks and key
+//    cosines equal `studio anatomy --json` on the exported edit file; SLD's equation with its preset.
 // Run by studio.mjs (`teachingCases`).
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLASSROOM, CLI, FIXTURE, OUT, assert, generateAll, openPage, readCanvas, readSafetensors, runCase, setParams, tid } from './lib.mjs';
+import { CLASSROOM, CLI, FIXTURE, OUT, assert, generateAll, openPage, readCanvas, readSafetensors, runCase, setParams, tid, visibleError } from './lib.mjs';
 
 /** The tiny fixture's settings (its native 16 px, 2× VAE: 8×8 maps). */
 const TINY = { prompt: 'a big red star on a blue striped background', negativePrompt: '', seed: 7, steps: 6, guidance: 7.5, size: 16, scheduler: 'ddim' };
@@ -32,6 +35,21 @@ function cliAttention(model, p, tag, extra = []) {
   const n = Number(buf.readBigUInt64LE(0));
   const meta = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')).__metadata__;
   return { shape, data, tokens: JSON.parse(meta.tokens), words: JSON.parse(meta.words), iou: JSON.parse(meta.iou), steps: Number(meta.steps) };
+}
+
+/** `studio anatomy --json` of an edit file. */
+function cliAnatomy(model, edit) {
+  return JSON.parse(execFileSync(CLI, ['anatomy', '--model', model, '--edit', edit, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString('utf8'));
+}
+
+/** Computes an erase-form entry and waits for it. */
+async function computeEntry(page, method, concepts, extra = {}) {
+  const before = await page.evaluate(() => window.__studio.edits().length);
+  await page.selectOption(tid('erase-method'), method);
+  await page.fill(tid('erase-concepts'), concepts);
+  for (const [k, v] of Object.entries(extra)) await page.fill(tid(k), v);
+  await page.click(tid('erase-apply'));
+  await page.waitForFunction((n) => window.__studio.edits().length === n + 1 && window.__studio.busy() === null, before, { timeout: 120_000, polling: 50 });
 }
 
 async function attentionOf(page, kind) {
@@ -94,9 +112,43 @@ export async function teachingCases({ ctx, url }) {
     await page.dispatchEvent(tid('timeline-scrubber'), 'input');
     const firstStep = await page.$eval('[data-testid="timeline-frame"][data-variant="original"]', (c) => c.dataset.step);
     assert(firstStep === '1', `scrubbed to step ${firstStep}`);
+
+    // The anatomy and the equation on the tiny SD-1 (WebGPU): UCE from the erase form, its norms against `studio anatomy`.
+    await computeEntry(page, 'uce', 'a red circle', { 'erase-preserve': 'a blue square', 'erase-params': '' });
+    await page.click(tid('edit-explain-0'));
+    await page.waitForSelector('[data-testid="anatomy-chart"]', { timeout: 60_000 });
+    const bars = await page.$$eval('[data-testid="anatomy-chart"] rect[data-tensor]', (rs) => rs.map((r) => ({ tensor: r.dataset.tensor, relative: Number(r.dataset.relative), rank: Number(r.dataset.rank) })));
+    const eqText = await page.$eval(tid('equation'), (e) => (e.querySelector('math') ? e.textContent : ''));
+    assert(eqText.includes('“a red circle”') && eqText.includes('“a blue square”'), `tiny equation: ${eqText}`);
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click(tid('edit-export-0'))]);
+    const file = join(OUT, 'anatomy-tiny-uce.safetensors');
+    await dl.saveAs(file);
+    const cliA = cliAnatomy(FIXTURE, file);
+    let anatomyRel = 0;
+    for (const t of cliA.tensors) {
+      const b = bars.find((x) => x.tensor === t.tensor);
+      assert(b && b.rank === t.rank, `${t.tensor}: ${JSON.stringify(b)} vs rank ${t.rank}`);
+      anatomyRel = Math.max(anatomyRel, Math.abs(b.relative - t.relative) / t.relative);
+    }
+    // The page reads its originals back from the GPU: f32 here, so the same numbers up to the sums' order.
+    assert(bars.length === cliA.tensors.length && anatomyRel <= 1e-4, `tiny anatomy page vs CLI: ${anatomyRel} relative over ${bars.length} bars`);
+    // The sweep on a model without the classroom evaluator: the pixels against the original's.
+    await page.click('[data-testid="sweep-open"] summary');
+    await page.fill(tid('sweep-values'), '0, 1');
+    await page.fill(tid('sweep-concept'), 'a red circle');
+    await page.fill(tid('sweep-neighbours'), 'a blue square');
+    await page.click(tid('sweep-run'));
+    await page.waitForFunction(() => window.__studio.busy() === 'edit', null, { timeout: 10_000, polling: 20 }).catch(() => {});
+    await page.waitForFunction(() => window.__studio.busy() === null, null, { timeout: 300_000, polling: 100 });
+    const sweepErr = await visibleError(page);
+    assert(!sweepErr, `sweep on the tiny model: ${sweepErr}`);
+    const tinySweep = JSON.parse(await page.getAttribute(tid('sweep-chart'), 'data-points'));
+    // erase_scale 0: UCE's solve gives W back (preserve term only), so every pixel is the original's.
+    assert(tinySweep.length === 2 && tinySweep.every((p) => p.metric === 'pixels') && tinySweep[0].detected === 1 && tinySweep[0].kept === 1, `tiny sweep ${JSON.stringify(tinySweep)}`);
+    assert((await page.textContent(tid('sweep-chart'))).includes('unchanged'), 'the tiny sweep is labelled as the evaluator\'s');
     assert(consoleErrors.length === 0, `console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
     await page.close();
-    return { words: a.words.length, layers: a.layers, heads: a.heads, mapsMaxDiff: max, maxSum, steps: a.steps, recordMs: Math.round(a.ms), timelineLastFrameMaxDiff: lastDiff, totalMs: times.map(Math.round), mapsCost: +(times[3] / times[1] - 1).toFixed(3) };
+    return { anatomyRelDiff: anatomyRel, tinySweep, words: a.words.length, layers: a.layers, heads: a.heads, mapsMaxDiff: max, maxSum, steps: a.steps, recordMs: Math.round(a.ms), timelineLastFrameMaxDiff: lastDiff, totalMs: times.map(Math.round), mapsCost: +(times[3] / times[1] - 1).toFixed(3) };
   });
 
   await runCase('attention maps and timeline: erase "skull" with UCE on the classroom model (CPU path), original vs edited, click a word', async () => {
@@ -153,5 +205,88 @@ export async function teachingCases({ ctx, url }) {
       skullIouOriginal: o.scores[skull].iou, skullIouEdited: e.scores[skull].iou, shownIou: ious, mapsMaxDiff: max, recordMs: Math.round(o.ms),
       pairMs: { plain: plainMs, maps: mapsMs, mapsAndTimeline: bothMs }, mapsCost: +(mapsMs / plainMs - 1).toFixed(3), timelineDiffs: diffs.map((d) => +d.toFixed(1)),
     };
+  });
+
+  await runCase('what it does: UCE\'s equation and anatomy in the page equal `studio anatomy` (classroom, CPU path); SLD\'s equation', async () => {
+    const { page, consoleErrors } = await openPage(ctx, `${url}?model=classroom&backend=cpu`);
+    await page.waitForFunction(() => window.__studio?.ready(), null, { timeout: 120_000 });
+    await computeEntry(page, 'uce', 'skull', { 'erase-preserve': 'triangle', 'erase-params': 'lamb=0.5' });
+    assert(!(await page.isVisible(tid('edit-anatomy'))), 'the view shows before it is asked for');
+    await page.click(tid('edit-explain-0'));
+    await page.waitForSelector('[data-testid="anatomy-chart"]', { timeout: 60_000 });
+    await page.waitForFunction(() => window.__studio.busy() === null, null, { timeout: 60_000 });
+    const eq = await page.$eval(tid('equation'), (e) => ({ method: e.dataset.method, math: !!e.querySelector('math'), text: e.textContent }));
+    assert(eq.method === 'uce' && eq.math, `equation ${JSON.stringify(eq)}`);
+    for (const want of ['“skull”', '“triangle”', 'λ = 0.5', 'rank']) assert(eq.text.includes(want), `the equation's bindings lack ${want}: ${eq.text}`);
+    const bars = await page.$$eval('[data-testid="anatomy-chart"] rect[data-tensor]', (rs) => rs.map((r) => ({ tensor: r.dataset.tensor, relative: Number(r.dataset.relative), rank: Number(r.dataset.rank) })));
+    const keys = await page.$$eval('[data-testid="anatomy-keys"] tr', (rs) => rs.slice(1).map((r) => Array.from(r.children).map((c) => c.textContent)));
+    // The same edit as a file, read by the CLI against the model's own safetensors.
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click(tid('edit-export-0'))]);
+    const file = join(OUT, 'anatomy-uce-skull.safetensors');
+    await dl.saveAs(file);
+    const cli = cliAnatomy(CLASSROOM, file);
+    assert(bars.length === cli.tensors.length && bars.length > 0, `${bars.length} bars for ${cli.tensors.length} tensors`);
+    let maxRel = 0;
+    for (const t of cli.tensors) {
+      const b = bars.find((x) => x.tensor === t.tensor);
+      assert(b, `no bar for ${t.tensor}`);
+      maxRel = Math.max(maxRel, Math.abs(b.relative - t.relative) / t.relative);
+      assert(b.rank === t.rank, `${t.tensor}: rank ${b.rank} vs ${t.rank}`);
+    }
+    assert(maxRel <= 1e-6, `‖ΔW‖/‖W‖ page vs CLI: ${maxRel} relative`);
+    assert(keys.length === cli.keys.length, `${keys.length} key rows vs ${cli.keys.length}`);
+    keys.forEach((row, i) => {
+      const k = cli.keys[i];
+      assert(Math.abs(Number(row[3]) - k.before) <= 1e-3 && Math.abs(Number(row[4]) - k.after) <= 1e-3, `key row ${row} vs ${JSON.stringify(k)}`);
+    });
+    const guide = cli.keys.find((k) => k.kind === 'guide' && k.projection === 'to_v');
+    assert(guide.after > guide.before, `UCE did not move skull's value towards the guide: ${guide.before} → ${guide.after}`);
+    await page.locator(tid('edit-anatomy')).screenshot({ path: join(OUT, 'teaching-anatomy.png') });
+
+    // An inference-time method: SLD's equation with its preset's numbers, no anatomy.
+    await page.selectOption(tid('erase-method'), 'sld');
+    await page.fill(tid('erase-params'), 'preset=strong');
+    await page.click(tid('erase-apply'));
+    await page.waitForFunction(() => window.__studio.edits().length === 2 && window.__studio.busy() === null, null, { timeout: 60_000, polling: 50 });
+    await page.click(tid('edit-explain-1'));
+    await page.waitForFunction(() => document.querySelector('[data-testid="equation"]')?.dataset.method === 'sld', null, { timeout: 10_000 });
+    const sld = await page.$eval(tid('equation'), (e) => e.textContent);
+    assert(/s_S = \d+/.test(sld) && sld.includes('warm-up') && !(await page.$(tid('anatomy-chart'))), `SLD's view: ${sld}`);
+    assert(consoleErrors.length === 0, `console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
+    await page.close();
+    return { tensors: bars.length, maxRelDiff: maxRel, ranks: [...new Set(bars.map((b) => b.rank))], keys: cli.keys.map((k) => `${k.kind} ${k.projection} ${k.before.toFixed(4)}→${k.after.toFixed(4)}`) };
+  });
+
+  await runCase('sweep chart: UCE\'s erase scale against the skull detected and the neighbours kept, scored in the page by the classroom evaluator (CPU path)', async () => {
+    const { page, consoleErrors } = await openPage(ctx, `${url}?model=classroom&backend=cpu`);
+    await page.waitForFunction(() => window.__studio?.ready(), null, { timeout: 120_000 });
+    await setParams(page, { prompt: 'a skull', negativePrompt: '', seed: 3, steps: 25, guidance: 3, size: 64, scheduler: 'ddim' });
+    await page.selectOption(tid('erase-method'), 'uce');
+    await page.fill(tid('erase-concepts'), 'skull');
+    await page.fill(tid('erase-params'), 'tokens=legacy');
+    await page.click('[data-testid="sweep-open"] summary');
+    await page.fill(tid('sweep-values'), '0, 0.5, 1');
+    const t = Date.now();
+    await page.click(tid('sweep-run'));
+    await page.waitForFunction(() => window.__studio.busy() === 'edit', null, { timeout: 10_000, polling: 20 }).catch(() => {});
+    await page.waitForFunction(() => window.__studio.busy() === null, null, { timeout: 600_000, polling: 100 });
+    const err = await visibleError(page);
+    assert(!err, `the sweep failed: ${err}`);
+    const points = JSON.parse(await page.getAttribute(tid('sweep-chart'), 'data-points'));
+    assert(points.length === 3 && (await page.$$('[data-testid="sweep-chart"] circle')).length === 6, `points ${JSON.stringify(points)}`);
+    // erase_scale 0 without preserved concepts leaves W unchanged: the original's detection; at 1 the skull is gone.
+    const [p0, , p1] = points;
+    assert(p0.detected === 1 && p0.kept === 1, `at erase_scale 0 the model is the original: ${JSON.stringify(p0)}`);
+    assert(p1.detected < p0.detected, `UCE at erase_scale 1 did not lower the skull's detection: ${JSON.stringify(points)}`);
+    assert(await page.evaluate(() => window.__studio.edits().length) === 0, 'the sweep left an entry in the list');
+    await page.locator('#sweep-card').screenshot({ path: join(OUT, 'teaching-sweep.png') });
+    // A bad value list: a clear error, the model untouched.
+    await page.fill(tid('sweep-values'), '0, lots');
+    await page.click(tid('sweep-run'));
+    const bad = await visibleError(page);
+    assert(bad && bad.includes('lots'), `bad values: ${bad}`);
+    assert(consoleErrors.length === 0, `console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
+    await page.close();
+    return { points, ms: Date.now() - t };
   });
 }

@@ -35,6 +35,8 @@ interface Answers {
   'entry-compute': EntryMsg;
   'entry-remove': Msg<'entry-removed'>;
   'entry-export': Msg<'exported'>;
+  'entry-anatomy': Msg<'anatomy'>;
+  evaluate: Msg<'evaluation'>;
   digest: Msg<'digest'>;
 }
 export type Answer<T extends EngineRequest['type']> = Answers[T] | ErrorMsg;

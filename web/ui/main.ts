@@ -5,7 +5,9 @@
 //   store.ts          page state; panels subscribe and render from it
 //   engine-client.ts  the worker: start / restart, request → Promise, engine events
 //   dom.ts            element lookup, status line, error box
-//   panels/           model picker, cache, erase form, variant list, generate, results
+//   panels/           model picker, cache, erase form, variant list, generate, results; the teaching
+//                     views: attention, timeline, anatomy ("what it does"), sweep, lessons
+//   equations.ts, lessons.ts, sweep.ts   the teaching views' pure parts (MathML, lesson data, sweep scores)
 //   drop.ts, share-link.ts (share.ts: the hash format)
 
 import type { AttentionMaps, FromWorker, GpuMemoryStats } from '../protocol';
@@ -24,6 +26,9 @@ import { createGenerate } from './panels/generate';
 import { createResults } from './panels/results';
 import { createAttentionPanel } from './panels/attention';
 import { createTimelinePanel } from './panels/timeline';
+import { createAnatomyPanel } from './panels/anatomy';
+import { createLessons } from './panels/lessons';
+import { createSweep } from './panels/sweep';
 import { initDrop } from './drop';
 import { initShareButton } from './share-link';
 import { createRecovery } from './recovery';
@@ -99,8 +104,11 @@ const variantList = createVariantList(ctx);
 const results = createResults(ctx, { ft: variantList.ft });
 createAttentionPanel(ctx);
 createTimelinePanel(ctx);
+createAnatomyPanel(ctx);
 const erase = createEraseForm(ctx, { onConcepts: (concepts) => generate.defaultGrid(concepts) });
+createLessons(ctx, { compute: (request) => erase.compute(request, null) });
 const generate = createGenerate(ctx, { results, ft: variantList.ft, eraseConcepts: erase.concepts });
+createSweep(ctx, { formParams: () => generate.formParams() });
 const picker = createModelPicker(ctx, {
   onLoaded: (info) => {
     generate.applyModel(info);

@@ -4,8 +4,9 @@
 // button's label, the shown panes and the variant list are functions of this state, never read
 // back from the DOM.
 
-import type { AttentionMaps, BackendChoice, EntryInfo, EntryRequest, FileEntry, GenerateParams, ModelInfo, ModelSource } from '../protocol';
+import type { AttentionMaps, BackendChoice, EditAnatomy, EntryInfo, EntryRequest, FileEntry, GenerateParams, ModelInfo, ModelSource } from '../protocol';
 import type { Variant } from './compare';
+import type { RunFacts } from './equations';
 import type { Shared } from './share';
 
 /** A model the page serves itself (models/index.json). */
@@ -14,6 +15,8 @@ export interface BundledModel {
   name: string;
   description: string;
   files: FileEntry[];
+  /** The classroom evaluator beside it (`evaluator/config.json`, `evaluator/model.safetensors`): the sweep chart scores images with it. */
+  evaluator?: FileEntry[];
 }
 
 export interface LoadedModel {
@@ -119,6 +122,10 @@ export interface PageState {
   attentionWord: number | null;
   /** The timeline's step shown (1-based), null: the last. */
   timelineStep: number | null;
+  /** The entry the "What it does" view explains (its equation; an edit's anatomy once read). */
+  explain: { id: string; anatomy: EditAnatomy | null; state: 'pending' | 'reading' | 'done' | 'failed' } | null;
+  /** What the last run with each entry on showed (its prompt, an SPM's permeability, steering's note), by entry id. */
+  runFacts: Record<string, RunFacts>;
 }
 
 export type Listener = (state: Readonly<PageState>) => void;
@@ -173,6 +180,8 @@ export function initialState(backendChoice: BackendChoice, restore: Shared): Pag
     recovering: null,
     attentionWord: null,
     timelineStep: null,
+    explain: null,
+    runFacts: {},
   };
 }
 

@@ -12,7 +12,7 @@
 import init, { createSession, type InitOutput, type Session } from '../pkg/studio_wasm.js';
 import { cachedFiles, chooseFiles, cpuRefusal, downloadRepo, listRepo, type RemoteFile } from '../hub/download';
 import { MemoryStore, OpfsStore, cacheKey, opfsAvailable, type Store } from '../hub/store';
-import { errorMessage, type AttentionMaps, type EntryInfo, type FromWorker, type ModelInfo, type ModelSource, type Phase, type ToWorker } from '../protocol';
+import { errorMessage, type AttentionMaps, type EditAnatomy, type EntryInfo, type FromWorker, type ModelInfo, type ModelSource, type Phase, type ToWorker } from '../protocol';
 import { adapterInfoLabel, adapterName, isSoftwareAdapter, softwareAdapterReason, type AdapterInfoLike } from './engine-choice';
 import { destroyGpuDevice, gpuBudget, gpuDeviceOptions, gpuLimits, lastGpuError, watchGpuDevice, type GpuErrorRecord } from './gpu-device';
 import { gpuMemoryStats, installGpuAccounting } from './gpu-memory';
@@ -28,6 +28,8 @@ let wasmReady: Promise<InitOutput> | null = null;
 /** The module's memory once it started (the `stats` request reads its size). */
 let wasmMemory: WebAssembly.Memory | null = null;
 let session: Session | null = null;
+/** The URL of the evaluator weights the session holds (`evaluate`), or null. */
+let evaluatorFrom: string | null = null;
 let store: Promise<Store> | null = null;
 
 function cacheStore(): Promise<Store> {
@@ -277,6 +279,7 @@ async function handle(msg: ToWorker) {
         // Auto skips a software adapter (engine-choice.ts); an explicit WebGPU choice does not.
         const info = msg.backend === 'auto' ? await adapterInfo() : null;
         const skipped = isSoftwareAdapter(info) ? adapterName(info, 'unnamed') : null;
+        evaluatorFrom = null;
         session = await createSession(skipped ? 'cpu' : msg.backend, msg.tasksMax);
         post({
           status: 'ready',
@@ -396,6 +399,37 @@ async function handle(msg: ToWorker) {
       }
       return;
     }
+    case 'evaluate': {
+      try {
+        const s = ready();
+        if (evaluatorFrom !== msg.evaluator.weights) {
+          const get = async (url: string) => {
+            const r = await fetch(new URL(url, self.location.href));
+            if (!r.ok) throw new Error(`the classroom evaluator could not be fetched (${url}: HTTP ${r.status})`);
+            return r;
+          };
+          const config = await (await get(msg.evaluator.config)).text();
+          const weights = new Uint8Array(await (await get(msg.evaluator.weights)).arrayBuffer());
+          s.loadEvaluator(config, weights);
+          evaluatorFrom = msg.evaluator.weights;
+        }
+        const classes = parsed<Record<string, string>[]>((await s.evaluate(msg.rgb)) as string);
+        if (classes.length !== msg.count) throw new Error(`the evaluator answered for ${classes.length} of ${msg.count} images`);
+        post({ status: 'evaluation', requestId: msg.requestId, classes });
+      } catch (e) {
+        fail('generate', msg.requestId, e);
+      }
+      return;
+    }
+    case 'entry-anatomy': {
+      try {
+        const anatomy = parsed<EditAnatomy>(await ready().entryAnatomy(msg.id));
+        post({ status: 'anatomy', requestId: msg.requestId, id: msg.id, anatomy });
+      } catch (e) {
+        fail('edit', msg.requestId, e);
+      }
+      return;
+    }
     case 'digest': {
       try {
         post({ status: 'digest', requestId: msg.requestId, sha256: (await ready().weightsDigest()) as string });
@@ -421,7 +455,7 @@ async function handle(msg: ToWorker) {
 /** The request running now (its id and phase), for a failure that reaches no request's `catch`. */
 let running: { requestId: number | null; phase: Phase } | null = null;
 
-const PHASES: Partial<Record<ToWorker['type'], Phase>> = { init: 'init', load: 'load', generate: 'generate', 'entry-add': 'edit', 'entry-compute': 'erase', 'entry-remove': 'edit', 'entry-export': 'edit', digest: 'edit' };
+const PHASES: Partial<Record<ToWorker['type'], Phase>> = { init: 'init', load: 'load', generate: 'generate', 'entry-add': 'edit', 'entry-compute': 'erase', 'entry-remove': 'edit', 'entry-export': 'edit', 'entry-anatomy': 'edit', evaluate: 'generate', digest: 'edit' };
 
 /**
  * A trap outside any request's call into wasm — wgpu's uncaptured-error handler panics from a

@@ -10,7 +10,7 @@
 //! - how the concept's keys and values move ([`key_movement`]): for a text embedding `c` (the
 //!   last token before EOS, the token UCE's current code edits), the cosine of `W c` with the
 //!   guide's `W g` before the edit and of `W' c` with it after (UCE's target is `v* = W g`,
-//!   Gandikota et al. 2024 Eq. 3, so it goes to ~1), the same with each preserved concept's
+//!   `uce.rs`, so it goes to ~1), the same with each preserved concept's
 //!   `W p` / `W' p`, and how well each preserved concept kept its key, `cos(W' p, W p)`.
 //!
 //! Pure f64 on values already read back (the CLI reads them synchronously, the page

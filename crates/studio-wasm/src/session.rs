@@ -11,6 +11,7 @@
 //! const b = JSON.parse(await s.computeEntry('e2', JSON.stringify({kind: 'erase', method: 'uce', concepts: ['skull']})));
 //! //   kind: 'erase' (EraseRequest) | 'steer' (SLD / SAFREE) | 'fit-eraser' (EraserFitRequest) | 'ring-a-bell'
 //! s.removeEntry('e1'); const {file, bytes} = s.exportEntry('e2');
+//! const anatomy = JSON.parse(await s.entryAnatomy('e2'));   // `studio anatomy --json`'s object
 //! s.setVariant(['e2']);                             // the model holds exactly these, changed by the difference
 //! s.facilitatedTransport = false;                   // SPMs apply fully (`--no-ft`)
 //! const r = await s.generate(JSON.stringify(params), (p) => ..., (preview) => ...);   // r.status: 'done' | 'cancelled'
@@ -111,6 +112,9 @@ struct Inner {
     /// Set by [`Session::cancel`]; the running generation's host reads it.
     cancel: Rc<Cell<bool>>,
     running: Cell<bool>,
+    /// The classroom evaluator (`classroom::evaluator`), once the page loaded it: it scores
+    /// images for the sweep chart.
+    evaluator: RefCell<Option<Rc<classroom::evaluator::Evaluator>>>,
 }
 
 impl Inner {
@@ -128,6 +132,7 @@ impl Inner {
             sources: RefCell::new(BTreeMap::new()),
             cancel: Rc::new(Cell::new(false)),
             running: Cell::new(false),
+            evaluator: RefCell::new(None),
         }
     }
 
@@ -466,6 +471,80 @@ impl Session {
             let (entry, ms) = inner.compute(&id, req).await.map_err(js_err)?;
             inner.sources.borrow_mut().remove(&id);
             Ok(JsValue::from_str(&to_json(&Added { entry: &entry, ms })?))
+        })
+    }
+
+    /// The anatomy of edit entry `id` (`erasure::anatomy::edit_anatomy`, as `studio anatomy
+    /// --json` prints it): ‖ΔW‖/‖W‖, rank and spectral norm per tensor, and how the concept's
+    /// keys and values moved towards the guide and the preserved concepts. The model goes back to
+    /// its original weights to read them (asynchronously); the next run sets its own variant.
+    /// Rejects for an entry that is not a weight edit, or while a generation runs.
+    #[wasm_bindgen(js_name = entryAnatomy)]
+    pub fn entry_anatomy(&self, id: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            inner.idle(StudioError::Busy).map_err(js_err)?;
+            let edit = inner.variants.borrow().edits.get(&id).cloned();
+            let Some(edit) = edit else {
+                let what = inner.variants.borrow().info(&id).map(|i| i.kind);
+                return Err(js_err(match what {
+                    Some(kind) => format!(
+                        "entry {id} is {kind}, not a weight edit: the anatomy shows what an edit did to the weights (an SPM's permeability shows under each image, steering's terms in its note)"
+                    ),
+                    None => format!("there is no entry {id}: add or compute an edit first"),
+                })
+                .into());
+            };
+            inner.to_original().map_err(js_err)?;
+            let model = inner.model().map_err(js_err)?;
+            let mut originals = vec![];
+            let tensors = edits::originals(&inner.variants.borrow().edits, &model.unet, &edit);
+            for (name, t) in tensors {
+                originals.push((name, readback::to_f32(t).await.map_err(js_err)?));
+            }
+            let meta = &edit.meta;
+            let guides = erasure::closed_form::guides_for(&meta.concepts, &meta.guides, "").unwrap_or_default();
+            let texts: Vec<String> = meta.concepts.iter().chain(&guides).chain(&meta.preserve).cloned().collect();
+            let mut enc = encode_all(&model, &texts).await.map_err(js_err)?;
+            let anatomy = erasure::anatomy::edit_anatomy(&edit, &originals, &mut enc).map_err(js_err)?;
+            Ok(JsValue::from_str(&to_json(&anatomy)?))
+        })
+    }
+
+    /// Loads the classroom evaluator (`config.json` text and `model.safetensors` bytes, as
+    /// `models/classroom/evaluator/` ships them) on this session's device; a damaged file throws
+    /// the reason and keeps the evaluator loaded before, if any.
+    #[wasm_bindgen(js_name = loadEvaluator)]
+    pub fn load_evaluator(&self, config: String, weights: Vec<u8>) -> Result<(), JsError> {
+        let e = classroom::evaluator::Evaluator::load(&config, weights, &self.inner.device).map_err(js_err)?;
+        *self.inner.evaluator.borrow_mut() = Some(Rc::new(e));
+        Ok(())
+    }
+
+    /// The evaluator's classes for RGB8 images `[n, 64, 64, 3]` one after another: JSON `[{head:
+    /// class}]`, one object an image (`Prediction::classes`, what `studio eval-classroom` scores).
+    #[wasm_bindgen(js_name = evaluate)]
+    pub fn evaluate(&self, rgb: Vec<u8>) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let e = inner.evaluator.borrow().clone();
+            let e = e.ok_or_else(|| js_err("the evaluator is not loaded: it ships with the classroom model"))?;
+            let per = e.config.image_bytes();
+            if rgb.is_empty() || !rgb.len().is_multiple_of(per) {
+                return Err(js_err(format!(
+                    "the evaluator scores {}×{} RGB images ({per} bytes each), got {} bytes: generate at the classroom model's 64 × 64",
+                    e.config.input.width, e.config.input.height, rgb.len()
+                ))
+                .into());
+            }
+            let n = rgb.len() / per;
+            let mut values = vec![];
+            for t in e.logits(&rgb).map_err(js_err)? {
+                values.push(readback::to_f32(t).await.map_err(js_err)?);
+            }
+            let preds = e.predictions(&values, n).map_err(js_err)?;
+            let classes: Vec<_> = preds.iter().map(|p| p.classes()).collect();
+            Ok(JsValue::from_str(&to_json(&classes)?))
         })
     }
 

@@ -103,8 +103,8 @@ export function createEraseForm(ctx: Ctx, deps: EraseFormDeps) {
   }
 
   /** Asks the engine to compute entry `request` under a fresh id. */
-  function compute(request: EntryRequest, status: string | null) {
-    void addEntry({ type: 'entry-compute', id: nextEditId(store), request }, status);
+  function compute(request: EntryRequest, status: string | null): Promise<void> {
+    return addEntry({ type: 'entry-compute', id: nextEditId(store), request }, status);
   }
 
   /** Edit, SPM, LoRA and eraser files, added one after another. */
@@ -167,7 +167,7 @@ export function createEraseForm(ctx: Ctx, deps: EraseFormDeps) {
       preserve: splitList(el.preserve.value),
       params: params.params,
     };
-    compute(request, `Computing ${method.toUpperCase()} for ${concepts.join(', ')}…`);
+    void compute(request, `Computing ${method.toUpperCase()} for ${concepts.join(', ')}…`);
   }
 
   /** Fills the fields from a share link (before the first `refreshForm`). */
@@ -197,5 +197,5 @@ export function createEraseForm(ctx: Ctx, deps: EraseFormDeps) {
   });
   store.subscribe((s) => (el.apply.disabled = !canAct(s)));
 
-  return { applyShared, refreshForm, addFiles, shareValues, concepts: () => el.concepts.value };
+  return { applyShared, refreshForm, addFiles, shareValues, concepts: () => el.concepts.value, compute };
 }

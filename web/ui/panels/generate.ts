@@ -299,6 +299,8 @@ export function createGenerate(ctx: Ctx, deps: GenerateDeps) {
     applyModel,
     applyShared,
     shareValues,
+    /** The form's generation settings, checked (the sweep runs with them). */
+    formParams: () => checkForm(values(), store.state.model?.info ?? null),
     defaultGrid,
     telemetry,
     clearProgressText: () => (el.progressText.textContent = ''),

@@ -137,6 +137,11 @@ export function createResults(ctx: Pick<Ctx, 'store'>, deps: ResultsDeps) {
       c.dataset.edits = m.edits.join(',');
     }
     const seedTag = `${m.params.seed}`;
+    store.update((s) => {
+      const facts = { ...s.runFacts };
+      for (const id of m.edits) facts[id] = { prompt: m.params.prompt, permeability: m.permeabilities?.[id] ?? null, steering: m.steering ?? null };
+      s.runFacts = facts;
+    });
     if (job.target.kind === 'original') {
       store.update((s) => (s.results.original = r));
       el.placeholder.hidden = true;

@@ -75,7 +75,14 @@ export function createVariantList(ctx: Ctx) {
     rm.textContent = 'Remove';
     rm.setAttribute('data-testid', `edit-remove-${i}`);
     rm.addEventListener('click', () => remove(e));
-    actions.append(exp, rm);
+    const why = document.createElement('button');
+    why.type = 'button';
+    why.className = 'link';
+    why.textContent = 'Explain';
+    why.title = e.info.kind === 'edit' ? 'Its equation and its anatomy: how much each layer changed, and how the concept’s keys moved' : 'Its equation with this entry’s numbers';
+    why.setAttribute('data-testid', `edit-explain-${i}`);
+    why.addEventListener('click', () => store.update((s) => (s.explain = { id: e.id, anatomy: null, state: 'pending' })));
+    actions.append(why, exp, rm);
     const sub = document.createElement('span');
     sub.className = 'sub';
     const layers = e.info.tensors.length;
