@@ -55,15 +55,25 @@ fn names(tensor: &str) -> (String, String) {
     (block, projection)
 }
 
-/// The anatomy of one tensor: `original` and `edited` are `[rows, cols]` row-major.
-pub fn tensor_anatomy(tensor: &str, shape: &[usize], original: &[f32], edited: &[f32]) -> TensorAnatomy {
+/// `original` and `edited` (`[rows, cols]` row-major; another shape as one row) as matrices.
+fn matrices(shape: &[usize], original: &[f32], edited: &[f32]) -> (Mat, Mat) {
     let (rows, cols) = match shape {
         [r, c] => (*r, *c),
         _ => (1, original.len()),
     };
+    (from_row_major(rows, cols, original), from_row_major(rows, cols, edited))
+}
+
+/// The anatomy of one tensor: `original` and `edited` are `[rows, cols]` row-major.
+pub fn tensor_anatomy(tensor: &str, shape: &[usize], original: &[f32], edited: &[f32]) -> TensorAnatomy {
+    let (w, e) = matrices(shape, original, edited);
+    of_matrices(tensor, &w, &e)
+}
+
+/// The anatomy of one tensor, `w` the original and `e` the edit's value.
+fn of_matrices(tensor: &str, w: &Mat, e: &Mat) -> TensorAnatomy {
     let (block, projection) = names(tensor);
-    let w = from_row_major(rows, cols, original);
-    let delta = from_row_major(rows, cols, edited) - &w;
+    let delta = e - w;
     let delta_norm = delta.norm();
     let weight_norm = w.norm();
     let sv = delta.singular_values();
@@ -73,7 +83,7 @@ pub fn tensor_anatomy(tensor: &str, shape: &[usize], original: &[f32], edited: &
         tensor: tensor.to_owned(),
         block,
         projection,
-        shape: vec![rows, cols],
+        shape: vec![w.nrows(), w.ncols()],
         delta_norm,
         weight_norm,
         relative: if weight_norm > 0.0 { delta_norm / weight_norm } else { 0.0 },
@@ -173,6 +183,18 @@ pub fn key_movement(
     out
 }
 
+/// Each concept's guide: the edit's guides, `""` (the unconditional prompt) where it names none.
+fn guides(edit: &Edit) -> Vec<String> {
+    guides_for(&edit.meta.concepts, &edit.meta.guides, "").unwrap_or_default()
+}
+
+/// The texts [`edit_anatomy`] encodes: the concepts, their guides and the preserved concepts (a
+/// caller that must encode them ahead, as the page does asynchronously, asks for these).
+pub fn texts(edit: &Edit) -> Vec<String> {
+    let m = &edit.meta;
+    m.concepts.iter().cloned().chain(guides(edit)).chain(m.preserve.iter().cloned()).collect()
+}
+
 /// The anatomy of `edit` against the original weights `originals` (`(name, values)` for each of
 /// its tensors, in any order), its concepts, guides (`""` where it names none, as UCE defaults)
 /// and preserved concepts encoded by `enc`.
@@ -186,12 +208,13 @@ pub fn edit_anatomy(
     let mut layers = vec![];
     for t in &edit.tensors {
         let Some((_, w)) = originals.iter().find(|(n, _)| *n == t.name) else { continue };
-        tensors.push(tensor_anatomy(&t.name, &t.shape, w, &t.data));
-        if let [rows, cols] = t.shape[..] {
-            layers.push((t.name.clone(), from_row_major(rows, cols, w), from_row_major(rows, cols, &t.data)));
+        let (w, e) = matrices(&t.shape, w, &t.data);
+        tensors.push(of_matrices(&t.name, &w, &e));
+        if t.shape.len() == 2 {
+            layers.push((t.name.clone(), w, e));
         }
     }
-    let guides = guides_for(&meta.concepts, &meta.guides, "").unwrap_or_default();
+    let guides = guides(edit);
     let mut last = |texts: &[String]| -> Result<Vec<(String, Vector)>, EraseError> {
         texts
             .iter()

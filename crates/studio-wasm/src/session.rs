@@ -502,10 +502,7 @@ impl Session {
             for (name, t) in tensors {
                 originals.push((name, readback::to_f32(t).await.map_err(js_err)?));
             }
-            let meta = &edit.meta;
-            let guides = erasure::closed_form::guides_for(&meta.concepts, &meta.guides, "").unwrap_or_default();
-            let texts: Vec<String> = meta.concepts.iter().chain(&guides).chain(&meta.preserve).cloned().collect();
-            let mut enc = encode_all(&model, &texts).await.map_err(js_err)?;
+            let mut enc = encode_all(&model, &erasure::anatomy::texts(&edit)).await.map_err(js_err)?;
             let anatomy = erasure::anatomy::edit_anatomy(&edit, &originals, &mut enc).map_err(js_err)?;
             Ok(JsValue::from_str(&to_json(&anatomy)?))
         })

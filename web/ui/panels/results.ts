@@ -137,18 +137,19 @@ export function createResults(ctx: Pick<Ctx, 'store'>, deps: ResultsDeps) {
       c.dataset.edits = m.edits.join(',');
     }
     const seedTag = `${m.params.seed}`;
+    // One update an image: what the run showed of each entry, and the image where a pane shows it.
     store.update((s) => {
       const facts = { ...s.runFacts };
       for (const id of m.edits) facts[id] = { prompt: m.params.prompt, permeability: m.permeabilities?.[id] ?? null, steering: m.steering ?? null };
       s.runFacts = facts;
+      if (job.target.kind === 'original') s.results.original = r;
+      else if (job.target.kind === 'edited') s.results.edited = r;
     });
     if (job.target.kind === 'original') {
-      store.update((s) => (s.results.original = r));
       el.placeholder.hidden = true;
       el.noteOriginal.textContent = `${formatMs(m.timing.totalMs)}`;
       attachPng(el.canvas, el.downloadOriginal, r, `erasure-studio-${seedTag}-original.png`);
     } else if (job.target.kind === 'edited') {
-      store.update((s) => (s.results.edited = r));
       el.placeholderEdited.hidden = true;
       el.noteEdited.textContent = `${m.edits.length} edit${m.edits.length === 1 ? '' : 's'} · ${formatMs(m.timing.totalMs)}${permeabilityNote(m.permeabilities, deps.ft())}`;
       attachPng(el.canvasEdited, el.downloadEdited, r, `erasure-studio-${seedTag}-edited.png`);
