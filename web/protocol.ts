@@ -29,8 +29,45 @@ export interface GenerateParams {
   previewEvery?: number;
   /** Record DAAM's cross-attention heat maps of the prompt's words (the image is unchanged). */
   attention?: boolean;
+  /** Which steps and layer resolutions the maps aggregate (absent: every step and layer). */
+  attentionSelection?: AttentionSelection;
   /** Decode the predicted clean image x̂₀ after every step: the denoising timeline (one VAE decode a step). */
   timeline?: boolean;
+}
+
+/**
+ * `pipeline::daam::Selection`: the denoising steps `[first, last]` (0-based, inclusive) recorded and
+ * the factors (latent side / layer side, DAAM's `factors`) of the layers aggregated; null: all.
+ */
+export interface AttentionSelection {
+  steps?: [number, number] | null;
+  factors?: number[] | null;
+}
+
+/** `pipeline::daam::Resolution`: the cross-attention layers of one feature-map size in a recording. */
+export interface AttentionResolution {
+  factor: number;
+  height: number;
+  width: number;
+  layers: number;
+  heads: number;
+  /** Aggregated into the maps. */
+  selected: boolean;
+}
+
+/** SLD's guidance terms at one step (`erasure::sld::SldStepTerms`, what `studio generate --sld-terms` writes). */
+export interface SldStepTerms {
+  step: number;
+  /** γ is subtracted at this step (from the warm-up on). */
+  applied: boolean;
+  /** ‖γ‖ / ‖ε_p − ε_u‖. */
+  relative: number;
+  gammaNorm: number;
+  guidanceNorm: number;
+  /** Fraction of the latent with μ > 0. */
+  coverage: number;
+  meanScale: number;
+  momentumNorm: number;
 }
 
 /** A word of the prompt and its tokens' rows in `AttentionMaps.maps` (`pipeline::daam::Word`). */
@@ -53,6 +90,12 @@ export interface AttentionMaps {
   layers: number;
   heads: number;
   steps: number;
+  /** The steps recorded, `[first, last]` (0-based, inclusive). */
+  stepWindow: [number, number];
+  /** Steps of the run the maps were recorded in. */
+  runSteps: number;
+  /** Every resolution recorded and whether it is in the maps. */
+  resolutions: AttentionResolution[];
   scores: { word: string; iou: number | null }[];
   /** Aggregating and reading the maps back, within the run's total. */
   ms: number;
@@ -355,6 +398,8 @@ export type FromWorker =
       attention?: AttentionMaps | null;
       /** With `params.timeline`: x̂₀ after each step, RGBA of `width × height`, the frames one after another. */
       timeline?: Uint8ClampedArray | null;
+      /** With SLD steering: its guidance terms at every step (`erasure::sld::SldStepTerms`). */
+      sldTerms?: SldStepTerms[];
     }
   | { status: 'cancelled'; requestId: number; step: number; total: number }
   | { status: 'anatomy'; requestId: number; id: string; anatomy: EditAnatomy }

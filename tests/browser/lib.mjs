@@ -242,9 +242,9 @@ export async function readCanvas(page, testid) {
 }
 
 /** Clicks Generate and waits until every queued run is done (or an error shows). */
-export async function generateAll(page, timeout = 300_000) {
+export async function generateAll(page, timeout = 300_000, button = 'generate') {
   const errBefore = await visibleError(page);
-  await page.click(tid('generate'));
+  await page.click(tid(button));
   await page.waitForFunction(() => window.__studio?.busy() === 'generate', null, { timeout: 10_000, polling: 10 }).catch(() => {});
   await page.waitForFunction(
     (e0) => {

@@ -1,14 +1,15 @@
 // The teaching views (issue 15) in headless Chromium, on WebGPU (SwiftShader here):
 //  - attention maps (DAAM): the page's maps for the tiny SD-1 fixture equal `studio attention`'s
 //    (safetensors `maps`), their sums are what DAAM defines, the image is unchanged by recording,
-//    the per-word IoU equals the CLI's;
+//    the per-word IoU equals the CLI's; a chosen step window and resolution give the maps of
+//    `studio attention --attention-steps --attention-factors`, a window past the run is refused;
 //  - the denoising timeline: one decoded x̂₀ a step, the last one the image, a scrubber;
 //  - the flagship demo with maps: the classroom model, UCE on "skull" from the erase form, the
 //    original and edited maps side by side, a click on a word shows its map; the skull word's IoU
 //    with the object is reported for both.
 //  - what it does: UCE on the classroom model from the erase form, its row's Explain: the equation
 //    (MathML, bound to the run's concepts and λ) and the anatomy, whose norms, ranks and key
-//    cosines equal `studio anatomy --json` on the exported edit file; SLD's equation with its preset.
+//    cosines equal `studio anatomy --json` on the exported edit file; SLD's equation with its preset and, after a run, its guidance terms per step (‖γ‖/‖ε_p − ε_u‖, μ's coverage) equal to `studio generate --sld-terms`.
 // Run by studio.mjs (`teachingCases`).
 
 import { execFileSync } from 'node:child_process';
@@ -96,6 +97,39 @@ export async function teachingCases({ ctx, url }) {
     assert(iouDiff <= 0.02, `IoU page vs CLI differs by ${iouDiff}`);
     assert((await page.$$(tid('attention-token'))).length === a.words.length, 'one button a word');
 
+    // Choose steps 2–4 and the 8×8 layers only (factor 1; the mid block's 4×4 off): the page's maps equal
+    // `studio attention --attention-steps 2-4 --attention-factors 1`, the image is unchanged, and they differ from all steps' and layers'.
+    const boxes = await page.$$eval(tid('attention-resolution'), (bs) => bs.map((b) => ({ factor: Number(b.dataset.factor), checked: b.checked })));
+    assert(JSON.stringify(boxes) === JSON.stringify([{ factor: 1, checked: true }, { factor: 2, checked: true }]), `resolutions ${JSON.stringify(boxes)}`);
+    assert((await page.inputValue(tid('attention-steps-first'))) === '0' && (await page.inputValue(tid('attention-steps-last'))) === String(TINY.steps - 1), 'the window starts as the whole run');
+    await page.fill(tid('attention-steps-first'), '2');
+    await page.fill(tid('attention-steps-last'), '4');
+    await page.uncheck('[data-testid="attention-resolution"][data-factor="2"]');
+    await generateAll(page, 300_000, 'attention-apply');
+    const chosen = await attentionOf(page, 'original');
+    const img3 = await readCanvas(page, 'image-original');
+    assert(img3.rgba.every((v, i) => v === plain.rgba[i]), 'choosing steps and layers changed the image');
+    assert(chosen.steps === 3 && chosen.stepWindow.join() === '2,4' && chosen.resolutions.map((r) => r.selected).join() === 'true,false', `chosen maps: ${chosen.steps} steps ${chosen.stepWindow} ${JSON.stringify(chosen.resolutions)}`);
+    const cliChosen = cliAttention(FIXTURE, TINY, 'tiny-chosen', ['--attention-steps', '2-4', '--attention-factors', '1']);
+    let chosenMax = 0;
+    let fromAll = 0;
+    for (let i = 0; i < cliChosen.data.length; i++) {
+      chosenMax = Math.max(chosenMax, Math.abs(cliChosen.data[i] - chosen.maps[i]));
+      fromAll = Math.max(fromAll, Math.abs(a.maps[i] - chosen.maps[i]));
+    }
+    assert(chosenMax <= TOL_MAPS && fromAll > 1e-3, `chosen maps: page vs CLI ${chosenMax}, vs all steps and layers ${fromAll}`);
+    assert((await page.textContent('#attention-note')).includes('steps 2–4 of 6, the layers at 8×8 only'), 'the note says what the maps hold');
+    // A window past the run: a message at the control, nothing runs.
+    await page.fill(tid('attention-steps-last'), '9');
+    const runsBefore = await page.evaluate(() => window.__studio.timings.length);
+    await page.click(tid('attention-apply'));
+    assert((await page.textContent(tid('attention-choice-error'))).includes('numbered 0 to 5'), 'no message for a window past the run');
+    assert((await page.evaluate(() => window.__studio.timings.length)) === runsBefore, 'a refused choice ran anyway');
+    await page.locator(tid('attention')).screenshot({ path: join(OUT, 'teaching-attention-choice.png') });
+    await generateAll(page, 300_000, 'attention-reset');
+    const reset = await attentionOf(page, 'original');
+    assert(reset.steps === TINY.steps && reset.resolutions.every((r) => r.selected), 'the reset maps are all steps and layers');
+
     // The denoising timeline: one x̂₀ a step, the image unchanged, the last frame ≈ the image.
     await page.uncheck(tid('attention-maps'));
     await page.check(tid('timeline-on'));
@@ -148,7 +182,7 @@ export async function teachingCases({ ctx, url }) {
     assert((await page.textContent(tid('sweep-chart'))).includes('unchanged'), 'the tiny sweep is labelled as the evaluator\'s');
     assert(consoleErrors.length === 0, `console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
     await page.close();
-    return { anatomyRelDiff: anatomyRel, tinySweep, words: a.words.length, layers: a.layers, heads: a.heads, mapsMaxDiff: max, maxSum, steps: a.steps, recordMs: Math.round(a.ms), timelineLastFrameMaxDiff: lastDiff, totalMs: times.map(Math.round), mapsCost: +(times[3] / times[1] - 1).toFixed(3) };
+    return { chosenMapsMaxDiff: chosenMax, chosenVsAll: fromAll, anatomyRelDiff: anatomyRel, tinySweep, words: a.words.length, layers: a.layers, heads: a.heads, mapsMaxDiff: max, maxSum, steps: a.steps, recordMs: Math.round(a.ms), timelineLastFrameMaxDiff: lastDiff, totalMs: times.map(Math.round), mapsCost: +(times[3] / times[1] - 1).toFixed(3) };
   });
 
   await runCase('attention maps and timeline: erase "skull" with UCE on the classroom model (CPU path), original vs edited, click a word', async () => {
@@ -207,7 +241,7 @@ export async function teachingCases({ ctx, url }) {
     };
   });
 
-  await runCase('what it does: UCE\'s equation and anatomy in the page equal `studio anatomy` (classroom, CPU path); SLD\'s equation', async () => {
+  await runCase('what it does: UCE\'s equation and anatomy in the page equal `studio anatomy` (classroom, CPU path); SLD\'s equation and its guidance terms per step equal `studio generate --sld-terms`', async () => {
     const { page, consoleErrors } = await openPage(ctx, `${url}?model=classroom&backend=cpu`);
     await page.waitForFunction(() => window.__studio?.ready(), null, { timeout: 120_000 });
     await computeEntry(page, 'uce', 'skull', { 'erase-preserve': 'triangle', 'erase-params': 'lamb=0.5' });
@@ -252,9 +286,32 @@ export async function teachingCases({ ctx, url }) {
     await page.waitForFunction(() => document.querySelector('[data-testid="equation"]')?.dataset.method === 'sld', null, { timeout: 10_000 });
     const sld = await page.$eval(tid('equation'), (e) => e.textContent);
     assert(/s_S = \d+/.test(sld) && sld.includes('warm-up') && !(await page.$(tid('anatomy-chart'))), `SLD's view: ${sld}`);
+    assert(!(await page.$(tid('guidance-terms'))) && (await page.textContent(tid('edit-anatomy'))).includes('Generate with this entry on'), 'SLD terms before any run');
+    // SLD's guidance terms per step after a run with it on (and UCE), against `studio generate --sld-terms` with the same edit.
+    const SLD_RUN = { prompt: 'a skull', negativePrompt: '', seed: 3, steps: 10, guidance: 7.5, size: 64, scheduler: 'ddim' };
+    await setParams(page, SLD_RUN);
+    await generateAll(page);
+    await page.waitForSelector(tid('guidance-terms'), { timeout: 10_000 });
+    const pageTerms = await page.$$eval('[data-testid="guidance-terms"] rect[data-step]', (rs) => rs.map((r) => ({ step: Number(r.dataset.step), applied: r.dataset.applied === 'true', relative: Number(r.dataset.relative), coverage: Number(r.dataset.coverage) })));
+    const termsFile = join(OUT, 'cli-sld-terms.json');
+    execFileSync(CLI, ['generate', '--model', CLASSROOM, '--edit', file, '--prompt', SLD_RUN.prompt, '--steps', '10', '--guidance', '7.5', '--seed', '3', '--scheduler', 'ddim', '--height', '64', '--width', '64',
+      '--sld', 'strong', '--sld-concept', 'skull', '--sld-terms', termsFile, '--out', join(OUT, 'cli-sld-terms.png')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const cliTerms = JSON.parse(readFileSync(termsFile, 'utf8'));
+    assert(pageTerms.length === 10 && cliTerms.length === 10, `${pageTerms.length} page steps, ${cliTerms.length} CLI steps`);
+    assert(pageTerms.filter((t) => t.applied).length === 3 && pageTerms[7].applied && !pageTerms[6].applied, 'strong subtracts γ from step 7 on');
+    let termsRel = 0;
+    let coverageDiff = 0;
+    pageTerms.forEach((t, i) => {
+      termsRel = Math.max(termsRel, Math.abs(t.relative - cliTerms[i].relative) / cliTerms[i].relative);
+      coverageDiff = Math.max(coverageDiff, Math.abs(t.coverage - cliTerms[i].coverage));
+    });
+    assert(termsRel <= 1e-3 && coverageDiff <= 0.01, `SLD terms page vs CLI: ${termsRel} relative, coverage ±${coverageDiff}`);
+    const summary = await page.textContent(tid('guidance-summary'));
+    assert(summary.includes('from step 7 on (3 of 10 steps)'), `summary: ${summary}`);
+    await page.locator(tid('edit-anatomy')).screenshot({ path: join(OUT, 'teaching-sld-terms.png') });
     assert(consoleErrors.length === 0, `console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
     await page.close();
-    return { tensors: bars.length, maxRelDiff: maxRel, ranks: [...new Set(bars.map((b) => b.rank))], keys: cli.keys.map((k) => `${k.kind} ${k.projection} ${k.before.toFixed(4)}→${k.after.toFixed(4)}`) };
+    return { tensors: bars.length, maxRelDiff: maxRel, ranks: [...new Set(bars.map((b) => b.rank))], keys: cli.keys.map((k) => `${k.kind} ${k.projection} ${k.before.toFixed(4)}→${k.after.toFixed(4)}`), sldTermsRelDiff: termsRel, sldCoverageDiff: coverageDiff, sldRelative: pageTerms.map((t) => +t.relative.toFixed(4)) };
   });
 
   await runCase('sweep chart: UCE\'s erase scale against the skull detected and the neighbours kept, scored in the page by the classroom evaluator (CPU path)', async () => {

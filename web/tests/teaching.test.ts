@@ -3,7 +3,7 @@ import { heatColour, wordHeat } from '../ui/heat';
 import type { AttentionMaps } from '../protocol';
 
 function maps(rows: number[][], words: { text: string; rows: number[] }[]): AttentionMaps {
-  return { tokens: rows.map((_, i) => `t${i}`), words, height: 1, width: rows[0].length, layers: 1, heads: 1, steps: 1, scores: words.map((w) => ({ word: w.text, iou: null })), ms: 0, maps: new Float32Array(rows.flat()) };
+  return { tokens: rows.map((_, i) => `t${i}`), words, height: 1, width: rows[0].length, layers: 1, heads: 1, steps: 1, stepWindow: [0, 0], runSteps: 1, resolutions: [], scores: words.map((w) => ({ word: w.text, iou: null })), ms: 0, maps: new Float32Array(rows.flat()) };
 }
 
 describe('wordHeat', () => {

@@ -7,7 +7,8 @@
 // (Eq. 2), LEACE `leace.rs` (Theorem 4.3), INLP `inlp.rs`, Ring-A-Bell `ring_a_bell.rs`.
 // Text from the user (concept names) only ever becomes text nodes.
 
-import type { EditAnatomy, EntryInfo } from '../protocol';
+import type { EditAnatomy, EntryInfo, SldStepTerms } from '../protocol';
+import { sldSummary } from './sld-terms';
 
 const NS = 'http://www.w3.org/1998/Math/MathML';
 type Kid = Element | string;
@@ -55,6 +56,8 @@ export interface RunFacts {
   permeability?: number | null;
   /** The run's steering note (SAFREE's triggers and steps, …). */
   steering?: string | null;
+  /** SLD's guidance terms at every step of that run (empty without SLD). */
+  sldTerms?: SldStepTerms[];
 }
 
 export interface Equation {
@@ -112,6 +115,15 @@ function closedForm(e: EntryInfo, a: EditAnatomy | null | undefined, withPreserv
 }
 
 /** The equation of an entry, bound to its numbers; null for an entry the studio has no rule for. */
+/** The last run's SLD terms in a sentence (none without a run). */
+function sldBinding(terms: SldStepTerms[] | undefined): string[] {
+  if (!terms?.length) return [];
+  const s = sldSummary(terms);
+  return s.applied
+    ? [`last run: ‖γ‖/‖ε_p − ε_u‖ = ${fmt(s.meanRelative)} on average over steps ${s.firstApplied}–${terms[terms.length - 1].step}, μ > 0 on ${(100 * s.meanCoverage).toFixed(1)} % of the latent`]
+    : [`last run: ${s.total} steps, all within the warm-up: γ was never subtracted`];
+}
+
 export function equationFor(e: EntryInfo, a?: EditAnatomy | null, run: RunFacts = {}): Equation | null {
   const m = e.kind === 'edit' ? e.method.toLowerCase() : e.kind;
   const eps = (s: string) => sub('ε', s);
@@ -194,7 +206,12 @@ export function equationFor(e: EntryInfo, a?: EditAnatomy | null, run: RunFacts 
         method: m,
         title: 'Safe Latent Diffusion (Schramowski et al. 2023, Eqs. 3–8)',
         math,
-        bindings: [`S = ${set(e.concepts)}`, `preset ${preset}: s_S = ${fmt(sS)}, from step ${warm + 1} (warm-up ${warm}), λ = ${fmt(lambda)}, s_m = ${fmt(sm)}, β_m = ${fmt(beta)}`, 'ν ← β_m ν + (1 − β_m) γ at every step; s_g: the run\'s guidance'],
+        bindings: [
+          `S = ${set(e.concepts)}`,
+          `preset ${preset}: s_S = ${fmt(sS)}, γ subtracted from step ${warm} on (0-based; warm-up ${warm}), λ = ${fmt(lambda)}, s_m = ${fmt(sm)}, β_m = ${fmt(beta)}`,
+          'ν ← β_m ν + (1 − β_m) γ at every step; s_g: the run\'s guidance',
+          ...sldBinding(run.sldTerms),
+        ],
       };
     }
     case 'safree': {

@@ -102,7 +102,7 @@ initErrorBox();
 if (hubChoice.refused) showError('This hub address is not allowed', hubChoice.refused, true);
 const variantList = createVariantList(ctx);
 const results = createResults(ctx, { ft: variantList.ft });
-createAttentionPanel(ctx);
+createAttentionPanel(ctx, { regenerate: () => generate.run() });
 createTimelinePanel(ctx);
 createAnatomyPanel(ctx);
 const erase = createEraseForm(ctx, { onConcepts: (concepts) => generate.defaultGrid(concepts) });

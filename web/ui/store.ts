@@ -4,7 +4,7 @@
 // button's label, the shown panes and the variant list are functions of this state, never read
 // back from the DOM.
 
-import type { AttentionMaps, BackendChoice, EditAnatomy, EntryInfo, EntryRequest, FileEntry, GenerateParams, ModelInfo, ModelSource } from '../protocol';
+import type { AttentionMaps, AttentionSelection, BackendChoice, EditAnatomy, EntryInfo, EntryRequest, FileEntry, GenerateParams, ModelInfo, ModelSource } from '../protocol';
 import type { Variant } from './compare';
 import type { RunFacts } from './equations';
 import type { Shared } from './share';
@@ -120,6 +120,8 @@ export interface PageState {
   recovering: RecoveryPlan | null;
   /** The prompt word whose attention map shows (an index into the maps' `words`), null: the best one. */
   attentionWord: number | null;
+  /** The steps and resolutions the next maps aggregate (the attention view's choice), null: every step and layer. */
+  attentionSelection: AttentionSelection | null;
   /** The timeline's step shown (1-based), null: the last. */
   timelineStep: number | null;
   /** The entry the "What it does" view explains (its equation; an edit's anatomy once read). */
@@ -179,6 +181,7 @@ export function initialState(backendChoice: BackendChoice, restore: Shared): Pag
     restore: { ...restore },
     recovering: null,
     attentionWord: null,
+    attentionSelection: null,
     timelineStep: null,
     explain: null,
     runFacts: {},

@@ -12,7 +12,7 @@
 import init, { createSession, type InitOutput, type Session } from '../pkg/studio_wasm.js';
 import { cachedFiles, chooseFiles, cpuRefusal, downloadRepo, listRepo, type RemoteFile } from '../hub/download';
 import { MemoryStore, OpfsStore, cacheKey, opfsAvailable, type Store } from '../hub/store';
-import { errorMessage, type AttentionMaps, type EditAnatomy, type EntryInfo, type FromWorker, type ModelInfo, type ModelSource, type Phase, type ToWorker } from '../protocol';
+import { errorMessage, type AttentionMaps, type EditAnatomy, type EntryInfo, type FromWorker, type ModelInfo, type ModelSource, type Phase, type SldStepTerms, type ToWorker } from '../protocol';
 import { adapterInfoLabel, adapterName, isSoftwareAdapter, softwareAdapterReason, type AdapterInfoLike } from './engine-choice';
 import { destroyGpuDevice, gpuBudget, gpuDeviceOptions, gpuLimits, lastGpuError, watchGpuDevice, type GpuErrorRecord } from './gpu-device';
 import { gpuMemoryStats, installGpuAccounting } from './gpu-memory';
@@ -354,6 +354,7 @@ async function handle(msg: ToWorker) {
               permeabilities: r.permeabilities ?? {},
               attention,
               timeline,
+              sldTerms: (r.sldTerms ?? []) as SldStepTerms[],
             },
             transfer,
           );

@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use diffusion::safetensors_file::{Dtype, WriteTensor, serialize};
-use pipeline::daam::{AttentionMaps, DAAM_THRESHOLD, WordScore};
+use pipeline::daam::{AttentionMaps, DAAM_THRESHOLD, Selection, WordScore};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,23 @@ pub struct AttentionArgs {
     /// Also write one PNG a word here: its normalised heat map over the image.
     #[arg(long)]
     pub png_dir: Option<PathBuf>,
+    /// Record only the denoising steps FIRST-LAST (0-based, inclusive), or one STEP; default every step.
+    #[arg(long, value_name = "FIRST-LAST", value_parser = parse_steps)]
+    pub attention_steps: Option<[usize; 2]>,
+    /// Aggregate only the cross-attention layers at these factors (latent side / layer side, comma
+    /// separated, e.g. 1,2,4: DAAM's `factors`); default every layer.
+    #[arg(long, value_name = "F,F,…", value_delimiter = ',')]
+    pub attention_factors: Option<Vec<usize>>,
+}
+
+fn parse_steps(s: &str) -> Result<[usize; 2], String> {
+    pipeline::daam::parse_steps(s)
+}
+
+impl AttentionArgs {
+    pub fn selection(&self) -> Selection {
+        Selection { steps: self.attention_steps, factors: self.attention_factors.clone() }
+    }
 }
 
 /// IoU of every word's heat map with the image's foreground (`classroom::foreground`).
@@ -38,6 +55,8 @@ pub fn maps_file(maps: &AttentionMaps, scores: &[WordScore], prompt: &str) -> Ve
     meta.insert("steps".to_owned(), maps.steps.to_string());
     meta.insert("layers".to_owned(), maps.layers.to_string());
     meta.insert("heads".to_owned(), maps.heads.to_string());
+    meta.insert("step_window".to_owned(), serde_json::to_string(&maps.step_window).unwrap_or_default());
+    meta.insert("resolutions".to_owned(), serde_json::to_string(&maps.resolutions).unwrap_or_default());
     meta.insert("threshold".to_owned(), DAAM_THRESHOLD.to_string());
     serialize(
         &[WriteTensor {
@@ -90,15 +109,20 @@ pub fn write(
     let scores = word_scores(maps, rgb, width, height);
     std::fs::write(&a.maps, maps_file(maps, &scores, prompt))
         .with_context(|| format!("writing {}", a.maps.display()))?;
+    let kept: Vec<String> =
+        maps.resolutions.iter().filter(|r| r.selected).map(|r| format!("{}×{}", r.width, r.height)).collect();
     eprintln!(
-        "wrote {} ({} tokens, {}×{} maps, {} layers, {} heads, {} steps)",
+        "wrote {} ({} tokens, {}×{} maps, {} layers at {}, {} heads, {} steps: {}–{})",
         a.maps.display(),
         maps.tokens.len(),
         maps.width,
         maps.height,
         maps.layers,
+        kept.join(" + "),
         maps.heads,
-        maps.steps
+        maps.steps,
+        maps.step_window[0],
+        maps.step_window[1]
     );
     for s in &scores {
         match s.iou {

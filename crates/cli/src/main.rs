@@ -317,11 +317,15 @@ fn generate_recorded(a: &GenerateArgs, attention: Option<&attention::AttentionAr
     let defaults = run_defaults(&a.model, a.guidance, a.steps, ModelDefaults::default(), "diffusers' default")?;
     eprintln!("generate: {}", defaults.note);
     let device = device_with_dtype(&a.device, &a.dtype)?;
+    let selection = attention.map(attention::AttentionArgs::selection).unwrap_or_default();
+    // The step window before the weights load; the resolutions need the UNet's config.
+    selection.check_steps(defaults.steps).map_err(anyhow::Error::msg)?;
     let mut model = load_model(&a.model, &device)?;
     let _edits = erase::apply_edits(&mut model, &a.edits)?;
     if attention.is_some() {
+        selection.check_factors(&pipeline::daam::unet_factors(model.unet.config())).map_err(anyhow::Error::msg)?;
         let probe = diffusion::attention_probe::AttentionProbe::new();
-        probe.arm();
+        probe.arm_steps(selection.steps);
         model.unet.set_attention_probe(Some(probe));
     }
     let factor = model.vae.scale_factor();
@@ -366,14 +370,15 @@ fn generate_recorded(a: &GenerateArgs, attention: Option<&attention::AttentionAr
         .with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!("wrote {}", a.out.display());
     if let (Some(att), Some(probe)) = (attention, model.unet.attention_probe()) {
-        let layers = probe.take();
+        let recorded = probe.take();
         let [lh, lw] = pipeline::daam::latent_size(&model, params.height, params.width);
-        let data: Vec<f32> = match pipeline::daam::aggregate(&layers, lh, lw) {
-            Some(t) => t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default(),
+        let (layers, data): (_, Vec<f32>) = match pipeline::daam::aggregate_selection(&recorded, lh, lw, &selection) {
+            Some((l, t)) => (l, t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()),
             None => bail!("the UNet has no cross-attention: there are no attention maps to record"),
         };
         let encoding = model.tokenizer.encode(&params.prompt);
-        let maps = pipeline::daam::AttentionMaps::new(&model.tokenizer, &encoding, &layers, lh, lw, &data);
+        let maps = pipeline::daam::AttentionMaps::new(&model.tokenizer, &encoding, &layers, lh, lw, &data)
+            .with_selection(&recorded, &selection, defaults.steps);
         attention::write(att, &maps, &rgb, w, h, &params.prompt)?;
     }
     if let Some(path) = &a.dump {

@@ -42,6 +42,9 @@ pub struct SteeringArgs {
     /// Ring-A-Bell's strength η (3 for nudity, 0.9 for Van Gogh in RECE's runs).
     #[arg(long, default_value_t = DEFAULT_ETA)]
     pub ring_a_bell_eta: f64,
+    /// With --sld: write SLD's guidance terms of every step here as JSON (‖γ‖, ‖ε_p − ε_u‖, μ's coverage, ‖ν‖).
+    #[arg(long, value_name = "FILE.json")]
+    pub sld_terms: Option<PathBuf>,
 }
 
 impl From<&SteeringArgs> for SteeringRequest {
@@ -132,6 +135,9 @@ pub fn generate(
     params: &GenerateParams,
     progress: &mut dyn Hooks,
 ) -> Result<GenerateOutput> {
+    if let (Some(path), None) = (&args.sld_terms, &args.sld) {
+        bail!("--sld-terms {}: the terms are SLD's; give --sld weak|medium|strong|max too", path.display());
+    }
     if !args.is_active() {
         return Ok(model.generate(params, progress)?);
     }
@@ -158,7 +164,28 @@ pub fn generate(
         eprintln!("SLD: {} preset, third UNet pass on the safety concept", args.sld.as_deref().unwrap_or_default());
     }
     let mut hooks = WithProgress { steering, progress };
-    Ok(model.generate(params, &mut hooks)?)
+    let out = model.generate(params, &mut hooks)?;
+    if let Some(terms) = hooks.steering.read_sld_terms() {
+        let applied: Vec<_> = terms.iter().filter(|t| t.applied).collect();
+        let mean = |f: &dyn Fn(&erasure::sld::SldStepTerms) -> f64| {
+            applied.iter().map(|t| f(t)).sum::<f64>() / applied.len().max(1) as f64
+        };
+        eprintln!(
+            "\nSLD terms: γ subtracted at {} of {} steps; mean ‖γ‖/‖ε_p − ε_u‖ {:.3}, μ > 0 on {:.1} % of the latent",
+            applied.len(),
+            terms.len(),
+            mean(&|t| t.relative),
+            100.0 * mean(&|t| t.coverage)
+        );
+        if let Some(path) = &args.sld_terms {
+            let json = serde_json::to_string_pretty(&terms).context("SLD terms as JSON")?;
+            std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+    } else if let Some(path) = &args.sld_terms {
+        bail!("--sld-terms {}: SLD did not run (give --sld PRESET and --guidance above 1)", path.display());
+    }
+    Ok(out)
 }
 
 /// Fit a LEACE or INLP eraser from two prompt sets.

@@ -91,6 +91,7 @@ fn sld_medium_equals_the_safe_pipeline() {
     ]);
     assert!(ok, "{log}");
     assert!(log.contains("SLD: medium preset"), "{log}");
+    assert!(log.contains("SLD terms: γ subtracted at 2 of 12 steps"), "medium's warm-up is 10 steps: {log}");
     let e = rel_err(&dumped(&dump, "latents"), &reference.f32("medium.latents").unwrap().0);
     eprintln!("studio generate --sld medium vs StableDiffusionPipelineSafe: rel err {e:e}");
     assert!(e <= 1e-4, "{e:e}");
@@ -155,6 +156,33 @@ fn fitted_erasers_and_safree_change_the_image() {
     );
     assert!(ok && log.contains("SAFREE: ") && log.contains("Ring-A-Bell probe added (η = 0.5)"), "{log}");
     assert!(rel_err(&img.unwrap(), &plain) > 1e-3);
+}
+
+/// `--sld-terms`: one entry a step, γ subtracted from the warm-up on, ν growing from zero, μ's
+/// coverage a fraction; without SLD the flag is refused.
+#[test]
+fn sld_terms_are_written_per_step() {
+    let terms = tmp("sld-terms.json");
+    let (ok, log, _) = generate("sld-terms", &["--sld", "max", "--sld-terms", terms.to_str().unwrap()]);
+    assert!(ok, "{log}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&terms).unwrap()).unwrap();
+    let steps = v.as_array().unwrap();
+    assert_eq!(steps.len(), 4, "one entry a step");
+    for (i, s) in steps.iter().enumerate() {
+        assert_eq!(s["step"], i);
+        assert_eq!(s["applied"], true, "max has no warm-up");
+        let (rel, cov, gamma, guide) = (
+            s["relative"].as_f64().unwrap(),
+            s["coverage"].as_f64().unwrap(),
+            s["gammaNorm"].as_f64().unwrap(),
+            s["guidanceNorm"].as_f64().unwrap(),
+        );
+        assert!(gamma > 0.0 && guide > 0.0 && (rel - gamma / guide).abs() < 1e-9, "{s}");
+        assert!((0.0..=1.0).contains(&cov) && s["meanScale"].as_f64().unwrap() <= cov + 1e-9, "{s}");
+        assert!(s["momentumNorm"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    let (ok, log, _) = generate("sld-terms-alone", &["--sld-terms", terms.to_str().unwrap()]);
+    assert!(!ok && log.contains("give --sld weak|medium|strong|max too"), "{log}");
 }
 
 #[test]

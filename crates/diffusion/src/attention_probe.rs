@@ -46,6 +46,8 @@ struct ProbeState {
     armed: bool,
     /// The batch element to record (`Some` while a recorded UNet call runs).
     batch_index: Option<usize>,
+    /// First and last denoising step (0-based, inclusive) recorded; `None`: every step.
+    steps: Option<[usize; 2]>,
     /// In the order the layers ran in the first recorded call (down, mid, up).
     layers: Vec<LayerAttention>,
 }
@@ -66,9 +68,22 @@ impl AttentionProbe {
 
     /// Arms the probe: the UNet calls of the next runs are recorded until [`Self::take`].
     pub fn arm(&self) {
+        self.arm_steps(None);
+    }
+
+    /// Arms the probe for the denoising steps `first..=last` only (`None`: every step), DAAM's
+    /// `time_idx` restricted to a window: the maps of the early steps show the layout, those of
+    /// the late steps the details.
+    pub fn arm_steps(&self, steps: Option<[usize; 2]>) {
         let mut s = self.state();
         s.armed = true;
+        s.steps = steps;
         s.layers.clear();
+    }
+
+    /// Whether denoising step `step` (0-based) is recorded when armed.
+    pub fn records_step(&self, step: usize) -> bool {
+        self.state().steps.is_none_or(|[a, b]| (a..=b).contains(&step))
     }
 
     pub fn is_armed(&self) -> bool {
@@ -80,6 +95,14 @@ impl AttentionProbe {
     pub fn set_recording(&self, batch_index: Option<usize>) {
         let mut s = self.state();
         s.batch_index = if s.armed { batch_index } else { None };
+    }
+
+    /// [`Self::set_recording`] for the UNet call of denoising step `step`: recorded only when the
+    /// step is in the armed window.
+    pub fn set_recording_step(&self, step: usize, batch_index: usize) {
+        let mut s = self.state();
+        let inside = s.steps.is_none_or(|[a, b]| (a..=b).contains(&step));
+        s.batch_index = (s.armed && inside).then_some(batch_index);
     }
 
     /// The batch element being recorded, if a recorded call runs.
@@ -108,6 +131,34 @@ impl AttentionProbe {
         let mut s = self.state();
         s.batch_index = None;
         s.armed = false;
+        s.steps = None;
         std::mem::take(&mut s.layers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_window_records_only_its_steps() {
+        let p = AttentionProbe::new();
+        p.arm_steps(Some([2, 3]));
+        let recorded: Vec<bool> = (0..6)
+            .map(|step| {
+                p.set_recording_step(step, 1);
+                p.recording().is_some()
+            })
+            .collect();
+        assert_eq!(recorded, [false, false, true, true, false, false]);
+        assert!(!p.records_step(4) && p.records_step(3));
+        p.take();
+        // Taking disarms and forgets the window: the next arm records every step.
+        p.set_recording_step(2, 1);
+        assert_eq!(p.recording(), None, "disarmed");
+        p.arm();
+        assert!((0..6).all(|s| p.records_step(s)));
+        p.set_recording_step(5, 0);
+        assert_eq!(p.recording(), Some(0));
     }
 }

@@ -285,6 +285,22 @@ impl Steering {
     }
 }
 
+impl Steering {
+    /// SLD's guidance terms of the run so far, on the device, and its warm-up: read them back
+    /// once after the run and give them to [`crate::sld::step_terms`]. `None` without SLD.
+    pub fn sld_terms(&self) -> Option<(Tensor<1>, usize)> {
+        let (sld, _) = self.sld.as_ref()?;
+        Some((sld.terms()?, sld.params.warmup_steps))
+    }
+
+    /// [`Self::sld_terms`] read back (synchronously: native backends).
+    pub fn read_sld_terms(&self) -> Option<Vec<crate::sld::SldStepTerms>> {
+        let (t, warmup) = self.sld_terms()?;
+        let data = t.into_data().convert::<f32>().try_to_vec::<f32>().ok()?;
+        Some(crate::sld::step_terms(&data, warmup))
+    }
+}
+
 impl Hooks for Steering {
     fn prompt_embeds(&mut self, cond: Tensor<3>, uncond: Tensor<3>) -> Result<(Tensor<3>, Tensor<3>), LoadError> {
         Ok((self.cond.clone().unwrap_or(cond), uncond))

@@ -104,6 +104,179 @@ pub fn aggregate(layers: &[LayerAttention], h: usize, w: usize) -> Option<Tensor
     total.map(|t| t / groups as f64)
 }
 
+/// What of a recording DAAM's maps aggregate: a window of the denoising steps (recorded by
+/// [`diffusion::attention_probe::AttentionProbe::arm_steps`]) and the layers' resolutions, DAAM's
+/// `compute_global_heat_map(factors=…)`: a layer's *factor* is the latent side over its feature
+/// map's side (1, 2, 4, 8 on SD at 512 px). The default is every step and every layer, the sum of
+/// eq. 3 over all of them; the official code at 512 px leaves out factor 8 (the mid block), which
+/// `factors: [1, 2, 4]` reproduces.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Selection {
+    /// First and last step (0-based, inclusive); `None`: every step.
+    #[serde(default)]
+    pub steps: Option<[usize; 2]>,
+    /// The factors kept; `None`: every layer.
+    #[serde(default)]
+    pub factors: Option<Vec<usize>>,
+}
+
+impl Selection {
+    /// Checks the selection against a run of `total` steps on a UNet whose cross-attention layers
+    /// have the factors `available` ([`unet_factors`]), with a message that says what to choose.
+    pub fn check(&self, total: usize, available: &[usize]) -> Result<(), String> {
+        self.check_steps(total)?;
+        self.check_factors(available)
+    }
+
+    /// The step window against a run of `total` steps.
+    pub fn check_steps(&self, total: usize) -> Result<(), String> {
+        if let Some([a, b]) = self.steps {
+            if a > b {
+                return Err(format!("attention steps {a}–{b}: the first step comes after the last; give FIRST-LAST"));
+            }
+            if b >= total {
+                return Err(format!(
+                    "attention steps {a}–{b}: this run has {total} steps, numbered 0–{}",
+                    total.saturating_sub(1)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The factors against those of the UNet's cross-attention layers ([`unet_factors`]).
+    pub fn check_factors(&self, available: &[usize]) -> Result<(), String> {
+        if let Some(f) = &self.factors {
+            let list = || available.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ");
+            if f.is_empty() {
+                return Err(format!("choose at least one attention resolution (this UNet has factors {})", list()));
+            }
+            if let Some(bad) = f.iter().find(|x| !available.contains(x)) {
+                return Err(format!(
+                    "no cross-attention layer at 1/{bad} of the latent size: this UNet has factors {}",
+                    list()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The step window for a run of `total` steps: `[first, last]`.
+    pub fn window(&self, total: usize) -> [usize; 2] {
+        self.steps.unwrap_or([0, total.saturating_sub(1)])
+    }
+
+    /// Whether a layer of factor `factor` is aggregated.
+    pub fn keeps(&self, factor: usize) -> bool {
+        self.factors.as_ref().is_none_or(|f| f.contains(&factor))
+    }
+}
+
+/// `FIRST-LAST` or `STEP` (0-based) → `[first, last]`.
+pub fn parse_steps(s: &str) -> Result<[usize; 2], String> {
+    let num = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("`{s}` is not a step window: give FIRST-LAST (0-based), e.g. 0-9"))
+    };
+    match s.split_once('-') {
+        Some((a, b)) => Ok([num(a)?, num(b)?]),
+        None => {
+            let a = num(s)?;
+            Ok([a, a])
+        }
+    }
+}
+
+/// DAAM's factor of a layer: the latent side over the layer's (`int(sqrt(latent_hw // n))`, rounded).
+pub fn factor(latent_side: usize, layer_side: usize) -> usize {
+    ((latent_side as f64 / layer_side.max(1) as f64).round() as usize).max(1)
+}
+
+/// The factors of a UNet's cross-attention layers, from its config (each down block but the last
+/// halves the feature map): what [`Selection::factors`] may hold, before anything runs.
+pub fn unet_factors(c: &diffusion::unet_2d_condition_config::UNet2DConditionConfig) -> Vec<usize> {
+    let n = c.down_block_types.len();
+    let mut out = vec![];
+    let mut add = |f: usize| {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    };
+    for (i, t) in c.down_block_types.iter().enumerate() {
+        if t.contains("CrossAttn") {
+            add(1 << i);
+        }
+    }
+    if c.mid_block_type.as_deref().unwrap_or("UNetMidBlock2DCrossAttn").contains("CrossAttn") {
+        add(1 << n.saturating_sub(1));
+    }
+    for (j, t) in c.up_block_types.iter().enumerate() {
+        if t.contains("CrossAttn") {
+            add(1 << n.saturating_sub(1 + j));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// The cross-attention layers of one resolution in a recording.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resolution {
+    /// Latent side / the layers' side.
+    pub factor: usize,
+    pub height: usize,
+    pub width: usize,
+    pub layers: usize,
+    pub heads: usize,
+    /// Aggregated into the maps.
+    pub selected: bool,
+}
+
+/// The resolutions of a recording (`latent_side`: the latent height), smallest factor first.
+pub fn resolutions(layers: &[LayerAttention], latent_side: usize, selection: &Selection) -> Vec<Resolution> {
+    let mut out: Vec<Resolution> = vec![];
+    for l in layers {
+        let f = factor(latent_side, l.height);
+        match out.iter_mut().find(|r| r.factor == f) {
+            Some(r) => {
+                r.layers += 1;
+                r.heads += l.heads();
+            }
+            None => out.push(Resolution {
+                factor: f,
+                height: l.height,
+                width: l.width,
+                layers: 1,
+                heads: l.heads(),
+                selected: selection.keeps(f),
+            }),
+        }
+    }
+    out.sort_by_key(|r| r.factor);
+    out
+}
+
+/// The layers `selection` keeps (tensors are shared, not copied).
+pub fn select(layers: &[LayerAttention], latent_side: usize, selection: &Selection) -> Vec<LayerAttention> {
+    layers.iter().filter(|l| selection.keeps(factor(latent_side, l.height))).cloned().collect()
+}
+
+/// [`aggregate`] of the layers of `recorded` that `selection` keeps: `(the kept layers, maps)`;
+/// `None` when it keeps none.
+pub fn aggregate_selection(
+    recorded: &[LayerAttention],
+    h: usize,
+    w: usize,
+    selection: &Selection,
+) -> Option<(Vec<LayerAttention>, Tensor<3>)> {
+    let kept = select(recorded, h, selection);
+    let maps = aggregate(&kept, h, w)?;
+    Some((kept, maps))
+}
+
 /// A word of the prompt and the rows of its sub-word tokens in [`AttentionMaps::maps`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Word {
@@ -147,6 +320,11 @@ pub struct AttentionMaps {
     pub layers: usize,
     pub heads: usize,
     pub steps: usize,
+    /// The denoising steps recorded, `[first, last]` (0-based, inclusive), of the run's `run_steps`.
+    pub step_window: [usize; 2],
+    pub run_steps: usize,
+    /// Every resolution recorded, and whether it is in the maps ([`Selection::factors`]).
+    pub resolutions: Vec<Resolution>,
     /// `[tokens, height, width]`, row-major: DAAM's raw maps (Σ over tokens of all 77 rows = steps).
     #[serde(skip)]
     pub maps: Vec<f32>,
@@ -172,8 +350,20 @@ impl AttentionMaps {
             layers: layers.len(),
             heads: layers.iter().map(|l| l.heads()).sum(),
             steps: layers.iter().map(|l| l.steps).max().unwrap_or(0),
+            step_window: [0, layers.iter().map(|l| l.steps).max().unwrap_or(1).saturating_sub(1)],
+            run_steps: layers.iter().map(|l| l.steps).max().unwrap_or(0),
+            resolutions: resolutions(layers, h, &Selection::default()),
             maps: data[..rows * h * w].to_vec(),
         }
+    }
+
+    /// Records what the maps were chosen from: `recorded`, every layer the probe recorded (the
+    /// maps were aggregated from `select(recorded, …)`) in a run of `run_steps` steps.
+    pub fn with_selection(mut self, recorded: &[LayerAttention], selection: &Selection, run_steps: usize) -> Self {
+        self.resolutions = resolutions(recorded, self.height, selection);
+        self.step_window = selection.window(run_steps);
+        self.run_steps = run_steps;
+        self
     }
 
     /// Row `row` (a token) `[h, w]`.
@@ -248,8 +438,17 @@ pub fn recorded<T>(
     model: &mut crate::StableDiffusion,
     run: impl FnOnce(&crate::StableDiffusion) -> T,
 ) -> (T, Vec<LayerAttention>) {
+    recorded_steps(model, None, run)
+}
+
+/// [`recorded`] for the denoising steps `first..=last` only (`None`: every step).
+pub fn recorded_steps<T>(
+    model: &mut crate::StableDiffusion,
+    steps: Option<[usize; 2]>,
+    run: impl FnOnce(&crate::StableDiffusion) -> T,
+) -> (T, Vec<LayerAttention>) {
     let probe = diffusion::attention_probe::AttentionProbe::new();
-    probe.arm();
+    probe.arm_steps(steps);
     model.unet.set_attention_probe(Some(probe.clone()));
     let out = run(model);
     model.unet.set_attention_probe(None);
@@ -266,6 +465,64 @@ pub fn latent_size(model: &crate::StableDiffusion, height: usize, width: usize) 
 mod tests {
     use super::*;
     use burn::tensor::Device;
+
+    #[test]
+    fn step_windows_parse_and_are_checked() {
+        assert_eq!(parse_steps("3-9"), Ok([3, 9]));
+        assert_eq!(parse_steps(" 4 "), Ok([4, 4]));
+        assert!(parse_steps("a-3").unwrap_err().contains("FIRST-LAST"));
+        assert!(parse_steps("-3").is_err());
+        let s = Selection { steps: Some([5, 20]), factors: None };
+        assert!(s.check(20, &[1]).unwrap_err().contains("this run has 20 steps, numbered 0–19"));
+        assert_eq!(s.check(21, &[1]), Ok(()));
+        assert_eq!(s.window(21), [5, 20]);
+        assert_eq!(Selection::default().window(30), [0, 29]);
+    }
+
+    #[test]
+    fn factors_of_sd_and_their_check() {
+        // SD 1.5 at 512 px: cross-attention at 64², 32², 16² (down and up) and 8² (mid).
+        let sd15 = diffusion::unet_2d_condition_config::UNet2DConditionConfig::sd15();
+        assert_eq!(unet_factors(&sd15), [1, 2, 4, 8]);
+        let mut no_mid = sd15.clone();
+        no_mid.mid_block_type = Some("UNetMidBlock2D".into());
+        no_mid.up_block_types[1] = "UpBlock2D".into();
+        assert_eq!(unet_factors(&no_mid), [1, 2, 4], "the 16² down block still attends");
+        let daam = Selection { steps: None, factors: Some(vec![1, 2, 4]) };
+        assert_eq!(daam.check(50, &[1, 2, 4, 8]), Ok(()));
+        assert!(!daam.keeps(8) && daam.keeps(2));
+        let bad = Selection { steps: None, factors: Some(vec![3]) };
+        assert!(
+            bad.check(50, &[1, 2, 4, 8])
+                .unwrap_err()
+                .contains("no cross-attention layer at 1/3 of the latent size: this UNet has factors 1, 2, 4, 8")
+        );
+        assert_eq!(factor(64, 8), 8);
+        assert_eq!(factor(60, 8), 8, "60 → 30 → 15 → 8: DAAM's rounding");
+    }
+
+    #[test]
+    fn resolutions_group_layers_and_select_keeps_them() {
+        #[allow(deprecated)]
+        let device = Device::ndarray();
+        let layer = |key: &str, side: usize, heads: usize| LayerAttention {
+            key: key.into(),
+            sum: Tensor::<3>::ones([heads, side * side, 77], &device),
+            height: side,
+            width: side,
+            steps: 1,
+        };
+        let layers = vec![layer("down.0", 8, 2), layer("down.1", 4, 2), layer("mid", 2, 4), layer("up.1", 4, 2)];
+        let sel = Selection { steps: None, factors: Some(vec![2]) };
+        let r = resolutions(&layers, 8, &sel);
+        assert_eq!(
+            r.iter().map(|r| (r.factor, r.layers, r.heads, r.selected)).collect::<Vec<_>>(),
+            [(1, 1, 2, false), (2, 2, 4, true), (4, 1, 4, false)]
+        );
+        let kept = select(&layers, 8, &sel);
+        assert_eq!(kept.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(), ["down.1", "up.1"]);
+        assert!(aggregate_selection(&layers, 8, 8, &Selection { steps: None, factors: Some(vec![16]) }).is_none());
+    }
 
     /// `torch.nn.functional.interpolate(torch.arange(4.).view(1,1,1,4), size=(1,8), mode='bicubic')`
     /// (align_corners=False), printed by PyTorch 2.15.0.

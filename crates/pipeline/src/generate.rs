@@ -310,7 +310,7 @@ impl Run<'_> {
         // DAAM: the conditional element is the second of `[uncond, cond, …]`, the only one without guidance.
         let probe = self.model.unet.attention_probe();
         if let Some(p) = probe {
-            p.set_recording(Some(if self.cfg { 1 } else { 0 }));
+            p.set_recording_step(i, if self.cfg { 1 } else { 0 });
         }
         let eps = self.model.unet.forward(x, ts, context);
         if let Some(p) = probe {

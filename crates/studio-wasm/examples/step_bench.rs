@@ -56,6 +56,7 @@ fn main() {
         clip_skip: None,
         preview_every: 0,
         attention: false,
+        attention_selection: None,
         timeline: false,
         steering: None,
     };

@@ -44,6 +44,9 @@ pub struct StudioParams {
     /// image is the same bit for bit.
     #[serde(default)]
     pub attention: bool,
+    /// The steps and the layers' resolutions the maps aggregate (default every step and layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_selection: Option<pipeline::daam::Selection>,
     /// Decode the scheduler's predicted clean image x̂₀ after every step (the denoising timeline;
     /// one VAE decode a step). The image is the same bit for bit.
     #[serde(default)]
@@ -198,6 +201,8 @@ pub struct Image {
     pub timeline: Vec<Vec<u8>>,
     /// Decoding the timeline's frames (ms), within `timing.total_ms` and excluded from `steps_ms`.
     pub timeline_ms: f64,
+    /// With SLD steering: its guidance terms at every step (read back once, after the run).
+    pub sld_terms: Vec<erasure::sld::SldStepTerms>,
 }
 
 /// How a run ended.
@@ -288,19 +293,21 @@ pub async fn generate_steered<H: Host>(
             }
         }
     }
+    let selection = params.attention_selection.clone().unwrap_or_default();
+    let mut run = model.start(&gp, hooks)?;
+    let total = run.total();
     let probe = if params.attention {
         let p = model
             .unet
             .attention_probe()
             .ok_or_else(|| StudioError::Params("this model was loaded without an attention probe: reload it".into()))?;
-        p.arm();
+        selection.check(total, &pipeline::daam::unet_factors(model.unet.config())).map_err(StudioError::Params)?;
+        p.arm_steps(selection.steps);
         Some(p)
     } else {
         None
     };
     let _disarm = Disarm(probe);
-    let mut run = model.start(&gp, hooks)?;
-    let total = run.total();
     host.yield_now().await;
     if host.cancel_requested() {
         return Ok(Outcome::Cancelled { step: 0, total });
@@ -358,8 +365,12 @@ pub async fn generate_steered<H: Host>(
     let (h, w, rgba) = decode_rgba(&run, total).await?;
     let t_decoded = host.now_ms();
     let attention = match probe {
-        Some(p) => Some(attention_maps(model, &gp, &p.take(), &rgba, w, h).await?),
+        Some(p) => Some(attention_maps(model, &gp, &p.take(), &selection, total, &rgba, w, h).await?),
         None => None,
+    };
+    let sld_terms = match steering.as_ref().and_then(|s| s.sld_terms()) {
+        Some((t, warmup)) => erasure::sld::step_terms(&to_f32(t).await?, warmup),
+        None => vec![],
     };
     let t_end = host.now_ms();
     let steps_ms = t_steps - t_start - preview_ms - timeline_ms;
@@ -382,26 +393,31 @@ pub async fn generate_steered<H: Host>(
         attention_ms: t_end - t_decoded,
         timeline,
         timeline_ms,
+        sld_terms,
     }))
 }
 
 /// DAAM's maps of a finished run, read back, and each word's IoU with the image's object mask
 /// (`classroom::foreground`), as `studio attention` computes them.
+#[allow(clippy::too_many_arguments)]
 async fn attention_maps(
     model: &StableDiffusion,
     gp: &GenerateParams,
-    layers: &[diffusion::attention_probe::LayerAttention],
+    recorded: &[diffusion::attention_probe::LayerAttention],
+    selection: &pipeline::daam::Selection,
+    total: usize,
     rgba: &[u8],
     w: usize,
     h: usize,
 ) -> Result<(pipeline::daam::AttentionMaps, Vec<pipeline::daam::WordScore>), StudioError> {
     let [lh, lw] = pipeline::daam::latent_size(model, gp.height, gp.width);
-    let Some(t) = pipeline::daam::aggregate(layers, lh, lw) else {
+    let Some((layers, t)) = pipeline::daam::aggregate_selection(recorded, lh, lw, selection) else {
         return Err(StudioError::Params("this UNet has no cross-attention: there are no attention maps".into()));
     };
     let data = to_f32(t).await?;
     let encoding = model.tokenizer.encode(&gp.prompt);
-    let maps = pipeline::daam::AttentionMaps::new(&model.tokenizer, &encoding, layers, lh, lw, &data);
+    let maps = pipeline::daam::AttentionMaps::new(&model.tokenizer, &encoding, &layers, lh, lw, &data)
+        .with_selection(recorded, selection, total);
     let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
     let scores = maps.word_scores(&classroom::foreground::foreground_mask(&rgb, w, h), h, w);
     Ok((maps, scores))

@@ -69,6 +69,8 @@ pub(crate) struct Done<'a> {
     /// object as `timeline` (`Uint8ClampedArray`, the frames' RGBA one after another).
     pub timeline_frames: usize,
     pub timeline_ms: f64,
+    /// With SLD steering: its guidance terms at every step.
+    pub sld_terms: &'a [erasure::sld::SldStepTerms],
 }
 
 /// `Done.attention`: `{tokens, words, height, width, layers, heads, steps, scores, ms}`.

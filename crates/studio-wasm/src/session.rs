@@ -419,6 +419,7 @@ impl Session {
                         }),
                         timeline_frames: img.timeline.len(),
                         timeline_ms: img.timeline_ms,
+                        sld_terms: &img.sld_terms,
                     };
                     Ok(done.to_js(&img.rgba, img.attention.as_ref().map(|(m, _)| m.maps.as_slice()), &img.timeline)?)
                 }

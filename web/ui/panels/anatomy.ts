@@ -3,7 +3,8 @@
 // a weight edit also shows its anatomy (`Session.entryAnatomy`, the numbers `studio anatomy
 // --json` prints): ‖ΔW‖/‖W‖ per block for to_k and to_v as a chart, the rank of ΔW, and how the
 // concept's keys and values moved towards the guide and the preserved concepts. An SPM shows its
-// permeability for the last prompt it ran with, steering what the last run's steering did.
+// permeability for the last prompt it ran with, steering what the last run's steering did, and
+// SLD its guidance terms at every step of the last run with it on (web/ui/sld-terms.ts).
 
 import type { EditAnatomy, TensorAnatomy } from '../../protocol';
 import type { Ctx } from '../context';
@@ -12,6 +13,7 @@ import { svg } from '../svg';
 import { byId, setStatus } from '../dom';
 import { equationFor, fmt } from '../equations';
 import { editLabel } from './variant-list';
+import { sldSummary, sldTermsChart } from '../sld-terms';
 
 
 /** A short name for a block: `down_blocks.1.attentions.0` → `down 1.0`. */
@@ -176,6 +178,31 @@ export function createAnatomyPanel(ctx: Pick<Ctx, 'store' | 'engine' | 'failed'>
           ),
         );
         wrap.append(details);
+      }
+      parts.push(wrap);
+    }
+    if (entry.info.kind === 'sld') {
+      const wrap = document.createElement('div');
+      wrap.className = 'anatomy';
+      const terms = facts?.sldTerms ?? [];
+      const h = document.createElement('h3');
+      h.textContent = 'The guidance terms at every step of the last run';
+      wrap.append(h);
+      if (!terms.length) {
+        const p = document.createElement('p');
+        p.className = 'hint';
+        p.textContent = 'Generate with this entry on: its safety term γ, its threshold mask μ and its momentum ν are recorded at every step.';
+        wrap.append(p);
+      } else {
+        const sum = sldSummary(terms);
+        const p = document.createElement('p');
+        p.className = 'hint';
+        p.setAttribute('data-testid', 'guidance-summary');
+        p.textContent =
+          sum.applied === 0
+            ? `γ was not subtracted in these ${sum.total} steps: the warm-up is longer than the run (ν built up to ${fmt(terms[terms.length - 1].momentumNorm)}).`
+            : `γ is subtracted from step ${sum.firstApplied} on (${sum.applied} of ${sum.total} steps): on average it is ${(100 * sum.meanRelative).toFixed(1)} % of ‖ε_p − ε_u‖, and μ > 0 on ${(100 * sum.meanCoverage).toFixed(1)} % of the latent.`;
+        wrap.append(p, sldTermsChart(terms));
       }
       parts.push(wrap);
     }

@@ -1,13 +1,16 @@
 // Where each word of the prompt looks: DAAM's cross-attention heat maps (Tang et al. 2023) of the
 // original and the edited image, side by side over the images, one word at a time. The maps and
 // the IoU come from the engine (`pipeline::daam`, the same numbers `studio attention` writes);
-// this panel only draws them.
+// this panel only draws them, and lets the user choose the steps and the layers' resolutions the
+// maps aggregate (attention-choice.ts), which the next run records.
 
 import type { AttentionMaps } from '../../protocol';
 import type { Ctx } from '../context';
 import type { PageState, Result } from '../store';
+import { canAct } from '../store';
 import { byId } from '../dom';
 import { heatColour, wordHeat } from '../heat';
+import { describeChoice, readChoice } from '../attention-choice';
 
 /** The word shown first: the one whose map covers the object best in the original image. */
 export function defaultWord(maps: AttentionMaps): number {
@@ -22,14 +25,28 @@ export function defaultWord(maps: AttentionMaps): number {
   return best;
 }
 
-export function createAttentionPanel(ctx: Pick<Ctx, 'store'>) {
+export interface AttentionDeps {
+  /** Runs Generate again with the form's settings and the attention maps on (the choice is in the store). */
+  regenerate(): void;
+}
+
+export function createAttentionPanel(ctx: Pick<Ctx, 'store'>, deps: AttentionDeps) {
   const { store } = ctx;
   const el = {
     section: byId('attention'),
     note: byId('attention-note'),
     tokens: byId('attention-tokens'),
     panes: byId('attention-panes'),
+    first: byId<HTMLInputElement>('attention-first'),
+    last: byId<HTMLInputElement>('attention-last'),
+    resolutions: byId('attention-resolutions'),
+    apply: byId<HTMLButtonElement>('attention-apply'),
+    reset: byId<HTMLButtonElement>('attention-reset'),
+    error: byId('attention-choice-error'),
+    enable: byId<HTMLInputElement>('attention-maps'),
   };
+  /** The maps the choice controls were filled from. */
+  let choiceOf: AttentionMaps | null = null;
   let shown: { original: Result | null; edited: Result | null; word: number | null } = { original: null, edited: null, word: null };
 
   /** The image with word `w`'s normalised heat over it (60 % heat where it is high, as the CLI's PNGs). */
@@ -92,12 +109,63 @@ export function createAttentionPanel(ctx: Pick<Ctx, 'store'>) {
     return fig;
   }
 
+  /** The choice controls as the maps were made: their step window and each resolution, ticked when used. */
+  function fillChoice(maps: AttentionMaps) {
+    if (choiceOf === maps) return;
+    choiceOf = maps;
+    const last = Math.max(0, maps.runSteps - 1);
+    for (const i of [el.first, el.last]) i.max = String(last);
+    el.first.value = String(maps.stepWindow[0]);
+    el.last.value = String(maps.stepWindow[1]);
+    el.resolutions.replaceChildren(
+      ...maps.resolutions.map((r) => {
+        const label = document.createElement('label');
+        label.title = `${r.layers} cross-attention layer${r.layers === 1 ? '' : 's'}, ${r.heads} heads, at 1/${r.factor} of the latent size`;
+        const box = document.createElement('input');
+        box.type = 'checkbox';
+        box.checked = r.selected;
+        box.value = String(r.factor);
+        box.setAttribute('data-testid', 'attention-resolution');
+        box.dataset.factor = String(r.factor);
+        const text = document.createElement('span');
+        text.textContent = `${r.width}×${r.height}`;
+        label.append(box, text);
+        return label;
+      }),
+    );
+    el.error.hidden = true;
+  }
+
+  function choose(reset: boolean) {
+    const maps = choiceOf;
+    if (!maps || !canAct(store.state)) return;
+    let selection = null;
+    if (!reset) {
+      const ticked = [...el.resolutions.querySelectorAll<HTMLInputElement>('input[type=checkbox]')].filter((b) => b.checked).map((b) => Number(b.value));
+      const c = readChoice(el.first.value, el.last.value, ticked, maps.resolutions, maps.runSteps);
+      if (!c.ok) {
+        el.error.textContent = c.message;
+        el.error.hidden = false;
+        return;
+      }
+      selection = c.selection;
+    }
+    el.error.hidden = true;
+    store.update((st) => (st.attentionSelection = selection));
+    el.enable.checked = true;
+    deps.regenerate();
+  }
+  el.apply.addEventListener('click', () => choose(false));
+  el.reset.addEventListener('click', () => choose(true));
+
   function render(s: Readonly<PageState>) {
     const { original, edited } = s.results;
     const first = original?.attention ? original : edited?.attention ? edited : null;
     el.section.hidden = !first;
+    el.apply.disabled = el.reset.disabled = !canAct(s);
     if (!first) return;
     const maps = first.attention as AttentionMaps;
+    fillChoice(maps);
     const w = Math.min(s.attentionWord ?? defaultWord(maps), maps.words.length - 1);
     if (shown.original === original && shown.edited === edited && shown.word === w) return;
     shown = { original, edited, word: w };
@@ -120,7 +188,8 @@ export function createAttentionPanel(ctx: Pick<Ctx, 'store'>) {
     if (edited?.attention) panes.push(pane('edited', edited, w));
     el.panes.replaceChildren(...panes);
     el.note.textContent =
-      `Mean over ${maps.layers} cross-attention layers and ${maps.heads} heads, summed over ${maps.steps} steps, ` +
+      `Mean over ${maps.layers} cross-attention layers and ${maps.heads} heads, summed over ${maps.steps} steps ` +
+      `(${describeChoice(maps.stepWindow, maps.runSteps, maps.resolutions)}), ` +
       `at ${maps.width}×${maps.height} (the latent size); each map is normalised to its own maximum. ` +
       `Recording took ${Math.round(maps.ms)} ms.`;
   }

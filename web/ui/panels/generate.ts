@@ -10,6 +10,7 @@ import type { Shared } from '../share';
 import type { Ctx } from '../context';
 import type { Streamed } from '../engine-client';
 import { canAct, enabledEdits, type Job } from '../store';
+import { selectionFor } from '../attention-choice';
 import { byId, clearError, markInvalid, setStatus, showError } from '../dom';
 import { editLabel } from './variant-list';
 import type { createResults } from './results';
@@ -112,7 +113,11 @@ export function createGenerate(ctx: Ctx, deps: GenerateDeps) {
     }
     const params: GenerateParams = { ...checked.params, previewEvery: Number(el.previewEvery.value) || 0 };
     // Attention maps are shown for the original and the edited image (not per grid cell).
-    if (el.attention.checked && s.view !== 'grid') params.attention = true;
+    if (el.attention.checked && s.view !== 'grid') {
+      params.attention = true;
+      const selection = selectionFor(s.attentionSelection, params.steps);
+      if (selection) params.attentionSelection = selection;
+    }
     if (el.timeline.checked && s.view !== 'grid') params.timeline = true;
     const enabled = enabledEdits(s);
     const jobs: Job[] = [];
@@ -296,6 +301,8 @@ export function createGenerate(ctx: Ctx, deps: GenerateDeps) {
   });
 
   return {
+    /** Generate, as the button does. */
+    run: generate,
     applyModel,
     applyShared,
     shareValues,

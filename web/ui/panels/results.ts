@@ -140,7 +140,7 @@ export function createResults(ctx: Pick<Ctx, 'store'>, deps: ResultsDeps) {
     // One update an image: what the run showed of each entry, and the image where a pane shows it.
     store.update((s) => {
       const facts = { ...s.runFacts };
-      for (const id of m.edits) facts[id] = { prompt: m.params.prompt, permeability: m.permeabilities?.[id] ?? null, steering: m.steering ?? null };
+      for (const id of m.edits) facts[id] = { prompt: m.params.prompt, permeability: m.permeabilities?.[id] ?? null, steering: m.steering ?? null, sldTerms: m.sldTerms ?? [] };
       s.runFacts = facts;
       if (job.target.kind === 'original') s.results.original = r;
       else if (job.target.kind === 'edited') s.results.edited = r;

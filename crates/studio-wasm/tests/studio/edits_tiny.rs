@@ -25,6 +25,7 @@ fn image(model: &StableDiffusion) -> Vec<u8> {
         clip_skip: None,
         preview_every: 0,
         attention: false,
+        attention_selection: None,
         timeline: false,
         steering: None,
     };

@@ -61,6 +61,7 @@ fn params(scheduler: &str) -> StudioParams {
         clip_skip: None,
         preview_every: 0,
         attention: false,
+        attention_selection: None,
         timeline: false,
         steering: None,
     }
@@ -194,6 +195,13 @@ fn steering_with_async_readback_equals_the_cli_path() {
         let ours: Vec<u8> = img.rgba.chunks_exact(4).flat_map(|px| [px[0], px[1], px[2]]).collect();
         assert_eq!(ours, rgb, "{req:?}: the studio's steered image differs from the CLI path");
         assert_ne!(rgb, pipeline::generate::to_rgb8(&plain.image).2, "{req:?}: steering changed nothing");
+        // SLD's guidance terms: the studio's (read back asynchronously) are the CLI's.
+        assert_eq!(img.sld_terms, steering.read_sld_terms().unwrap_or_default(), "{req:?}");
+        if req.sld.is_some() {
+            assert_eq!(img.sld_terms.len(), 3, "one a step");
+            assert!(img.sld_terms.iter().all(|t| !t.applied), "strong's warm-up is 7 steps");
+            assert!(img.sld_terms.iter().all(|t| t.momentum_norm > 0.0 && t.guidance_norm > 0.0));
+        }
         let note = img.steering.expect("a SAFREE note");
         let s = steering.report.safree.as_ref().unwrap();
         assert!(
@@ -261,6 +269,68 @@ fn attention_maps_change_nothing_and_equal_the_pipelines() {
     for p in 0..lh * lw {
         let total: f32 = (0..77).map(|t| full[t * lh * lw + p]).sum();
         assert!(total > 3.0 - 1e-4 && total < 3.0 * 1.05, "pixel {p}: Σ over tokens {total}, want ≈ 3 steps");
+    }
+}
+
+/// Choosing the steps and the resolutions: the maps are those of the pipeline's run recorded over
+/// the same steps with the same layers kept, they sum over the 77 tokens to the number of steps
+/// chosen, and a window or a factor the run does not have is refused before any step runs.
+#[test]
+fn attention_maps_of_chosen_steps_and_resolutions() {
+    let device = device();
+    let mut files = MapFiles::new(fixture_files());
+    let mut model = StableDiffusion::load(&mut files, &device).unwrap();
+    model.unet.set_attention_probe(Some(diffusion::attention_probe::AttentionProbe::new()));
+    let host = || TestHost { steps_seen: vec![], cancel_after: None, yields: 0, previews: vec![] };
+    let available = pipeline::daam::unet_factors(model.unet.config());
+    assert!(available.len() >= 2, "the tiny UNet attends at {available:?}");
+    let coarsest = *available.last().unwrap();
+    let selection = pipeline::daam::Selection { steps: Some([1, 2]), factors: Some(vec![coarsest]) };
+    let with = StudioParams { attention: true, attention_selection: Some(selection.clone()), ..params("ddim") };
+    let Outcome::Done(img) = block_on(engine::generate(&model, &with, &mut host())).unwrap() else {
+        panic!("cancelled")
+    };
+    let (maps, _) = img.attention.expect("maps asked for");
+    assert_eq!((maps.steps, maps.step_window), (2, [1, 2]));
+    assert_eq!(maps.resolutions.len(), available.len(), "every resolution is listed: {:?}", maps.resolutions);
+    for r in &maps.resolutions {
+        assert_eq!(r.selected, r.factor == coarsest, "{r:?}");
+    }
+    let kept = maps.resolutions.iter().find(|r| r.selected).unwrap();
+    assert_eq!((maps.layers, maps.heads), (kept.layers, kept.heads));
+
+    let gp = with.to_generate_params().unwrap();
+    let (_, recorded) =
+        pipeline::daam::recorded_steps(&mut model, Some([1, 2]), |m| m.generate(&gp, &mut NoHooks).unwrap());
+    let [lh, lw] = pipeline::daam::latent_size(&model, 16, 16);
+    let (layers, t) = pipeline::daam::aggregate_selection(&recorded, lh, lw, &selection).unwrap();
+    assert!(layers.len() < recorded.len() && layers.iter().all(|l| l.steps == 2));
+    let full = t.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(maps.maps, full[..maps.tokens.len() * lh * lw], "the studio's maps are the pipeline's");
+    for p in 0..lh * lw {
+        let total: f32 = (0..77).map(|t| full[t * lh * lw + p]).sum();
+        assert!(total > 2.0 - 1e-4 && total < 2.0 * 1.05, "pixel {p}: Σ over tokens {total}, want ≈ 2 steps");
+    }
+    // The whole run, every layer: different maps (the pipeline's recording detached the probe).
+    model.unet.set_attention_probe(Some(diffusion::attention_probe::AttentionProbe::new()));
+    let all = StudioParams { attention: true, ..params("ddim") };
+    let Outcome::Done(img_all) = block_on(engine::generate(&model, &all, &mut host())).unwrap() else {
+        panic!("cancelled")
+    };
+    assert_eq!(img_all.rgba, img.rgba, "the choice changes no pixel");
+    assert_ne!(img_all.attention.unwrap().0.maps, maps.maps);
+
+    for (sel, want) in [
+        (pipeline::daam::Selection { steps: Some([2, 5]), factors: None }, "this run has 3 steps, numbered 0–2"),
+        (pipeline::daam::Selection { steps: Some([2, 1]), factors: None }, "comes after the last"),
+        (pipeline::daam::Selection { steps: None, factors: Some(vec![64]) }, "no cross-attention layer at 1/64"),
+        (pipeline::daam::Selection { steps: None, factors: Some(vec![]) }, "at least one"),
+    ] {
+        let bad = StudioParams { attention: true, attention_selection: Some(sel), ..params("ddim") };
+        let mut h = host();
+        let err = block_on(engine::generate(&model, &bad, &mut h)).err().expect("refused").to_string();
+        assert!(err.contains(want), "{err}");
+        assert!(h.steps_seen.is_empty(), "refused before any step");
     }
 }
 

@@ -31,6 +31,7 @@ fn params(steering: Option<SteeringRequest>) -> StudioParams {
         clip_skip: None,
         preview_every: 0,
         attention: false,
+        attention_selection: None,
         timeline: false,
         steering,
     }
